@@ -11,6 +11,12 @@
 int cmd_info(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_synth(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_loadgen(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
 
 /* Prints "rackllm: <message>" on stderr and returns the exit code for it. */
 int cli_fail(const rl_err *err);

@@ -16,6 +16,12 @@ static const command COMMANDS[] = {
     {"info", cmd_info, "describe a GGUF model: shape, tensors, size class, RAM"},
     {"tokenize", cmd_tokenize, "show the token ids of a text"},
     {"run", cmd_run, "generate text from a prompt, or chat"},
+    {"synth", cmd_synth, "write a GGUF with a real model's shape and random weights"},
+    {"quantize", cmd_quantize, "convert a GGUF's weights to a quantized type"},
+    {"bench", cmd_bench, "measure prefill, decode, bandwidth and sessions at the floor"},
+    {"serve", cmd_serve, "OpenAI-compatible HTTP server with admission control"},
+    {"loadgen", cmd_loadgen, "open N streaming chat sessions against a server and report"},
+    {"plan", cmd_plan, "sessions per rack for a model class and hardware"},
 };
 
 static void usage(FILE *out) {
