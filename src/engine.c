@@ -1,0 +1,304 @@
+/*
+ * engine.c — sequences, their KV caches, and the step that batches them
+ * (see engine.h for the contract).
+ */
+#include "engine.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "forward.h"
+
+struct engine_seq {
+    engine *e;
+    int slot;
+    void *user;
+    fw_kv kv;
+    int32_t *input; /* pending tokens; room for n_ctx */
+    int n_input;
+    int pos;        /* tokens already in the cache */
+    sampler *smp;   /* NULL: manual */
+    int32_t out;
+    bool has_out;
+    float *logits;
+    bool logits_ready;
+    engine_seq_state state;
+    uint64_t arrival;
+};
+
+struct engine {
+    const model *m;
+    engine_params p;
+    kernels *k;
+    forward *fw;
+    engine_seq **slots;
+    int n_active;
+    uint64_t arrivals;
+    /* the batch being assembled, max_batch entries */
+    int32_t *tok, *pos;
+    fw_kv **kv;
+    int *out_rows;
+    float **out_logits;
+    engine_seq **out_seq;
+    engine_seq **seg_seq; /* the batch's sequences, in order ... */
+    int *seg_len;         /* ... and how many of its tokens each has */
+    int n_seg;
+    engine_stats stats;
+};
+
+engine_params engine_default_params(void) {
+    engine_params p = {0};
+    p.max_seqs = 1;
+    p.max_batch = 512;
+    p.kern_level = -1;
+    return p;
+}
+
+engine *engine_open(const model *m, const engine_params *params, rl_err *err) {
+    engine *e = rl_calloc(1, sizeof *e, err);
+    if (!e) return NULL;
+    e->m = m;
+    e->p = params ? *params : engine_default_params();
+    engine_params *p = &e->p;
+    if (p->max_seqs < 1) p->max_seqs = 1;
+    if (p->max_batch < 1) p->max_batch = 512;
+    if (p->max_batch < p->max_seqs) p->max_batch = p->max_seqs; /* every decoder fits a step */
+    if (p->n_ctx <= 0) p->n_ctx = (int)RL_MIN(m->shape.n_ctx_train, 4096u);
+    if (p->n_ctx < 1) p->n_ctx = 1;
+    const rl_shape *s = &m->shape;
+    kern_params kp = {.n_threads = p->n_threads, .cpus = p->cpus, .max_rows = p->max_batch,
+                      .max_cols = RL_MAX((int64_t)s->n_ff, (int64_t)s->n_head * s->head_dim), .level = p->kern_level};
+    if (kp.max_cols < (int64_t)s->n_embd) kp.max_cols = s->n_embd;
+    e->k = kern_new(&kp, err);
+    if (!e->k) goto fail;
+    e->fw = forward_new(m, e->k, p->max_batch, p->max_seqs, p->n_ctx, !p->kv_f32, err);
+    if (!e->fw) goto fail;
+    size_t B = (size_t)p->max_batch, S = (size_t)p->max_seqs;
+    e->slots = rl_calloc(S, sizeof *e->slots, err);
+    e->tok = rl_calloc(B, sizeof *e->tok, err);
+    e->pos = rl_calloc(B, sizeof *e->pos, err);
+    e->kv = rl_calloc(B, sizeof *e->kv, err);
+    e->out_rows = rl_calloc(S, sizeof *e->out_rows, err);
+    e->out_logits = rl_calloc(S, sizeof *e->out_logits, err);
+    e->out_seq = rl_calloc(S, sizeof *e->out_seq, err);
+    e->seg_seq = rl_calloc(S, sizeof *e->seg_seq, err);
+    e->seg_len = rl_calloc(S, sizeof *e->seg_len, err);
+    if (!e->slots || !e->tok || !e->pos || !e->kv || !e->out_rows || !e->out_logits || !e->out_seq || !e->seg_seq ||
+        !e->seg_len)
+        goto fail;
+    return e;
+fail:
+    engine_close(e);
+    return NULL;
+}
+
+static void seq_free(engine_seq *s) {
+    if (!s) return;
+    free(s->kv.data);
+    free(s->input);
+    free(s->logits);
+    sampler_free(s->smp);
+    free(s);
+}
+
+void engine_close(engine *e) {
+    if (!e) return;
+    for (int i = 0; e->slots && i < e->p.max_seqs; i++) seq_free(e->slots[i]);
+    forward_free(e->fw);
+    kern_free(e->k);
+    free(e->slots);
+    free(e->tok);
+    free(e->pos);
+    free(e->kv);
+    free(e->out_rows);
+    free(e->out_logits);
+    free(e->out_seq);
+    free(e->seg_seq);
+    free(e->seg_len);
+    free(e);
+}
+
+const model *engine_model(const engine *e) { return e->m; }
+int engine_n_ctx(const engine *e) { return e->p.n_ctx; }
+int engine_active(const engine *e) { return e->n_active; }
+int engine_capacity(const engine *e) { return e->p.max_seqs; }
+kernels *engine_kernels(engine *e) { return e->k; }
+engine_stats engine_get_stats(const engine *e) { return e->stats; }
+
+engine_seq *engine_seq_add(engine *e, const int32_t *prompt, int n, const sampler_params *sp, rl_err *err) {
+    if (n < 1) {
+        rl_fail(err, RL_ERR_INPUT, "the prompt is empty");
+        return NULL;
+    }
+    if (n > e->p.n_ctx) {
+        rl_fail(err, RL_ERR_INPUT, "the prompt has %d tokens, more than the context of %d", n, e->p.n_ctx);
+        return NULL;
+    }
+    int slot = -1;
+    for (int i = 0; i < e->p.max_seqs && slot < 0; i++)
+        if (!e->slots[i]) slot = i;
+    if (slot < 0) {
+        rl_fail(err, RL_ERR_INTERNAL, "all %d sequence slots are in use", e->p.max_seqs);
+        return NULL;
+    }
+    engine_seq *s = rl_calloc(1, sizeof *s, err);
+    if (!s) return NULL;
+    s->e = e;
+    s->slot = slot;
+    s->kv.n_ctx = e->p.n_ctx;
+    uint64_t kv_bytes = forward_kv_bytes(e->m, e->p.n_ctx, !e->p.kv_f32);
+    s->kv.data = malloc(kv_bytes); /* untouched pages cost nothing until used */
+    s->input = malloc((size_t)e->p.n_ctx * sizeof *s->input);
+    s->logits = malloc((size_t)e->m->shape.n_vocab * sizeof *s->logits);
+    if (!s->kv.data || !s->input || !s->logits) {
+        rl_fail(err, RL_ERR_INTERNAL, "out of memory for a sequence (%llu bytes of KV cache)",
+                (unsigned long long)kv_bytes);
+        seq_free(s);
+        return NULL;
+    }
+    if (sp) {
+        s->smp = sampler_new(sp, (int32_t)e->m->shape.n_vocab, err);
+        if (!s->smp) {
+            seq_free(s);
+            return NULL;
+        }
+        for (int i = 0; i < n; i++) sampler_accept(s->smp, prompt[i]);
+    }
+    memcpy(s->input, prompt, (size_t)n * sizeof *prompt);
+    s->n_input = n;
+    s->state = n > 1 ? SEQ_PREFILL : SEQ_DECODE;
+    s->arrival = e->arrivals++;
+    e->slots[slot] = s;
+    e->n_active++;
+    return s;
+}
+
+int engine_seq_feed(engine_seq *s, const int32_t *tokens, int n, rl_err *err) {
+    if (n < 1) return 0;
+    if (s->state == SEQ_FULL || s->pos + s->n_input + n > s->kv.n_ctx)
+        return rl_fail(err, RL_ERR_INPUT, "%d more tokens do not fit the context of %d (%d used)", n, s->kv.n_ctx,
+                       s->pos + s->n_input);
+    memcpy(s->input + s->n_input, tokens, (size_t)n * sizeof *tokens);
+    s->n_input += n;
+    if (s->smp)
+        for (int i = 0; i < n; i++) sampler_accept(s->smp, tokens[i]);
+    s->state = s->n_input > 1 ? SEQ_PREFILL : SEQ_DECODE;
+    s->logits_ready = false;
+    return 0;
+}
+
+void engine_seq_remove(engine *e, engine_seq *s) {
+    if (!s) return;
+    e->slots[s->slot] = NULL;
+    e->n_active--;
+    seq_free(s);
+}
+
+bool engine_seq_take(engine_seq *s, int32_t *token) {
+    if (!s->has_out) return false;
+    *token = s->out;
+    s->has_out = false;
+    return true;
+}
+
+const float *engine_seq_logits(const engine_seq *s) { return s->logits_ready ? s->logits : NULL; }
+engine_seq_state engine_seq_get_state(const engine_seq *s) { return s->state; }
+int engine_seq_pos(const engine_seq *s) { return s->pos; }
+void engine_seq_set_user(engine_seq *s, void *user) { s->user = user; }
+void *engine_seq_user(const engine_seq *s) { return s->user; }
+
+/* Puts `take` of the sequence's pending tokens into the batch. */
+static int add_to_batch(engine *e, engine_seq *s, int n, int take, int *n_out) {
+    for (int i = 0; i < take; i++) {
+        e->tok[n + i] = s->input[i];
+        e->pos[n + i] = s->pos + i;
+        e->kv[n + i] = &s->kv;
+    }
+    e->seg_seq[e->n_seg] = s;
+    e->seg_len[e->n_seg] = take;
+    e->n_seg++;
+    if (take == s->n_input) { /* its last input: logits wanted */
+        e->out_rows[*n_out] = n + take - 1;
+        e->out_logits[*n_out] = s->logits;
+        e->out_seq[*n_out] = s;
+        (*n_out)++;
+    }
+    return n + take;
+}
+
+/* The earliest-arrived sequence with more than one pending token that is
+ * not yet in this batch. */
+static engine_seq *next_prefill(engine *e, uint64_t after, bool first) {
+    engine_seq *best = NULL;
+    for (int i = 0; i < e->p.max_seqs; i++) {
+        engine_seq *s = e->slots[i];
+        if (!s || s->n_input <= 1 || (!first && s->arrival <= after)) continue;
+        if (!best || s->arrival < best->arrival) best = s;
+    }
+    return best;
+}
+
+/* After the pass: consume the batch's input, sample where logits arrived. */
+static void finish_seq(engine_seq *s, int took) {
+    memmove(s->input, s->input + took, (size_t)(s->n_input - took) * sizeof *s->input);
+    s->n_input -= took;
+    s->pos += took;
+}
+
+int engine_step(engine *e, rl_err *err) {
+    int n = 0, n_out = 0, budget = e->p.max_batch;
+    e->n_seg = 0;
+    /* decoders first: one token each */
+    for (int i = 0; i < e->p.max_seqs; i++) {
+        engine_seq *s = e->slots[i];
+        if (s && s->n_input == 1) n = add_to_batch(e, s, n, 1, &n_out);
+    }
+    int n_decode = n;
+    /* then prompt chunks, oldest first */
+    uint64_t last = 0;
+    bool first = true;
+    engine_seq *s;
+    while (n < budget && (s = next_prefill(e, last, first)) != NULL) {
+        int take = RL_MIN(s->n_input, budget - n);
+        n = add_to_batch(e, s, n, take, &n_out);
+        last = s->arrival;
+        first = false;
+    }
+    if (n == 0) return 0;
+
+    fw_batch b = {n, e->tok, e->pos, e->kv, n_out, e->out_rows, e->out_logits};
+    double t0 = rl_now();
+    if (forward_run(e->fw, &b, err)) return -1;
+    double dt = rl_now() - t0;
+
+    for (int i = 0; i < e->n_seg; i++) finish_seq(e->seg_seq[i], e->seg_len[i]);
+    for (int i = 0; i < n_out; i++) {
+        engine_seq *q = e->out_seq[i];
+        q->logits_ready = true;
+        if (!q->smp) {
+            q->state = SEQ_IDLE;
+            continue;
+        }
+        int32_t tok = sampler_sample(q->smp, q->logits);
+        sampler_accept(q->smp, tok);
+        q->out = tok;
+        q->has_out = true;
+        if (q->pos < q->kv.n_ctx) {
+            q->input[0] = tok;
+            q->n_input = 1;
+            q->state = SEQ_DECODE;
+        } else {
+            q->state = SEQ_FULL;
+        }
+    }
+    for (int i = 0; i < e->p.max_seqs; i++) {
+        engine_seq *q = e->slots[i];
+        if (q && q->n_input > 1) q->state = SEQ_PREFILL;
+    }
+    e->stats.steps++;
+    e->stats.decode_tokens += (uint64_t)n_decode;
+    e->stats.prompt_tokens += (uint64_t)(n - n_decode);
+    e->stats.decode_seconds += dt * n_decode / n;
+    e->stats.prompt_seconds += dt * (n - n_decode) / n;
+    return n;
+}

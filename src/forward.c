@@ -1,0 +1,219 @@
+/*
+ * forward.c — the Llama forward pass (see forward.h), top to bottom:
+ *
+ *   x = embedding(token)
+ *   for each layer:
+ *       h = rmsnorm(x) * attn_norm
+ *       q, k, v = h Wq, h Wk, h Wv;  rope(q, k) at each token's position
+ *       store k, v in the sequence's cache
+ *       x += attention(q, cache) Wo           (causal, grouped-query)
+ *       h = rmsnorm(x) * ffn_norm
+ *       x += (silu(h Wgate) * (h Wup)) Wdown
+ *   logits = (rmsnorm(x) * output_norm) Wout  (only for the rows asked for)
+ *
+ * Rows are tokens; matrices are multiplied for all rows at once
+ * (kern_matmul), the per-row vector work is spread over the thread pool.
+ */
+#include "forward.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "quant.h"
+
+struct forward {
+    const model *m;
+    kernels *k;
+    int max_tokens, max_out, max_ctx;
+    bool kv_f16;
+    int64_t q_dim, kv_dim;
+    /* scratch, max_tokens rows each */
+    float *x, *h, *q, *kk, *vv, *att, *gate, *up;
+    float *out_rows;  /* max_out rows of n_embd: normed rows for logits */
+    float *logits;    /* max_out rows of n_vocab */
+    float *scores;    /* per thread: max_ctx */
+};
+
+uint64_t forward_kv_bytes(const model *m, int n_ctx, bool kv_f16) {
+    const rl_shape *s = &m->shape;
+    return (uint64_t)s->n_layer * 2 * (uint64_t)n_ctx * s->n_head_kv * s->head_dim * (kv_f16 ? 2 : 4);
+}
+
+forward *forward_new(const model *m, kernels *k, int max_tokens, int max_out, int max_ctx, bool kv_f16,
+                     rl_err *err) {
+    forward *f = rl_calloc(1, sizeof *f, err);
+    if (!f) return NULL;
+    const rl_shape *s = &m->shape;
+    f->m = m;
+    f->k = k;
+    f->max_tokens = max_tokens;
+    f->max_out = max_out;
+    f->max_ctx = max_ctx;
+    f->kv_f16 = kv_f16;
+    f->q_dim = (int64_t)s->n_head * s->head_dim;
+    f->kv_dim = (int64_t)s->n_head_kv * s->head_dim;
+    size_t T = (size_t)max_tokens;
+    float **bufs[] = {&f->x, &f->h, &f->q, &f->kk, &f->vv, &f->att, &f->gate, &f->up, &f->out_rows, &f->logits,
+                      &f->scores};
+    size_t sizes[] = {T * s->n_embd, T * s->n_embd, T * f->q_dim, T * f->kv_dim, T * f->kv_dim, T * f->q_dim,
+                      T * s->n_ff, T * s->n_ff, (size_t)max_out * s->n_embd, (size_t)max_out * s->n_vocab,
+                      (size_t)kern_threads(k) * (size_t)max_ctx};
+    for (size_t i = 0; i < RL_ARRAY_LEN(bufs); i++) {
+        *bufs[i] = rl_aligned_alloc(sizes[i] * sizeof(float), err);
+        if (!*bufs[i]) {
+            forward_free(f);
+            return NULL;
+        }
+    }
+    return f;
+}
+
+void forward_free(forward *f) {
+    if (!f) return;
+    float *bufs[] = {f->x, f->h, f->q, f->kk, f->vv, f->att, f->gate, f->up, f->out_rows, f->logits, f->scores};
+    for (size_t i = 0; i < RL_ARRAY_LEN(bufs); i++) free(bufs[i]);
+    free(f);
+}
+
+/* ---- per-row work, spread over the pool ---- */
+
+typedef struct row_job {
+    forward *f;
+    const fw_batch *b;
+    int layer;
+    const float *norm; /* rmsnorm weights for norm_rows */
+} row_job;
+
+static void norm_rows(void *ctx, int t, int thread) {
+    (void)thread;
+    row_job *j = ctx;
+    int64_t d = j->f->m->shape.n_embd;
+    kern_rmsnorm(j->f->h + t * d, j->f->x + t * d, j->norm, d, j->f->m->shape.rms_eps);
+}
+
+/* RoPE on q and k of row t, then k and v into the cache at pos[t]. */
+static void rope_store_rows(void *ctx, int t, int thread) {
+    (void)thread;
+    row_job *j = ctx;
+    forward *f = j->f;
+    const rl_shape *s = &f->m->shape;
+    float *q = f->q + t * f->q_dim, *k = f->kk + t * f->kv_dim, *v = f->vv + t * f->kv_dim;
+    int32_t pos = j->b->pos[t];
+    kern_rope(q, (int)s->n_head, (int)s->head_dim, pos, s->rope_base, f->m->rope_freq_scale, f->m->rope_freqs);
+    kern_rope(k, (int)s->n_head_kv, (int)s->head_dim, pos, s->rope_base, f->m->rope_freq_scale, f->m->rope_freqs);
+    const fw_kv *kv = j->b->kv[t];
+    size_t elem = f->kv_f16 ? 2 : 4;
+    size_t layer_off = (size_t)j->layer * 2 * (size_t)kv->n_ctx * (size_t)f->kv_dim;
+    uint8_t *kdst = (uint8_t *)kv->data + (layer_off + (size_t)pos * f->kv_dim) * elem;
+    uint8_t *vdst = (uint8_t *)kv->data + (layer_off + ((size_t)kv->n_ctx + pos) * f->kv_dim) * elem;
+    if (f->kv_f16) {
+        rl_f16 *kd = (rl_f16 *)kdst, *vd = (rl_f16 *)vdst;
+        for (int64_t i = 0; i < f->kv_dim; i++) {
+            kd[i] = rl_f32_to_f16(k[i]);
+            vd[i] = rl_f32_to_f16(v[i]);
+        }
+    } else {
+        memcpy(kdst, k, (size_t)f->kv_dim * 4);
+        memcpy(vdst, v, (size_t)f->kv_dim * 4);
+    }
+}
+
+/* Task = (row, kv head): the query heads that share that kv head. */
+static void attention_task(void *ctx, int task, int thread) {
+    row_job *j = ctx;
+    forward *f = j->f;
+    const rl_shape *s = &f->m->shape;
+    int t = task / (int)s->n_head_kv, kvh = task % (int)s->n_head_kv;
+    int group = (int)(s->n_head / s->n_head_kv);
+    const fw_kv *kv = j->b->kv[t];
+    size_t elem = f->kv_f16 ? 2 : 4;
+    size_t layer_off = (size_t)j->layer * 2 * (size_t)kv->n_ctx * (size_t)f->kv_dim;
+    const uint8_t *K = (const uint8_t *)kv->data + (layer_off + (size_t)kvh * s->head_dim) * elem;
+    const uint8_t *V = (const uint8_t *)kv->data + (layer_off + (size_t)kv->n_ctx * f->kv_dim + (size_t)kvh * s->head_dim) * elem;
+    float *scores = f->scores + (size_t)thread * f->max_ctx;
+    float scale = 1.0f / sqrtf((float)s->head_dim);
+    for (int g = 0; g < group; g++) {
+        int h = kvh * group + g;
+        kern_attention_head(f->att + t * f->q_dim + (int64_t)h * s->head_dim, f->q + t * f->q_dim + (int64_t)h * s->head_dim,
+                            K, V, f->kv_f16, (int)s->head_dim, f->kv_dim, j->b->pos[t] + 1, scale, scores);
+    }
+}
+
+static void swiglu_rows(void *ctx, int t, int thread) {
+    (void)thread;
+    row_job *j = ctx;
+    int64_t n = j->f->m->shape.n_ff;
+    kern_swiglu(j->f->gate + t * n, j->f->gate + t * n, j->f->up + t * n, n);
+}
+
+static void residual_rows(void *ctx, int t, int thread) {
+    (void)thread;
+    row_job *j = ctx;
+    int64_t d = j->f->m->shape.n_embd;
+    kern_add(j->f->x + t * d, j->f->h + t * d, d);
+}
+
+static void layer(forward *f, const fw_batch *b, int l) {
+    const rl_shape *s = &f->m->shape;
+    const model_layer *L = &f->m->layers[l];
+    threadpool *tp = kern_pool(f->k);
+    int n = b->n;
+    row_job j = {f, b, l, L->attn_norm};
+
+    tp_run(tp, norm_rows, &j, n);
+    const kern_matrix *qkv[3] = {&L->wq, &L->wk, &L->wv};
+    float *qkv_out[3] = {f->q, f->kk, f->vv};
+    int64_t qkv_ld[3] = {f->q_dim, f->kv_dim, f->kv_dim};
+    kern_matmul_multi(f->k, qkv, 3, f->h, n, qkv_out, qkv_ld);
+    tp_run(tp, rope_store_rows, &j, n);
+    tp_run(tp, attention_task, &j, n * (int)s->n_head_kv);
+    kern_matmul(f->k, &L->wo, f->att, n, f->h, s->n_embd);
+    tp_run(tp, residual_rows, &j, n);
+
+    j.norm = L->ffn_norm;
+    tp_run(tp, norm_rows, &j, n);
+    const kern_matrix *gu[2] = {&L->w_gate, &L->w_up};
+    float *gu_out[2] = {f->gate, f->up};
+    int64_t gu_ld[2] = {s->n_ff, s->n_ff};
+    kern_matmul_multi(f->k, gu, 2, f->h, n, gu_out, gu_ld);
+    tp_run(tp, swiglu_rows, &j, n);
+    kern_matmul(f->k, &L->w_down, f->gate, n, f->h, s->n_embd);
+    tp_run(tp, residual_rows, &j, n);
+}
+
+static int check_batch(const forward *f, const fw_batch *b, rl_err *err) {
+    if (b->n < 1 || b->n > f->max_tokens || b->n_out > f->max_out)
+        return rl_fail(err, RL_ERR_INTERNAL, "batch of %d tokens / %d outputs exceeds %d / %d", b->n, b->n_out,
+                       f->max_tokens, f->max_out);
+    for (int t = 0; t < b->n; t++) {
+        if (b->token[t] < 0 || (uint32_t)b->token[t] >= f->m->shape.n_vocab)
+            return rl_fail(err, RL_ERR_INPUT, "token id %d is outside the vocabulary (0..%u)", b->token[t],
+                           f->m->shape.n_vocab - 1);
+        if (b->pos[t] < 0 || b->pos[t] >= b->kv[t]->n_ctx || b->pos[t] >= f->max_ctx)
+            return rl_fail(err, RL_ERR_INPUT, "position %d is outside the context of %d tokens", b->pos[t],
+                           b->kv[t]->n_ctx);
+    }
+    for (int i = 0; i < b->n_out; i++)
+        if (b->out_rows[i] < 0 || b->out_rows[i] >= b->n)
+            return rl_fail(err, RL_ERR_INTERNAL, "output row %d is not in the batch", b->out_rows[i]);
+    return 0;
+}
+
+int forward_run(forward *f, const fw_batch *b, rl_err *err) {
+    if (check_batch(f, b, err)) return -1;
+    const model *m = f->m;
+    int64_t d = m->shape.n_embd;
+    for (int t = 0; t < b->n; t++) {
+        const uint8_t *row = (const uint8_t *)m->tok_embd.data + (size_t)b->token[t] * m->tok_embd.row_bytes;
+        quant_dequantize_row(m->tok_embd.type, row, f->x + t * d, d);
+    }
+    for (uint32_t l = 0; l < m->shape.n_layer; l++) layer(f, b, (int)l);
+    if (b->n_out == 0) return 0;
+    for (int i = 0; i < b->n_out; i++)
+        kern_rmsnorm(f->out_rows + i * d, f->x + (int64_t)b->out_rows[i] * d, m->output_norm, d, m->shape.rms_eps);
+    kern_matmul(f->k, &m->output, f->out_rows, b->n_out, f->logits, m->shape.n_vocab);
+    for (int i = 0; i < b->n_out; i++)
+        memcpy(b->out_logits[i], f->logits + (size_t)i * m->shape.n_vocab, (size_t)m->shape.n_vocab * sizeof(float));
+    return 0;
+}

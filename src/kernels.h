@@ -1,0 +1,108 @@
+/*
+ * kernels.h — the compute primitives of the forward pass, dispatched at run
+ * time to the best code this CPU has.
+ *
+ * The forward pass (forward.c) is written in terms of these few operations:
+ * a matrix product of quantized weights with a batch of activation rows, and
+ * the small vector operations around it (RMS norm, RoPE, softmax, SwiGLU,
+ * attention over a KV cache). Each has a plain-C reference version — the
+ * oracle, built on quant.h — and, where it pays, SIMD versions for x86
+ * (AVX2, AVX-512) and Arm (NEON, dotprod, i8mm), chosen once per process from
+ * the CPU's features. RACKLLM_KERNELS=ref|avx2|avx512|neon|dotprod|i8mm forces
+ * a level (never above what the CPU supports), which is how the tests cover
+ * every path the machine has.
+ *
+ * A `kernels` context owns the thread pool that runs them and the scratch
+ * space for quantized activations, both sized once at creation: nothing here
+ * allocates while computing.
+ */
+#ifndef RACKLLM_KERNELS_H
+#define RACKLLM_KERNELS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+#include "threadpool.h"
+
+typedef enum kern_level {
+    KERN_REF = 0,
+    KERN_AVX2,
+    KERN_AVX512,
+    KERN_NEON,
+    KERN_DOTPROD,
+    KERN_I8MM,
+    KERN_LEVEL_COUNT
+} kern_level;
+
+/* The best level this CPU supports (x86: avx512 needs F/BW/VL/VNNI). */
+kern_level kern_detect(void);
+/* kern_detect(), lowered to $RACKLLM_KERNELS if that is set and valid. */
+kern_level kern_default_level(void);
+const char *kern_level_name(kern_level l);
+int kern_level_from_name(const char *name); /* -1 if unknown */
+bool kern_level_supported(kern_level l);
+
+/* A weight matrix as stored: `rows` rows of `cols` elements of `type`. */
+typedef struct kern_matrix {
+    const void *data;
+    uint32_t type;
+    int64_t rows, cols;
+    size_t row_bytes;
+} kern_matrix;
+
+typedef struct kernels kernels;
+
+typedef struct kern_params {
+    int n_threads;      /* 0: all available CPUs */
+    const int *cpus;    /* optional pinning, n_threads entries */
+    int max_rows;       /* most activation rows per matmul (batch tokens) */
+    int64_t max_cols;   /* longest activation row (max of n_embd, n_ff, ...) */
+    int level;          /* -1: kern_default_level() */
+} kern_params;
+
+kernels *kern_new(const kern_params *p, rl_err *err);
+void kern_free(kernels *k);
+kern_level kern_get_level(const kernels *k);
+int kern_threads(const kernels *k);
+threadpool *kern_pool(kernels *k);
+
+/* Y[t*ldy + r] = sum_c W[r][c] * X[t*cols + c], for t < n, r < W->rows.
+ * X holds n rows of W->cols floats. The activations are first converted to
+ * the weight type's dot type (quant_dot_type), as llama.cpp does. */
+void kern_matmul(kernels *k, const kern_matrix *W, const float *X, int n, float *Y, int64_t ldy);
+
+/* Several matrices sharing the same input rows (Q/K/V, gate/up): the
+ * activations are converted once per dot type. Y[i] as in kern_matmul. */
+void kern_matmul_multi(kernels *k, const kern_matrix *const *W, int n_w, const float *X, int n, float *const *Y,
+                       const int64_t *ldy);
+
+/* ---- vector operations (single row, single thread; the forward pass
+ * spreads rows over the pool itself) ---- */
+
+/* y = x / sqrt(mean(x^2) + eps) * w   (sum in double, as ggml) */
+void kern_rmsnorm(float *y, const float *x, const float *w, int64_t n, float eps);
+
+/* Rotates pairs (x[2i], x[2i+1]) of each of n_heads heads of head_dim at
+ * position pos: ggml's "normal" RoPE. theta_i = pos * base^(-2i/d) /
+ * freq_factors[i] (factors may be NULL) * freq_scale. */
+void kern_rope(float *x, int n_heads, int head_dim, int32_t pos, float base, float freq_scale,
+               const float *freq_factors);
+
+/* y = silu(g) * u */
+void kern_swiglu(float *y, const float *g, const float *u, int64_t n);
+
+/* In place softmax of n scores. */
+void kern_softmax(float *x, int64_t n);
+
+/* One query head against `n_pos` cached positions: out = softmax(q.K^T *
+ * scale) V. K and V rows are `stride` elements apart (kv_f16: F16, else
+ * F32); `scores` is scratch of n_pos floats. */
+void kern_attention_head(float *out, const float *q, const void *K, const void *V, bool kv_f16, int head_dim,
+                         int64_t stride, int n_pos, float scale, float *scores);
+
+/* x[i] += y[i] */
+void kern_add(float *x, const float *y, int64_t n);
+
+#endif

@@ -1,0 +1,36 @@
+/*
+ * threadpool.h — the one place rackllm creates compute threads.
+ *
+ * A pool of N threads (the caller counts as one) runs "jobs": a function
+ * called once per task index, tasks handed out through an atomic counter so
+ * threads that finish early take more and all finish together. Between
+ * jobs, workers spin briefly (a decode step issues hundreds of small jobs;
+ * waking a sleeping thread would cost more than the job) and then sleep on a
+ * condition variable, so an idle process uses no CPU.
+ *
+ * Optional pinning puts thread i on cpus[i], which is how partitions keep to
+ * their own cores.
+ */
+#ifndef RACKLLM_THREADPOOL_H
+#define RACKLLM_THREADPOOL_H
+
+#include "common.h"
+
+typedef struct threadpool threadpool;
+
+/* task: 0..n_tasks-1; thread: 0..n_threads-1 (0 is the caller). */
+typedef void (*tp_fn)(void *ctx, int task, int thread);
+
+/* cpus: NULL, or n_threads CPU numbers to pin to (thread i -> cpus[i]). */
+threadpool *tp_new(int n_threads, const int *cpus, rl_err *err);
+void tp_free(threadpool *tp);
+int tp_threads(const threadpool *tp);
+
+/* Runs fn for every task and returns when all are done. Not reentrant: one
+ * job at a time per pool. */
+void tp_run(threadpool *tp, tp_fn fn, void *ctx, int n_tasks);
+
+/* Number of CPUs this process may run on. */
+int tp_available_cpus(void);
+
+#endif
