@@ -22,6 +22,8 @@
 
 _Static_assert(sizeof(block_q4_0) == 18, "block_q4_0 layout");
 _Static_assert(sizeof(block_q4_1) == 20, "block_q4_1 layout");
+_Static_assert(sizeof(block_q5_0) == 22, "block_q5_0 layout");
+_Static_assert(sizeof(block_q5_1) == 24, "block_q5_1 layout");
 _Static_assert(sizeof(block_q8_0) == 34, "block_q8_0 layout");
 _Static_assert(sizeof(block_q8_1) == 36, "block_q8_1 layout");
 _Static_assert(sizeof(block_q4_K) == 144, "block_q4_K layout");
@@ -100,6 +102,7 @@ bool quant_supported(uint32_t type) {
     switch (type) {
     case RL_TYPE_F32: case RL_TYPE_F16: case RL_TYPE_BF16:
     case RL_TYPE_Q8_0: case RL_TYPE_Q4_0: case RL_TYPE_Q4_1:
+    case RL_TYPE_Q5_0: case RL_TYPE_Q5_1:
     case RL_TYPE_Q4_K: case RL_TYPE_Q5_K: case RL_TYPE_Q6_K:
         return true;
     default:
@@ -109,8 +112,8 @@ bool quant_supported(uint32_t type) {
 
 uint32_t quant_dot_type(uint32_t type) {
     switch (type) {
-    case RL_TYPE_Q8_0: case RL_TYPE_Q4_0: return RL_TYPE_Q8_0;
-    case RL_TYPE_Q4_1: return RL_TYPE_Q8_1;
+    case RL_TYPE_Q8_0: case RL_TYPE_Q4_0: case RL_TYPE_Q5_0: return RL_TYPE_Q8_0;
+    case RL_TYPE_Q4_1: case RL_TYPE_Q5_1: return RL_TYPE_Q8_1;
     case RL_TYPE_Q4_K: case RL_TYPE_Q5_K: case RL_TYPE_Q6_K: return RL_TYPE_Q8_K;
     default: return type;
     }
@@ -151,6 +154,33 @@ static void dequant_q4_1(const uint8_t *src, float *y, int64_t nb) {
         for (int j = 0; j < QK4_1 / 2; j++) {
             y[j] = (b.qs[j] & 0xF) * d + m;
             y[j + QK4_1 / 2] = (b.qs[j] >> 4) * d + m;
+        }
+    }
+}
+
+/* The fifth bit of weight j (0..31) of a Q5_0/Q5_1 block, as 0 or 16. */
+static int q5_high(const uint8_t qh[4], int j) { return ((qh[j / 8] >> (j % 8)) & 1) << 4; }
+
+static void dequant_q5_0(const uint8_t *src, float *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, y += QK5_0) {
+        block_q5_0 b;
+        memcpy(&b, src + i * sizeof b, sizeof b);
+        const float d = f16(b.d);
+        for (int j = 0; j < QK5_0 / 2; j++) {
+            y[j] = (((b.qs[j] & 0xF) | q5_high(b.qh, j)) - 16) * d;
+            y[j + QK5_0 / 2] = (((b.qs[j] >> 4) | q5_high(b.qh, j + 16)) - 16) * d;
+        }
+    }
+}
+
+static void dequant_q5_1(const uint8_t *src, float *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, y += QK5_1) {
+        block_q5_1 b;
+        memcpy(&b, src + i * sizeof b, sizeof b);
+        const float d = f16(b.d), m = f16(b.m);
+        for (int j = 0; j < QK5_1 / 2; j++) {
+            y[j] = ((b.qs[j] & 0xF) | q5_high(b.qh, j)) * d + m;
+            y[j + QK5_1 / 2] = ((b.qs[j] >> 4) | q5_high(b.qh, j + 16)) * d + m;
         }
     }
 }
@@ -268,6 +298,8 @@ int quant_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n) 
         return 0;
     case RL_TYPE_Q4_0: dequant_q4_0(s, dst, nb); return 0;
     case RL_TYPE_Q4_1: dequant_q4_1(s, dst, nb); return 0;
+    case RL_TYPE_Q5_0: dequant_q5_0(s, dst, nb); return 0;
+    case RL_TYPE_Q5_1: dequant_q5_1(s, dst, nb); return 0;
     case RL_TYPE_Q8_0: dequant_q8_0(s, dst, nb); return 0;
     case RL_TYPE_Q8_1: dequant_q8_1(s, dst, nb); return 0;
     case RL_TYPE_Q4_K: dequant_q4_K(s, dst, nb); return 0;
@@ -325,6 +357,56 @@ static void quant_q4_1(const float *x, uint8_t *dst, int64_t nb) {
             int q1 = RL_MIN(15, (int8_t)clamp_int(to_int_sat((x[j + QK4_1 / 2] - min) * id + 0.5f), -128, 127));
             b.qs[j] = (uint8_t)((q0 & 0xF) | (q1 << 4));
         }
+        memcpy(dst + i * sizeof b, &b, sizeof b);
+    }
+}
+
+/* Packs 32 five-bit values: low 4 bits as Q4_0 does, fifth bits into qh. */
+static void q5_pack(const int q[32], uint8_t qh[4], uint8_t qs[16]) {
+    memset(qh, 0, 4);
+    for (int j = 0; j < 16; j++) qs[j] = (uint8_t)((q[j] & 0xF) | ((q[j + 16] & 0xF) << 4));
+    for (int j = 0; j < 32; j++) qh[j / 8] |= (uint8_t)(((q[j] >> 4) & 1) << (j % 8));
+}
+
+/* Q5_0: Q4_0 with 32 levels: the largest magnitude maps to -16. */
+static void quant_q5_0(const float *x, uint8_t *dst, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, x += QK5_0) {
+        float amax = 0.0f, max = 0.0f;
+        for (int j = 0; j < QK5_0; j++) {
+            if (amax < fabsf(x[j])) {
+                amax = fabsf(x[j]);
+                max = x[j];
+            }
+        }
+        const float d = max / -16;
+        const float id = d ? 1.0f / d : 0.0f;
+        block_q5_0 b;
+        b.d = rl_f32_to_f16(d);
+        int q[32];
+        for (int j = 0; j < QK5_0; j++)
+            q[j] = RL_MIN(31, (int8_t)clamp_int(to_int_sat(x[j] * id + 16.5f), -128, 127));
+        q5_pack(q, b.qh, b.qs);
+        memcpy(dst + i * sizeof b, &b, sizeof b);
+    }
+}
+
+/* Q5_1: Q4_1 with 32 levels (ggml does not cap these at 31: they cannot
+ * exceed it for finite input). */
+static void quant_q5_1(const float *x, uint8_t *dst, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, x += QK5_1) {
+        float min = FLT_MAX, max = -FLT_MAX;
+        for (int j = 0; j < QK5_1; j++) {
+            if (x[j] < min) min = x[j];
+            if (x[j] > max) max = x[j];
+        }
+        const float d = (max - min) / ((1 << 5) - 1);
+        const float id = d ? 1.0f / d : 0.0f;
+        block_q5_1 b;
+        b.d = rl_f32_to_f16(d);
+        b.m = rl_f32_to_f16(min);
+        int q[32];
+        for (int j = 0; j < QK5_1; j++) q[j] = (uint8_t)clamp_int(to_int_sat((x[j] - min) * id + 0.5f), 0, 255);
+        q5_pack(q, b.qh, b.qs);
         memcpy(dst + i * sizeof b, &b, sizeof b);
     }
 }
@@ -639,6 +721,8 @@ int quant_quantize_row(uint32_t type, const float *src, void *dst, int64_t n) {
         return 0;
     case RL_TYPE_Q4_0: quant_q4_0(src, d, nb); return 0;
     case RL_TYPE_Q4_1: quant_q4_1(src, d, nb); return 0;
+    case RL_TYPE_Q5_0: quant_q5_0(src, d, nb); return 0;
+    case RL_TYPE_Q5_1: quant_q5_1(src, d, nb); return 0;
     case RL_TYPE_Q8_0: quant_q8_0(src, d, nb); return 0;
     case RL_TYPE_Q8_1: quant_q8_1(src, d, nb); return 0;
     case RL_TYPE_Q4_K: quant_q4_K(src, d, nb); return 0;
@@ -699,6 +783,37 @@ static float dot_q4_1(int64_t nb, const uint8_t *w, const uint8_t *a) {
         memcpy(&y, a + i * sizeof y, sizeof y);
         int isum = 0;
         for (int j = 0; j < 16; j++) isum += (x.qs[j] & 0xF) * y.qs[j] + (x.qs[j] >> 4) * y.qs[j + 16];
+        sum += (f16(x.d) * f16(y.d)) * isum + f16(x.m) * f16(y.s);
+    }
+    return sum;
+}
+
+static float dot_q5_0(int64_t nb, const uint8_t *w, const uint8_t *a) {
+    float sum = 0;
+    for (int64_t i = 0; i < nb; i++) {
+        block_q5_0 x;
+        block_q8_0 y;
+        memcpy(&x, w + i * sizeof x, sizeof x);
+        memcpy(&y, a + i * sizeof y, sizeof y);
+        int isum = 0;
+        for (int j = 0; j < 16; j++)
+            isum += (((x.qs[j] & 0xF) | q5_high(x.qh, j)) - 16) * y.qs[j] +
+                    (((x.qs[j] >> 4) | q5_high(x.qh, j + 16)) - 16) * y.qs[j + 16];
+        sum += (f16(x.d) * f16(y.d)) * isum;
+    }
+    return sum;
+}
+
+static float dot_q5_1(int64_t nb, const uint8_t *w, const uint8_t *a) {
+    float sum = 0;
+    for (int64_t i = 0; i < nb; i++) {
+        block_q5_1 x;
+        block_q8_1 y;
+        memcpy(&x, w + i * sizeof x, sizeof x);
+        memcpy(&y, a + i * sizeof y, sizeof y);
+        int isum = 0;
+        for (int j = 0; j < 16; j++)
+            isum += ((x.qs[j] & 0xF) | q5_high(x.qh, j)) * y.qs[j] + ((x.qs[j] >> 4) | q5_high(x.qh, j + 16)) * y.qs[j + 16];
         sum += (f16(x.d) * f16(y.d)) * isum + f16(x.m) * f16(y.s);
     }
     return sum;
@@ -795,6 +910,8 @@ float quant_dot_ref(uint32_t type, int64_t n, const void *w, const void *act) {
     switch (type) {
     case RL_TYPE_Q4_0: return dot_q4_0(nb, w, act);
     case RL_TYPE_Q4_1: return dot_q4_1(nb, w, act);
+    case RL_TYPE_Q5_0: return dot_q5_0(nb, w, act);
+    case RL_TYPE_Q5_1: return dot_q5_1(nb, w, act);
     case RL_TYPE_Q8_0: return dot_q8_0(nb, w, act);
     case RL_TYPE_Q4_K: return dot_q4_K(nb, w, act);
     case RL_TYPE_Q5_K: return dot_q5_K(nb, w, act);

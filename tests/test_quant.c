@@ -20,10 +20,11 @@
 #include "quant.h"
 #include "test.h"
 
-static const uint32_t WEIGHT_TYPES[] = {RL_TYPE_F32, RL_TYPE_F16, RL_TYPE_BF16, RL_TYPE_Q8_0, RL_TYPE_Q4_0,
-                                        RL_TYPE_Q4_1, RL_TYPE_Q4_K, RL_TYPE_Q5_K, RL_TYPE_Q6_K};
-static const uint32_t ALL_TYPES[] = {RL_TYPE_F32,  RL_TYPE_F16,  RL_TYPE_BF16, RL_TYPE_Q8_0,
-                                     RL_TYPE_Q8_1, RL_TYPE_Q8_K, RL_TYPE_Q4_0, RL_TYPE_Q4_1,
+static const uint32_t WEIGHT_TYPES[] = {RL_TYPE_F32,  RL_TYPE_F16,  RL_TYPE_BF16, RL_TYPE_Q8_0,
+                                        RL_TYPE_Q4_0, RL_TYPE_Q4_1, RL_TYPE_Q5_0, RL_TYPE_Q5_1,
+                                        RL_TYPE_Q4_K, RL_TYPE_Q5_K, RL_TYPE_Q6_K};
+static const uint32_t ALL_TYPES[] = {RL_TYPE_F32,  RL_TYPE_F16,  RL_TYPE_BF16, RL_TYPE_Q8_0, RL_TYPE_Q8_1,
+                                     RL_TYPE_Q8_K, RL_TYPE_Q4_0, RL_TYPE_Q4_1, RL_TYPE_Q5_0, RL_TYPE_Q5_1,
                                      RL_TYPE_Q4_K, RL_TYPE_Q5_K, RL_TYPE_Q6_K};
 
 /* ---- small utilities ---- */
@@ -75,6 +76,17 @@ static float decode_elem(uint32_t type, const uint8_t *row, int64_t e) {
         int k = (int)(e % 32), q = k < 16 ? b[4 + k] & 15 : b[4 + k - 16] >> 4;
         return q * rdh(b) + rdh(b + 2);
     }
+    case RL_TYPE_Q5_0:
+    case RL_TYPE_Q5_1: {
+        /* d, (m,) then 4 bytes of fifth bits (bit k of the LE word for
+         * weight k), then 16 bytes of nibbles as in Q4_0/Q4_1 */
+        const bool one = type == RL_TYPE_Q5_1;
+        const uint8_t *b = row + (e / 32) * (one ? 24 : 22), *qh = b + (one ? 4 : 2);
+        int k = (int)(e % 32), q = k < 16 ? qh[4 + k] & 15 : qh[4 + k - 16] >> 4;
+        uint32_t bits = (uint32_t)qh[0] | (uint32_t)qh[1] << 8 | (uint32_t)qh[2] << 16 | (uint32_t)qh[3] << 24;
+        q += (int)((bits >> k) & 1) * 16;
+        return one ? q * rdh(b) + rdh(b + 2) : (q - 16) * rdh(b);
+    }
     case RL_TYPE_Q8_0: {
         const uint8_t *b = row + (e / 32) * 34;
         return (int8_t)b[2 + e % 32] * rdh(b);
@@ -125,6 +137,16 @@ static void test_known_dequant(void) {
         CHECK_NEAR(y[j], j * 0.5 - 1, 0);
         CHECK_NEAR(y[16 + j], (15 - j) * 0.5 - 1, 0);
     }
+    /* Q5_0: d = 1, weights j - 16 (fifth bit set for j >= 16). */
+    uint8_t q50[22] = {0x00, 0x3c, 0x00, 0x00, 0xff, 0xff};
+    for (int j = 0; j < 16; j++) q50[6 + j] = (uint8_t)(j | j << 4);
+    CHECK(quant_dequantize_row(RL_TYPE_Q5_0, q50, y, 32) == 0);
+    for (int j = 0; j < 32; j++) CHECK_EQ_INT(y[j], j - 16);
+    /* Q5_1: d = 0.5, m = -1, fifth bit on odd weights: j%16 + 16*(j odd). */
+    uint8_t q51[24] = {0x00, 0x38, 0x00, 0xbc, 0xaa, 0xaa, 0xaa, 0xaa};
+    for (int j = 0; j < 16; j++) q51[8 + j] = (uint8_t)(j | j << 4);
+    CHECK(quant_dequantize_row(RL_TYPE_Q5_1, q51, y, 32) == 0);
+    for (int j = 0; j < 32; j++) CHECK_NEAR(y[j], (j % 16 + 16 * (j & 1)) * 0.5 - 1, 0);
     /* Q8_0: d = 0.25 (0x3400), qs = j - 16. */
     uint8_t q80[34] = {0x00, 0x34};
     for (int j = 0; j < 32; j++) q80[2 + j] = (uint8_t)(int8_t)(j - 16);
@@ -199,6 +221,19 @@ static void test_known_quant(void) {
     CHECK(quant_quantize_row(RL_TYPE_Q4_0, x, b, 32) == 0);
     CHECK_EQ_INT(rd16(b), 0x3c00);
     for (int j = 0; j < 16; j++) CHECK_EQ_INT(b[2 + j], j | j << 4);
+    /* Q5_0: -16..15, largest magnitude -16: d = 1, q = x + 16. */
+    for (int j = 0; j < 32; j++) x[j] = (float)(j - 16);
+    CHECK(quant_quantize_row(RL_TYPE_Q5_0, x, b, 32) == 0);
+    CHECK_EQ_INT(rd16(b), 0x3c00);
+    CHECK(b[2] == 0 && b[3] == 0 && b[4] == 0xff && b[5] == 0xff);
+    for (int j = 0; j < 16; j++) CHECK_EQ_INT(b[6 + j], j | j << 4);
+    /* Q5_1: values 1, 3, ..., 63: d = 2, m = 1, q = j. */
+    for (int j = 0; j < 32; j++) x[j] = (float)(2 * j + 1);
+    CHECK(quant_quantize_row(RL_TYPE_Q5_1, x, b, 32) == 0);
+    CHECK_EQ_INT(rd16(b), 0x4000);
+    CHECK_EQ_INT(rd16(b + 2), 0x3c00);
+    CHECK(b[4] == 0 && b[5] == 0 && b[6] == 0xff && b[7] == 0xff);
+    for (int j = 0; j < 16; j++) CHECK_EQ_INT(b[8 + j], j | j << 4);
     /* Q4_1: values 1, 3, ..., 31: d = 2, m = 1, q = (x-1)/2. */
     for (int j = 0; j < 32; j++) x[j] = (float)((j % 16) * 2 + 1);
     CHECK(quant_quantize_row(RL_TYPE_Q4_1, x, b, 32) == 0);
@@ -345,7 +380,7 @@ static double nmse_bound(uint32_t t) {
     case RL_TYPE_Q8_0: case RL_TYPE_Q8_1: return 1e-4;
     case RL_TYPE_Q8_K: return 5e-4; /* one scale per 256: outliers cost more */
     case RL_TYPE_Q6_K: return 1e-3;
-    case RL_TYPE_Q5_K: return 3e-3;
+    case RL_TYPE_Q5_K: case RL_TYPE_Q5_0: case RL_TYPE_Q5_1: return 5e-3;
     default: return 2e-2;
     }
 }
@@ -382,6 +417,12 @@ static void test_round_trip(void) {
             if (n % quant_block_size(t) != 0) continue;
             CHECK(quant_quantize_row(t, x, q, n) == 0);
             CHECK(quant_dequantize_row(t, q, y, n) == 0);
+            /* the independent decoder agrees (quantized types) */
+            if (!isnan(decode_elem(t, q, 0))) {
+                int64_t bad = 0;
+                for (int64_t i = 0; i < n; i++) bad += decode_elem(t, q, i) != y[i];
+                CHECKF(bad == 0, "%s: %lld elements decode differently", rl_type_name(t), (long long)bad);
+            }
             double e = nmse(y, x, n), bound = nmse_bound(t);
             CHECKF(e <= bound, "%s n=%lld: round-trip NMSE %g > %g", rl_type_name(t), (long long)n, e, bound);
             /* each Q8_0 element is within half a step of its block's scale
@@ -433,12 +474,12 @@ static void test_dot(void) {
                     norm2 += ((double)w[i] * a[i]) * ((double)w[i] * a[i]);
                     omag += fabs((double)w[i] * a[i]);
                 }
-                /* Q4_1's offset term uses Q8_1's s = d*sum(q), itself
+                /* Q4_1's and Q5_1's offset term uses Q8_1's s = d*sum(q), itself
                  * rounded to fp16: allow that rounding on top */
                 double slack = 0;
-                if (t == RL_TYPE_Q4_1)
+                if (t == RL_TYPE_Q4_1 || t == RL_TYPE_Q5_1)
                     for (int64_t bl = 0; bl < n / 32; bl++)
-                        slack += fabs(rdh(wq + 20 * bl + 2) * rdh(aq + 36 * bl + 2)) / 2048;
+                        slack += fabs(rdh(wq + (t == RL_TYPE_Q4_1 ? 20 : 24) * bl + 2) * rdh(aq + 36 * bl + 2)) / 2048;
                 float got = quant_dot_ref(t, n, wq, aq);
                 CHECKF(fabs(got - exact) <= 2e-6 * mag + slack, "%s n=%lld: dot %.9g, dequantized dot %.9g",
                        rl_type_name(t), (long long)n, got, exact);
@@ -460,6 +501,8 @@ static void test_dot(void) {
     CHECK_EQ_INT(quant_dot_type(RL_TYPE_Q4_0), RL_TYPE_Q8_0);
     CHECK_EQ_INT(quant_dot_type(RL_TYPE_Q8_0), RL_TYPE_Q8_0);
     CHECK_EQ_INT(quant_dot_type(RL_TYPE_Q4_1), RL_TYPE_Q8_1);
+    CHECK_EQ_INT(quant_dot_type(RL_TYPE_Q5_0), RL_TYPE_Q8_0);
+    CHECK_EQ_INT(quant_dot_type(RL_TYPE_Q5_1), RL_TYPE_Q8_1);
     CHECK_EQ_INT(quant_dot_type(RL_TYPE_Q4_K), RL_TYPE_Q8_K);
     CHECK_EQ_INT(quant_dot_type(RL_TYPE_Q5_K), RL_TYPE_Q8_K);
     CHECK_EQ_INT(quant_dot_type(RL_TYPE_Q6_K), RL_TYPE_Q8_K);
@@ -525,13 +568,13 @@ static void test_special(void) {
     /* bad arguments */
     CHECK(quant_quantize_row(RL_TYPE_Q8_0, x, q, 33) == -1);
     CHECK(quant_quantize_row(RL_TYPE_Q4_K, x, q, 128) == -1);
-    CHECK(quant_quantize_row(RL_TYPE_Q5_0, x, q, 32) == -1);
+    CHECK(quant_quantize_row(RL_TYPE_Q2_K, x, q, 256) == -1);
     CHECK(quant_dequantize_row(RL_TYPE_Q6_K, q, y, 100) == -1);
     CHECK(quant_dequantize_row(RL_TYPE_Q2_K, q, y, 256) == -1);
     CHECK(quant_dequantize_row(999, q, y, 256) == -1);
     CHECK(isnan(quant_dot_ref(RL_TYPE_Q4_0, 31, q, act)));
     CHECK(isnan(quant_dot_ref(RL_TYPE_Q8_K, 256, q, act))); /* an activation type, not a weight type */
-    CHECK(!quant_supported(RL_TYPE_Q5_0) && !quant_supported(RL_TYPE_Q8_K) && quant_supported(RL_TYPE_Q6_K));
+    CHECK(!quant_supported(RL_TYPE_Q3_K) && !quant_supported(RL_TYPE_Q8_K) && quant_supported(RL_TYPE_Q6_K));
     CHECK_EQ_INT(quant_block_size(RL_TYPE_Q4_K), 256);
     CHECK_EQ_INT(quant_block_size(RL_TYPE_BF16), 1);
     CHECK_EQ_INT(quant_block_size(999), 0);
