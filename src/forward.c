@@ -161,25 +161,28 @@ static void layer(forward *f, const fw_batch *b, int l) {
     int n = b->n;
     row_job j = {f, b, l, L->attn_norm};
 
-    tp_run(tp, norm_rows, &j, n);
+    uint64_t row_work = (uint64_t)n * s->n_embd * 4;
+    tp_run_sized(tp, norm_rows, &j, n, row_work);
     const kern_matrix *qkv[3] = {&L->wq, &L->wk, &L->wv};
     float *qkv_out[3] = {f->q, f->kk, f->vv};
     int64_t qkv_ld[3] = {f->q_dim, f->kv_dim, f->kv_dim};
     kern_matmul_multi(f->k, qkv, 3, f->h, n, qkv_out, qkv_ld);
-    tp_run(tp, rope_store_rows, &j, n);
-    tp_run(tp, attention_task, &j, n * (int)s->n_head_kv);
+    tp_run_sized(tp, rope_store_rows, &j, n, (uint64_t)n * (f->q_dim + 2 * f->kv_dim) * 8);
+    uint64_t att_work = 0;
+    for (int t = 0; t < n; t++) att_work += (uint64_t)(b->pos[t] + 1) * (uint64_t)f->q_dim * 2;
+    tp_run_sized(tp, attention_task, &j, n * (int)s->n_head_kv, att_work);
     kern_matmul(f->k, &L->wo, f->att, n, f->h, s->n_embd);
-    tp_run(tp, residual_rows, &j, n);
+    tp_run_sized(tp, residual_rows, &j, n, row_work);
 
     j.norm = L->ffn_norm;
-    tp_run(tp, norm_rows, &j, n);
+    tp_run_sized(tp, norm_rows, &j, n, row_work);
     const kern_matrix *gu[2] = {&L->w_gate, &L->w_up};
     float *gu_out[2] = {f->gate, f->up};
     int64_t gu_ld[2] = {s->n_ff, s->n_ff};
     kern_matmul_multi(f->k, gu, 2, f->h, n, gu_out, gu_ld);
-    tp_run(tp, swiglu_rows, &j, n);
+    tp_run_sized(tp, swiglu_rows, &j, n, (uint64_t)n * s->n_ff * 16);
     kern_matmul(f->k, &L->w_down, f->gate, n, f->h, s->n_embd);
-    tp_run(tp, residual_rows, &j, n);
+    tp_run_sized(tp, residual_rows, &j, n, row_work);
 }
 
 static int check_batch(const forward *f, const fw_batch *b, rl_err *err) {

@@ -217,7 +217,7 @@ void kern_matmul_multi(kernels *k, const kern_matrix *const *W, int n_w, const f
         uint8_t *out = k->act + used;
         used += (size_t)stride * (size_t)n;
         conv_job cj = {k, dt, X, W[m]->cols, out, (size_t)stride};
-        tp_run(k->pool, conv_task, &cj, n);
+        tp_run_sized(k->pool, conv_task, &cj, n, (uint64_t)n * (uint64_t)W[m]->cols * 4);
         act[m] = out;
         done_types[n_done++] = dt;
     }
@@ -233,7 +233,9 @@ void kern_matmul_multi(kernels *k, const kern_matrix *const *W, int n_w, const f
     for (int m = 0; m < n_w; m++) task_start[m + 1] = task_start[m] + (int)((W[m]->rows + per - 1) / per);
 
     mm_job j = {k->impl, W, act, act_stride, Y, ldy, n, per, task_start, n_w};
-    tp_run(k->pool, mm_task, &j, task_start[n_w]);
+    uint64_t work = 0;
+    for (int m = 0; m < n_w; m++) work += (uint64_t)W[m]->rows * (uint64_t)W[m]->cols * (uint64_t)n;
+    tp_run_sized(k->pool, mm_task, &j, task_start[n_w], work);
 }
 
 void kern_matmul(kernels *k, const kern_matrix *W, const float *X, int n, float *Y, int64_t ldy) {

@@ -155,6 +155,18 @@ void tp_run(threadpool *tp, tp_fn fn, void *ctx, int n_tasks) {
     while (atomic_load_explicit(&tp->active, memory_order_acquire) > 0) cpu_relax();
 }
 
+/* Below this much work a job runs on the caller alone: a few tens of
+ * microseconds, about what handing work to another core costs. */
+#define MIN_PARALLEL_WORK (1u << 17)
+
+void tp_run_sized(threadpool *tp, tp_fn fn, void *ctx, int n_tasks, uint64_t work) {
+    if (work < MIN_PARALLEL_WORK) {
+        for (int t = 0; t < n_tasks; t++) fn(ctx, t, 0);
+        return;
+    }
+    tp_run(tp, fn, ctx, n_tasks);
+}
+
 int tp_available_cpus(void) {
     cpu_set_t set;
     if (sched_getaffinity(0, sizeof set, &set) == 0) return CPU_COUNT(&set);

@@ -30,6 +30,10 @@ int tp_threads(const threadpool *tp);
  * job at a time per pool. */
 void tp_run(threadpool *tp, tp_fn fn, void *ctx, int n_tasks);
 
+/* Like tp_run, but runs everything on the caller when `work` (in rough
+ * multiply-adds) is too small to pay for waking other threads. */
+void tp_run_sized(threadpool *tp, tp_fn fn, void *ctx, int n_tasks, uint64_t work);
+
 /* Number of CPUs this process may run on. */
 int tp_available_cpus(void);
 
