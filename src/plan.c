@@ -179,6 +179,11 @@ plan_fit plan_fit_part(const plan_part *pt, const plan_model *m, const plan_para
     if (by_mem < b) { b = by_mem; fit.limit = PLAN_LIMIT_MEMORY; }
     if (by_assumption < b) { b = by_assumption; fit.limit = PLAN_LIMIT_ASSUMPTION; }
     if (b >= PLAN_BATCH_CAP) fit.limit = PLAN_LIMIT_NONE;
+    /* Weights that do not fit at all say more than any speed. */
+    if (W > pt->mem_bytes) {
+        b = 0;
+        fit.limit = PLAN_LIMIT_MEMORY;
+    }
     fit.batch = (int)b;
     fit.sessions = (long)fit.batch * pt->count;
     fit.tok_s = fit.batch > 0 ? plan_step_rate(pt, m, eff_bw, eff_compute, fit.batch) : 0;
@@ -332,12 +337,15 @@ const char *plan_rack_limit_name(int limit) {
     }
 }
 
+/* Whole servers within a budget, kept far from int overflow. */
+static int servers_within(double x) { return (int)fmin(floor(x + PLAN_EPS), 1e6); }
+
 void plan_rack_compute(const plan_hw *hw, const plan_params *p, const plan_fit *fit, plan_rack *r) {
     memset(r, 0, sizeof *r);
     double power_left = p->rack_kw * 1000 - p->overhead_w;
     double space_left = p->rack_u - p->overhead_u;
-    r->servers_by_power = hw->server_power_w > 0 && power_left > 0 ? (int)floor(power_left / hw->server_power_w + PLAN_EPS) : 0;
-    r->servers_by_space = hw->server_u > 0 && space_left > 0 ? (int)floor(space_left / hw->server_u + PLAN_EPS) : 0;
+    r->servers_by_power = hw->server_power_w > 0 && power_left > 0 ? servers_within(power_left / hw->server_power_w) : 0;
+    r->servers_by_space = hw->server_u > 0 && space_left > 0 ? servers_within(space_left / hw->server_u) : 0;
     r->servers = RL_MIN(r->servers_by_power, r->servers_by_space);
     r->limit = r->servers_by_power < r->servers_by_space   ? PLAN_RACK_POWER
                : r->servers_by_space < r->servers_by_power ? PLAN_RACK_SPACE

@@ -361,6 +361,11 @@ static void print_rack(const plan_params *p, const plan_result *r) {
         if (r->has[s] && s != r->headline)
             printf("                      %ld with %s\n", r->rack[s].sessions, strategy_label(s));
     printf("  rack power          %.2f kW\n", k->watts / 1000);
+    if (k->sessions == 0) {
+        printf("  no session reaches %g tok/s here (limited by %s): nothing per session to report\n", p->floor_tok_s,
+               plan_limit_name(r->fit[r->headline].limit));
+        return;
+    }
     printf("  watts per session   %.3g W\n", k->watts_per_session);
     printf("  tokens per second   %.4g\n", k->tok_s);
     printf("  joules per token    %.3g J\n", k->joules_per_token);
