@@ -1,11 +1,802 @@
-/* cmd_plan.c — placeholder until the command lands. */
+/*
+ * cmd_plan.c — `rackllm plan`: how many sessions at the floor speed fit a
+ * server and a rack of a hardware choice, what each costs, and how wrong
+ * the prediction is on this machine.
+ *
+ * The arithmetic is plan.h's; this file reads the flags, finds the model
+ * (catalog id or GGUF file) and the hardware (catalog or `this`), applies a
+ * bench JSON as calibration, and prints tables, JSON or an SVG chart. With
+ * --verify it runs the bench as a child process; with --verify-from it
+ * compares with a measurement that already exists.
+ */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <spawn.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <strings.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include "benchjson.h"
 #include "commands.h"
+#include "gguf.h"
+#include "hwcatalog.h"
+#include "plan.h"
+#include "plansvg.h"
+#include "shape.h"
+#include "types.h"
+
+extern char **environ;
+
+/* The model each size class is drawn with in the matrix. */
+static const char *const CLASS_MODELS[4] = {"llama3.2-1b", "llama3.1-8b", "llama3.3-70b", "llama3.1-405b"};
+
+typedef struct plan_cli {
+    const char *model, *quant, *hardware, *calibrate, *verify_from, *svg;
+    bool quant_given, list, matrix, json, verify;
+    plan_params params;
+    bool eff_bw_given, eff_compute_given;
+    bench_json calib;     /* --calibrate, when calibrated */
+    bool calibrated;
+} plan_cli;
+
+static void usage(FILE *out) {
+    fputs("usage: rackllm plan --model ID|FILE.gguf --hardware ID [options]\n"
+          "       rackllm plan --list | --matrix [--svg FILE]\n"
+          "       rackllm plan --hardware this [--calibrate BENCH.json] --verify | --verify-from BENCH.json\n"
+          "\n"
+          "How many decode sessions at >= the floor speed fit one server and one rack,\n"
+          "from data/hardware.json (every figure with its source) and the model's shape.\n"
+          "\n"
+          "  --list               model and hardware ids, one per line, id first\n"
+          "  --model ID|FILE      catalog model (default llama3.2-1b) or a GGUF file\n"
+          "  --quant TYPE         weights: Q4_0, Q8_0, F16, Q4_K_M ... (default Q4_0;\n"
+          "                       for a GGUF file, default: the file's own tensors)\n"
+          "  --hardware ID        catalog hardware, or `this` (this machine, measured)\n"
+          "  --floor TOK_S        every session at least this fast (default 10)\n"
+          "  --ctx N              tokens of context per session (default 4096)\n"
+          "  --kv-bytes B         bytes per KV element (default 2: F16 cache)\n"
+          "  --mem-usable F       fraction of memory for weights + KV (default 0.9)\n"
+          "  --cores N            plan instances of N cores (a cloud slice of a chip)\n"
+          "  --bw-share F         bandwidth share of a socket such a slice gets\n"
+          "                       (default: N / cores per socket)\n"
+          "  --gpu-batching       GPU headline with batching (default: the seed's one\n"
+          "                       session per GPU or MIG slice; both are always shown)\n"
+          "  --rack-kw KW         rack power budget (default 12.5)\n"
+          "  --rack-u U           rack height (default 42)\n"
+          "  --overhead-u U       switch/overhead height (default 2)\n"
+          "  --overhead-w W       switch/overhead power (default 300)\n"
+          "  --usd-per-kwh USD    electricity price (default 0.10)\n"
+          "  --pue F              facility overhead on electricity (default 1.0)\n"
+          "  --years Y            server cost amortised over (default 4)\n"
+          "  --eff-bw F           fraction of bandwidth the engine reaches (default:\n"
+          "                       the catalog's conservative value, or calibrated)\n"
+          "  --eff-compute F      fraction of peak compute the engine reaches\n"
+          "  --calibrate FILE     take both efficiencies from a `rackllm bench --json` file\n"
+          "  --verify             run a quick session sweep here (rackllm bench) and\n"
+          "                       print predicted vs measured sessions at the floor\n"
+          "  --verify-from FILE   the same against an existing bench JSON\n"
+          "  --matrix             sessions per rack for every size class x hardware\n"
+          "  --json               machine-readable output\n"
+          "  --svg FILE           also draw a bar chart (log scale) to FILE\n"
+          "  --help               this text\n"
+          "\n"
+          "See docs/planner.md for the model and docs/bench-json.md for the bench file.\n",
+          out);
+}
+
+/* ---- flags ---- */
+
+static int parse_number(const char *flag, const char *s, double lo, double hi, double *out, rl_err *err) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi)
+        return rl_fail(err, RL_ERR_INPUT, "%s '%s': expected a number in [%g, %g]", flag, s, lo, hi);
+    *out = v;
+    return 0;
+}
+
+enum {
+    OPT_LIST = 256, OPT_MODEL, OPT_QUANT, OPT_HARDWARE, OPT_FLOOR, OPT_CTX, OPT_KV_BYTES, OPT_MEM_USABLE,
+    OPT_CORES, OPT_BW_SHARE, OPT_GPU_BATCHING, OPT_RACK_KW, OPT_RACK_U, OPT_OVERHEAD_U, OPT_OVERHEAD_W,
+    OPT_USD_KWH, OPT_PUE, OPT_YEARS, OPT_EFF_BW, OPT_EFF_COMPUTE, OPT_CALIBRATE, OPT_VERIFY, OPT_VERIFY_FROM,
+    OPT_MATRIX, OPT_JSON, OPT_SVG, OPT_HELP,
+};
+
+static const struct option OPTIONS[] = {
+    {"list", no_argument, 0, OPT_LIST},           {"model", required_argument, 0, OPT_MODEL},
+    {"quant", required_argument, 0, OPT_QUANT},   {"hardware", required_argument, 0, OPT_HARDWARE},
+    {"floor", required_argument, 0, OPT_FLOOR},   {"ctx", required_argument, 0, OPT_CTX},
+    {"kv-bytes", required_argument, 0, OPT_KV_BYTES}, {"mem-usable", required_argument, 0, OPT_MEM_USABLE},
+    {"cores", required_argument, 0, OPT_CORES},   {"bw-share", required_argument, 0, OPT_BW_SHARE},
+    {"gpu-batching", no_argument, 0, OPT_GPU_BATCHING}, {"rack-kw", required_argument, 0, OPT_RACK_KW},
+    {"rack-u", required_argument, 0, OPT_RACK_U}, {"overhead-u", required_argument, 0, OPT_OVERHEAD_U},
+    {"overhead-w", required_argument, 0, OPT_OVERHEAD_W}, {"usd-per-kwh", required_argument, 0, OPT_USD_KWH},
+    {"pue", required_argument, 0, OPT_PUE},       {"years", required_argument, 0, OPT_YEARS},
+    {"eff-bw", required_argument, 0, OPT_EFF_BW}, {"eff-compute", required_argument, 0, OPT_EFF_COMPUTE},
+    {"calibrate", required_argument, 0, OPT_CALIBRATE}, {"verify", no_argument, 0, OPT_VERIFY},
+    {"verify-from", required_argument, 0, OPT_VERIFY_FROM}, {"matrix", no_argument, 0, OPT_MATRIX},
+    {"json", no_argument, 0, OPT_JSON},           {"svg", required_argument, 0, OPT_SVG},
+    {"help", no_argument, 0, OPT_HELP},           {0, 0, 0, 0},
+};
+
+/* A flag with a numeric argument: where it goes and its range. */
+static int numeric_flag(plan_cli *c, int opt, const char *arg, rl_err *err) {
+    plan_params *p = &c->params;
+    double v;
+    switch (opt) {
+    case OPT_FLOOR: return parse_number("--floor", arg, 1e-6, 1e6, &p->floor_tok_s, err);
+    case OPT_CTX: return parse_number("--ctx", arg, 1, 1e7, &p->ctx, err);
+    case OPT_KV_BYTES: return parse_number("--kv-bytes", arg, 0, 8, &p->kv_elem_bytes, err);
+    case OPT_MEM_USABLE: return parse_number("--mem-usable", arg, 0.01, 1, &p->mem_usable, err);
+    case OPT_CORES:
+        if (parse_number("--cores", arg, 1, 1 << 20, &v, err)) return -1;
+        if (v != floor(v)) return rl_fail(err, RL_ERR_INPUT, "--cores '%s': expected a whole number", arg);
+        p->cores = (int)v;
+        return 0;
+    case OPT_BW_SHARE: return parse_number("--bw-share", arg, 1e-6, 64, &p->bw_share, err);
+    case OPT_RACK_KW: return parse_number("--rack-kw", arg, 0.001, 1e4, &p->rack_kw, err);
+    case OPT_RACK_U: return parse_number("--rack-u", arg, 1, 1000, &p->rack_u, err);
+    case OPT_OVERHEAD_U: return parse_number("--overhead-u", arg, 0, 1000, &p->overhead_u, err);
+    case OPT_OVERHEAD_W: return parse_number("--overhead-w", arg, 0, 1e7, &p->overhead_w, err);
+    case OPT_USD_KWH: return parse_number("--usd-per-kwh", arg, 0, 100, &p->usd_per_kwh, err);
+    case OPT_PUE: return parse_number("--pue", arg, 1, 10, &p->pue, err);
+    case OPT_YEARS: return parse_number("--years", arg, 0.01, 100, &p->years, err);
+    case OPT_EFF_BW: c->eff_bw_given = true; return parse_number("--eff-bw", arg, 1e-6, 1, &p->eff_bw, err);
+    case OPT_EFF_COMPUTE:
+        c->eff_compute_given = true;
+        return parse_number("--eff-compute", arg, 1e-6, 1, &p->eff_compute, err);
+    }
+    return rl_fail(err, RL_ERR_INTERNAL, "flag %d not handled", opt);
+}
+
+/* 0: run; 1: --help printed; -1: bad flags (err set). */
+static int parse_flags(plan_cli *c, int argc, char **argv, rl_err *err) {
+    memset(c, 0, sizeof *c);
+    plan_params_default(&c->params);
+    c->model = "llama3.2-1b";
+    c->quant = "Q4_0";
+    optind = 1;
+    opterr = 0;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "", OPTIONS, NULL)) != -1) {
+        switch (opt) {
+        case OPT_HELP: usage(stdout); return 1;
+        case OPT_LIST: c->list = true; break;
+        case OPT_MODEL: c->model = optarg; break;
+        case OPT_QUANT: c->quant = optarg; c->quant_given = true; break;
+        case OPT_HARDWARE: c->hardware = optarg; break;
+        case OPT_GPU_BATCHING: c->params.gpu_mode = PLAN_GPU_BATCHED; break;
+        case OPT_CALIBRATE: c->calibrate = optarg; break;
+        case OPT_VERIFY: c->verify = true; break;
+        case OPT_VERIFY_FROM: c->verify_from = optarg; break;
+        case OPT_MATRIX: c->matrix = true; break;
+        case OPT_JSON: c->json = true; break;
+        case OPT_SVG: c->svg = optarg; break;
+        case '?': return rl_fail(err, RL_ERR_INPUT, "plan: unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
+        default:
+            if (numeric_flag(c, opt, optarg, err)) return -1;
+        }
+    }
+    if (optind < argc) return rl_fail(err, RL_ERR_INPUT, "plan: unexpected argument '%s'", argv[optind]);
+    if ((c->verify || c->verify_from) && c->hardware && strcmp(c->hardware, "this") != 0)
+        return rl_fail(err, RL_ERR_INPUT, "--verify compares with this machine: use --hardware this or leave it out");
+    if (!c->list && !c->matrix && !c->verify && !c->verify_from && !c->hardware)
+        return rl_fail(err, RL_ERR_INPUT, "plan: --hardware ID is required (see --list)");
+    return 0;
+}
+
+/* ---- the model ---- */
+
+static bool is_file_path(const char *s) {
+    size_t n = strlen(s);
+    return strchr(s, '/') || (n > 5 && strcasecmp(s + n - 5, ".gguf") == 0);
+}
+
+/* The type that holds most of a file's bytes. */
+static uint32_t main_type(const gguf_file *f) {
+    uint64_t bytes[RL_TYPE_COUNT] = {0};
+    for (uint64_t i = 0; i < f->n_tensors; i++)
+        if (f->tensors[i].type < RL_TYPE_COUNT) bytes[f->tensors[i].type] += f->tensors[i].size;
+    uint32_t best = 0;
+    for (uint32_t t = 1; t < RL_TYPE_COUNT; t++)
+        if (bytes[t] > bytes[best]) best = t;
+    return best;
+}
+
+static int model_from_file(const plan_cli *c, plan_model *m, rl_err *err) {
+    gguf_file *f = gguf_open(c->model, err);
+    if (!f) return -1;
+    rl_shape s;
+    int rc = shape_from_gguf(f, &s, err);
+    uint32_t type = main_type(f);
+    const char *quant = c->quant_given ? c->quant : rl_type_name(type);
+    if (rc == 0) rc = plan_model_from_shape(&s, quant, &c->params, m, err);
+    if (rc == 0 && !c->quant_given) {
+        /* The file's own tensors say exactly how many bytes the weights are. */
+        double bytes = 0;
+        for (uint64_t i = 0; i < f->n_tensors; i++) bytes += (double)f->tensors[i].size;
+        m->weight_bytes = bytes;
+        m->bits_per_weight = m->params ? bytes * 8 / (double)m->params : 0;
+        snprintf(m->quant, sizeof m->quant, "file (mostly %s)", rl_type_name(type));
+        m->int8_compute = !(type == RL_TYPE_F32 || type == RL_TYPE_F16 || type == RL_TYPE_BF16);
+    }
+    if (rc == 0) {
+        const char *base = strrchr(c->model, '/');
+        snprintf(m->id, sizeof m->id, "%s", base ? base + 1 : c->model);
+    }
+    gguf_close(f);
+    return rc;
+}
+
+static int load_model(const plan_cli *c, const char *id, plan_model *m, rl_err *err) {
+    if (is_file_path(id)) return model_from_file(c, m, err);
+    rl_shape s;
+    if (shape_catalog_find(id, &s, err)) return -1;
+    return plan_model_from_shape(&s, c->quant, &c->params, m, err);
+}
+
+/* ---- the hardware, calibration ---- */
+
+static int load_hardware(const plan_cli *c, const char *id, plan_hw *hw, rl_err *err) {
+    if (strcmp(id, "this") == 0) return hwcatalog_this(c->calibrated ? c->calib.bandwidth_gbs : 0, hw, err);
+    return hwcatalog_find(id, hw, err);
+}
+
+/* FLOPs per token of the benched model at the middle of its sweep. */
+static double bench_flops(const bench_json *b) {
+    rl_shape s;
+    if (!b->shape[0] || shape_catalog_find(b->shape, &s, NULL)) return 0;
+    return shape_flops_per_token(&s, (uint32_t)(b->prompt_len + b->gen_len / 2));
+}
+
+/* Reads --calibrate and replaces the efficiency factors not set by flags. */
+static int calibrate(plan_cli *c, rl_err *err) {
+    if (bench_json_load(c->calibrate, &c->calib, err)) return -1;
+    plan_hw self;
+    if (hwcatalog_this(c->calib.bandwidth_gbs, &self, err)) return -1;
+    plan_measure ms = {
+        .bandwidth_gbs = c->calib.bandwidth_gbs,
+        .bytes_per_token = c->calib.bytes_per_token,
+        .decode_tok_s = c->calib.decode_tok_s,
+        .flops_per_token = bench_flops(&c->calib),
+        .aggregate_tok_s = bench_json_aggregate_at_max_batch(&c->calib),
+    };
+    if (ms.flops_per_token <= 0) ms.aggregate_tok_s = 0; /* unknown shape: keep the compute default */
+    bool int8 = !(strcasecmp(c->calib.type, "f16") == 0 || strcasecmp(c->calib.type, "bf16") == 0 ||
+                  strcasecmp(c->calib.type, "f32") == 0);
+    double peak = (int8 ? self.int8_tops : self.bf16_tflops) * 1e12;
+    double eb = self.eff_bw, ec = self.eff_compute;
+    if (plan_calibrate(&ms, peak, &eb, &ec, err)) return rl_fail_prefix(err, "%s: ", c->calibrate);
+    c->params.cpu_eff_bw = eb;
+    if (ms.aggregate_tok_s > 0) c->params.cpu_eff_compute = ec;
+    c->calibrated = true;
+    return 0;
+}
+
+/* ---- printing helpers ---- */
+
+static void json_num(cJSON *o, const char *key, double v) {
+    if (isfinite(v)) cJSON_AddNumberToObject(o, key, v);
+    else cJSON_AddNullToObject(o, key);
+}
+
+static int print_json(cJSON *root) {
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!text) return 1;
+    puts(text);
+    free(text);
+    return 0;
+}
+
+static const char *strategy_label(int s) {
+    switch (s) {
+    case PLAN_ONE_PER_GPU: return "1/GPU";
+    case PLAN_ONE_PER_MIG: return "1/MIG slice";
+    default: return "batched";
+    }
+}
+
+/* "2 x 96 cores" or "4 GPUs" or "MIG slice" for a partition. */
+static void part_label(const plan_hw *hw, const plan_part *pt, char *buf, size_t size) {
+    if (pt->mig) snprintf(buf, size, "MIG slice");
+    else if (hw->kind == PLAN_HW_GPU) snprintf(buf, size, "%d GPU%s", pt->gpus, pt->gpus > 1 ? "s" : "");
+    else snprintf(buf, size, "%d core%s", pt->cores, pt->cores > 1 ? "s" : "");
+}
+
+/* Where the efficiency factors used for hw come from. */
+static const char *efficiency_origin(const plan_cli *c, const plan_hw *hw) {
+    if (c->eff_bw_given || c->eff_compute_given) return "set by flags";
+    if (c->calibrated && hw->kind == PLAN_HW_CPU) return "calibrated by the bench JSON";
+    return "conservative defaults, not measured";
+}
+
+/* ---- one plan ---- */
+
+static void print_model_and_hw(const plan_cli *c, const plan_model *m, const plan_hw *hw, const plan_result *r) {
+    printf("model      %s (%s), %s, %.3g B params, %s\n", m->name, m->id, m->quant, m->params / 1e9,
+           shape_size_class_label(m->size_class));
+    printf("           weights %.3g GB (%.3g bits/weight), KV %.1f kB/token = %.3g GB per session at ctx %.0f,"
+           " %.3g GFLOP/token\n",
+           m->weight_bytes / 1e9, m->bits_per_weight, m->kv_bytes_per_token / 1e3,
+           m->kv_bytes_per_token * m->ctx / 1e9, m->ctx, m->flops_per_token / 1e9);
+    printf("hardware   %s (%s)\n", hw->name, hw->id);
+    printf("           %d x %d %s, %.4g GB/s, %.4g GiB, %.4g int8 TOPS, %.4g bf16 TFLOPS per %s\n", hw->units,
+           hw->cores, hw->kind == PLAN_HW_GPU ? "SMs" : "cores", hw->mem_bw_gbs, hw->mem_gib, hw->int8_tops,
+           hw->bf16_tflops, hw->kind == PLAN_HW_GPU ? "card" : "socket");
+    printf("           server %.0f W, %gU, $%.0f\n", hw->server_power_w, hw->server_u, hw->server_usd);
+    printf("efficiency bandwidth %.3g, compute %.3g (%s)\n", r->eff_bw, r->eff_compute, efficiency_origin(c, hw));
+    if (r->slices > 0)
+        printf("slicing    %d instances of %d cores per server, each with %.3g of a socket's bandwidth\n",
+               r->slices, c->params.cores, r->slice_share);
+}
+
+static void print_server(const plan_hw *hw, const plan_params *p, const plan_result *r) {
+    printf("\nper server (floor %g tok/s, ctx %.0f)\n", p->floor_tok_s, p->ctx);
+    printf("  %-12s %-13s %10s %7s %9s %11s  %s\n", "strategy", "partition", "partitions", "batch", "sessions",
+           "tok/s each", "limited by");
+    for (int s = 0; s < PLAN_STRATEGIES; s++) {
+        if (!r->has[s]) continue;
+        const plan_fit *f = &r->fit[s];
+        char part[48];
+        part_label(hw, &f->part, part, sizeof part);
+        printf("  %-12s %-13s %10d %7d %9ld %11.3g  %s%s\n", strategy_label(s), part, f->part.count, f->batch,
+               f->sessions, f->tok_s, plan_limit_name(f->limit), s == r->headline ? "   <- headline" : "");
+    }
+}
+
+static void print_rack(const plan_params *p, const plan_result *r) {
+    const plan_rack *k = &r->rack[r->headline];
+    printf("\nper rack (%g kW, %gU; switch/overhead %gU, %g W)\n", p->rack_kw, p->rack_u, p->overhead_u,
+           p->overhead_w);
+    printf("  servers per rack    %d   (power allows %d, space %d: limited by %s)\n", k->servers,
+           k->servers_by_power, k->servers_by_space, plan_rack_limit_name(k->limit));
+    printf("  sessions per rack   %ld\n", k->sessions);
+    for (int s = 0; s < PLAN_STRATEGIES; s++)
+        if (r->has[s] && s != r->headline)
+            printf("                      %ld with %s\n", r->rack[s].sessions, strategy_label(s));
+    printf("  rack power          %.2f kW\n", k->watts / 1000);
+    if (k->sessions == 0) {
+        printf("  no session reaches %g tok/s here (limited by %s): nothing per session to report\n", p->floor_tok_s,
+               plan_limit_name(r->fit[r->headline].limit));
+        return;
+    }
+    printf("  watts per session   %.3g W\n", k->watts_per_session);
+    printf("  tokens per second   %.4g\n", k->tok_s);
+    printf("  joules per token    %.3g J\n", k->joules_per_token);
+    printf("  USD per 1M tokens   %.3g  (electricity $%g/kWh x PUE %g, servers over %g years, full occupancy)\n",
+           k->usd_per_mtok, p->usd_per_kwh, p->pue, p->years);
+}
+
+static cJSON *fit_json(const plan_hw *hw, const plan_fit *f, const plan_rack *k) {
+    cJSON *o = cJSON_CreateObject();
+    char part[48];
+    part_label(hw, &f->part, part, sizeof part);
+    cJSON_AddStringToObject(o, "strategy", plan_strategy_name(f->strategy));
+    cJSON_AddStringToObject(o, "partition", part);
+    cJSON_AddNumberToObject(o, "partitions", f->part.count);
+    cJSON_AddNumberToObject(o, "batch", f->batch);
+    cJSON_AddNumberToObject(o, "sessions_per_server", (double)f->sessions);
+    json_num(o, "tok_s_per_session", f->tok_s);
+    cJSON_AddStringToObject(o, "limiting_factor", plan_limit_name(f->limit));
+    cJSON_AddNumberToObject(o, "servers_per_rack", k->servers);
+    cJSON_AddNumberToObject(o, "sessions_per_rack", (double)k->sessions);
+    json_num(o, "watts_per_session", k->watts_per_session);
+    json_num(o, "joules_per_token", k->joules_per_token);
+    json_num(o, "usd_per_mtok", k->usd_per_mtok);
+    return o;
+}
+
+static cJSON *plan_json(const plan_cli *c, const plan_model *m, const plan_hw *hw, const plan_result *r) {
+    const plan_params *p = &c->params;
+    const plan_fit *f = &r->fit[r->headline];
+    const plan_rack *k = &r->rack[r->headline];
+    cJSON *root = cJSON_CreateObject();
+    cJSON *mo = cJSON_AddObjectToObject(root, "model");
+    cJSON_AddStringToObject(mo, "id", m->id);
+    cJSON_AddStringToObject(mo, "quant", m->quant);
+    cJSON_AddNumberToObject(mo, "params", (double)m->params);
+    cJSON_AddNumberToObject(mo, "size_class", m->size_class);
+    cJSON_AddNumberToObject(mo, "weight_bytes", m->weight_bytes);
+    cJSON_AddNumberToObject(mo, "kv_bytes_per_token", m->kv_bytes_per_token);
+    cJSON_AddNumberToObject(mo, "flops_per_token", m->flops_per_token);
+    cJSON *ho = cJSON_AddObjectToObject(root, "hardware");
+    cJSON_AddStringToObject(ho, "id", hw->id);
+    cJSON_AddStringToObject(ho, "name", hw->name);
+    cJSON_AddNumberToObject(ho, "server_power_w", hw->server_power_w);
+    cJSON_AddNumberToObject(ho, "server_u", hw->server_u);
+    cJSON *po = cJSON_AddObjectToObject(root, "params");
+    cJSON_AddNumberToObject(po, "floor_tok_s", p->floor_tok_s);
+    cJSON_AddNumberToObject(po, "ctx", p->ctx);
+    cJSON_AddNumberToObject(po, "rack_kw", p->rack_kw);
+    cJSON_AddNumberToObject(po, "rack_u", p->rack_u);
+    cJSON_AddNumberToObject(po, "eff_bw", r->eff_bw);
+    cJSON_AddNumberToObject(po, "eff_compute", r->eff_compute);
+    cJSON_AddStringToObject(po, "efficiency", efficiency_origin(c, hw));
+    cJSON_AddStringToObject(root, "strategy", plan_strategy_name(r->headline));
+    cJSON_AddNumberToObject(root, "sessions_per_server", (double)f->sessions);
+    cJSON_AddNumberToObject(root, "servers_per_rack", k->servers);
+    cJSON_AddNumberToObject(root, "sessions_per_rack", (double)k->sessions);
+    json_num(root, "watts_per_session", k->watts_per_session);
+    json_num(root, "joules_per_token", k->joules_per_token);
+    json_num(root, "usd_per_mtok", k->usd_per_mtok);
+    json_num(root, "tok_s_per_session", f->tok_s);
+    json_num(root, "rack_tok_s", k->tok_s);
+    json_num(root, "rack_watts", k->watts);
+    cJSON_AddStringToObject(root, "limiting_factor", plan_limit_name(f->limit));
+    cJSON_AddStringToObject(root, "rack_limiting_factor", plan_rack_limit_name(k->limit));
+    if (r->slices > 0) {
+        cJSON_AddNumberToObject(root, "slices_per_server", r->slices);
+        cJSON_AddNumberToObject(root, "slice_bw_share", r->slice_share);
+    }
+    cJSON *alt = cJSON_AddArrayToObject(root, "strategies");
+    for (int s = 0; s < PLAN_STRATEGIES; s++)
+        if (r->has[s]) cJSON_AddItemToArray(alt, fit_json(hw, &r->fit[s], &r->rack[s]));
+    return root;
+}
+
+/* Partition counts worth drawing: powers of two, the best, the last. */
+static bool worth_drawing(const plan_fit *all, int n, int i, const plan_fit *best) {
+    int count = all[i].part.count;
+    return n <= 12 || (count & (count - 1)) == 0 || i == n - 1 || count == best->part.count;
+}
+
+static int plan_svg(const plan_cli *c, const plan_model *m, const plan_hw *hw, const plan_result *r, rl_err *err) {
+    enum { MAX_BARS = 40, MAX_FITS = 1024 };
+    plan_fit *all = rl_calloc(MAX_FITS, sizeof *all, err);
+    if (!all) return -1;
+    char labels[MAX_BARS][64];
+    const char *groups[MAX_BARS];
+    double values[MAX_BARS];
+    int bars = 0;
+    for (int s = 0; s < PLAN_STRATEGIES && bars < MAX_BARS; s++) {
+        int n = 0;
+        plan_fit best;
+        if (!plan_best(hw, m, &c->params, s, &best, all, MAX_FITS, &n)) continue;
+        for (int i = 0; i < n && bars < MAX_BARS; i++) {
+            if (!worth_drawing(all, n, i, &best)) continue;
+            char part[40];
+            part_label(hw, &all[i].part, part, sizeof part);
+            snprintf(labels[bars], sizeof labels[bars], "%s%d x %.39s", s == PLAN_BATCHED ? "" : "1 each: ",
+                     all[i].part.count, part);
+            groups[bars] = labels[bars];
+            values[bars++] = (double)all[i].sessions;
+        }
+    }
+    char title[256], notes[4][200];
+    snprintf(title, sizeof title, "Sessions per server at >= %g tok/s: %s %s on %s", c->params.floor_tok_s, m->id,
+             m->quant, hw->id);
+    snprintf(notes[0], sizeof notes[0], "x: partitions x (cores | GPUs | MIG slice) each; \"1 each\" = one session per partition (the seed's GPU assumption)");
+    snprintf(notes[1], sizeof notes[1], "context %.0f tokens, F16 KV = %g bytes/element, %.0f%% of memory usable",
+             c->params.ctx, c->params.kv_elem_bytes, c->params.mem_usable * 100);
+    snprintf(notes[2], sizeof notes[2], "efficiency: bandwidth %.3g, compute %.3g (%s)", r->eff_bw, r->eff_compute,
+             efficiency_origin(c, hw));
+    snprintf(notes[3], sizeof notes[3], "hardware figures and their sources: data/hardware.json; model: docs/planner.md");
+    const char *note_ptrs[4] = {notes[0], notes[1], notes[2], notes[3]};
+    const char *series[1] = {"sessions per server"};
+    plansvg_chart chart = {title, "sessions per server", true, bars, groups, 1, series, values, 4, note_ptrs};
+    free(all);
+    return plansvg_write_file(c->svg, &chart, err);
+}
+
+static int run_single(const plan_cli *c, rl_err *err) {
+    plan_model m;
+    plan_hw hw;
+    plan_result r;
+    if (load_model(c, c->model, &m, err) || load_hardware(c, c->hardware, &hw, err) ||
+        plan_run(&hw, &m, &c->params, &r, err))
+        return cli_fail(err);
+    if (c->svg && plan_svg(c, &m, &hw, &r, err)) return cli_fail(err);
+    if (c->json) return print_json(plan_json(c, &m, &hw, &r));
+    print_model_and_hw(c, &m, &hw, &r);
+    print_server(&hw, &c->params, &r);
+    print_rack(&c->params, &r);
+    return 0;
+}
+
+/* ---- --list ---- */
+
+static int run_list(const plan_cli *c, rl_err *err) {
+    int n = shape_catalog_count();
+    for (int i = 0; i < n; i++) {
+        rl_shape s;
+        if (shape_catalog_get(i, &s, err)) return cli_fail(err);
+        uint64_t params = shape_param_count(&s);
+        printf("%s\tmodel\t%s\t%.3gB params\t%s\n", s.id, s.name, params / 1e9,
+               shape_size_class_label(shape_size_class(params)));
+    }
+    int h = hwcatalog_count(err);
+    if (h < 0) return cli_fail(err);
+    for (int i = 0; i < h; i++) {
+        plan_hw hw;
+        if (hwcatalog_get(i, &hw, err)) return cli_fail(err);
+        printf("%s\thardware\t%s\n", hw.id, hw.name);
+    }
+    return 0;
+}
+
+/* ---- --matrix ---- */
+
+enum { MATRIX_MAX_ROWS = 64 };
+
+typedef struct matrix_row {
+    plan_hw hw;
+    int strategy;
+    char label[80];
+    long sessions[4];
+    double watts_per_session[4];
+    double usd_per_mtok[4];
+    char limit[4][24];
+} matrix_row;
+
+static void matrix_fill(const plan_cli *c, matrix_row *row, const plan_model *models) {
+    for (int k = 0; k < 4; k++) {
+        plan_result r;
+        row->sessions[k] = 0;
+        row->watts_per_session[k] = row->usd_per_mtok[k] = NAN;
+        snprintf(row->limit[k], sizeof row->limit[k], "n/a");
+        if (plan_run(&row->hw, &models[k], &c->params, &r, NULL) || !r.has[row->strategy]) continue;
+        row->sessions[k] = r.rack[row->strategy].sessions;
+        row->watts_per_session[k] = r.rack[row->strategy].watts_per_session;
+        row->usd_per_mtok[k] = r.rack[row->strategy].usd_per_mtok;
+        snprintf(row->limit[k], sizeof row->limit[k], "%s", plan_limit_name(r.fit[row->strategy].limit));
+    }
+}
+
+/* One row per CPU; three per GPU (the seed's two assumptions, batching). */
+static int matrix_rows(const plan_cli *c, matrix_row *rows, rl_err *err) {
+    int h = hwcatalog_count(err), n = 0;
+    if (h < 0) return -1;
+    for (int i = 0; i < h; i++) {
+        plan_hw hw;
+        if (hwcatalog_get(i, &hw, err)) return -1;
+        if (strcmp(hw.id, "this") == 0) {
+            if (!c->calibrated) continue; /* only measured, never guessed */
+            if (hwcatalog_this(c->calib.bandwidth_gbs, &hw, err)) return -1;
+        }
+        int strategies[3] = {PLAN_BATCHED, -1, -1};
+        if (hw.kind == PLAN_HW_GPU) {
+            strategies[0] = PLAN_ONE_PER_GPU;
+            strategies[1] = hw.mig_instances > 0 ? PLAN_ONE_PER_MIG : -1;
+            strategies[2] = PLAN_BATCHED;
+        }
+        for (int s = 0; s < 3 && n < MATRIX_MAX_ROWS; s++) {
+            if (strategies[s] < 0) continue;
+            matrix_row *row = &rows[n++];
+            row->hw = hw;
+            row->strategy = strategies[s];
+            if (hw.kind == PLAN_HW_GPU) snprintf(row->label, sizeof row->label, "%s (%s)", hw.id, strategy_label(strategies[s]));
+            else snprintf(row->label, sizeof row->label, "%s", hw.id);
+        }
+    }
+    return n;
+}
+
+static void matrix_assumptions(const plan_cli *c, const plan_model *models, char lines[][200], int *n) {
+    const plan_params *p = &c->params;
+    *n = 0;
+    snprintf(lines[(*n)++], 200, "sessions per rack at >= %g tok/s each; weights %s; F16 KV cache (%g B/element), context %.0f tokens",
+             p->floor_tok_s, models[0].quant, p->kv_elem_bytes, p->ctx);
+    snprintf(lines[(*n)++], 200, "rack %g kW, %gU, of which %gU and %g W for the switch; %.0f%% of memory usable",
+             p->rack_kw, p->rack_u, p->overhead_u, p->overhead_w, p->mem_usable * 100);
+    plan_hw cpu = {.kind = PLAN_HW_CPU}, gpu = {.kind = PLAN_HW_GPU};
+    if (hwcatalog_find("ampereone-a192-32x", &cpu, NULL) == 0 && hwcatalog_find("h100-sxm", &gpu, NULL) == 0) {
+        double cb, cc, gb, gc;
+        plan_efficiency(&cpu, p, &cb, &cc);
+        plan_efficiency(&gpu, p, &gb, &gc);
+        snprintf(lines[(*n)++], 200, "efficiency: CPU bandwidth %.3g, compute %.3g (%s); GPU %.3g, %.3g (%s)", cb, cc,
+                 efficiency_origin(c, &cpu), gb, gc, efficiency_origin(c, &gpu));
+    }
+    snprintf(lines[(*n)++], 200, "GPU rows: 1/GPU and 1/MIG slice = the seed's one session each; batched = the model's best split and batch");
+    snprintf(lines[(*n)++], 200, "classes drawn with %.24s, %.24s, %.24s, %.24s; 0 = floor not reached or model does not fit",
+             models[0].id, models[1].id, models[2].id, models[3].id);
+    snprintf(lines[(*n)++], 200, "figures: data/hardware.json (source per figure, estimates marked); model: docs/planner.md");
+}
+
+static int matrix_svg(const plan_cli *c, const matrix_row *rows, int n, const plan_model *models, rl_err *err) {
+    char group_text[4][64], notes[8][200];
+    const char *groups[4], *series[MATRIX_MAX_ROWS], *note_ptrs[8];
+    double values[4 * MATRIX_MAX_ROWS];
+    for (int k = 0; k < 4; k++) {
+        snprintf(group_text[k], sizeof group_text[k], "class %d: %.47s", k, models[k].id);
+        groups[k] = group_text[k];
+        for (int i = 0; i < n; i++) values[k * n + i] = (double)rows[i].sessions[k];
+    }
+    for (int i = 0; i < n; i++) series[i] = rows[i].label;
+    int n_notes;
+    matrix_assumptions(c, models, notes, &n_notes);
+    for (int i = 0; i < n_notes; i++) note_ptrs[i] = notes[i];
+    char title[160];
+    snprintf(title, sizeof title, "Sessions per %g kW rack at >= %g tok/s per session, by model size class",
+             c->params.rack_kw, c->params.floor_tok_s);
+    plansvg_chart chart = {title, "sessions per rack", true, 4, groups, n, series, values, n_notes, note_ptrs};
+    return plansvg_write_file(c->svg, &chart, err);
+}
+
+static int matrix_json(const matrix_row *rows, int n, const plan_model *models, char notes[][200], int n_notes) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON *cls = cJSON_AddArrayToObject(root, "classes");
+    for (int k = 0; k < 4; k++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "class", k);
+        cJSON_AddStringToObject(o, "model", models[k].id);
+        cJSON_AddItemToArray(cls, o);
+    }
+    cJSON *arr = cJSON_AddArrayToObject(root, "matrix");
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < 4; k++) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "hardware", rows[i].hw.id);
+            cJSON_AddStringToObject(o, "strategy", plan_strategy_name(rows[i].strategy));
+            cJSON_AddNumberToObject(o, "class", k);
+            cJSON_AddStringToObject(o, "model", models[k].id);
+            cJSON_AddNumberToObject(o, "sessions_per_rack", (double)rows[i].sessions[k]);
+            json_num(o, "watts_per_session", rows[i].watts_per_session[k]);
+            json_num(o, "usd_per_mtok", rows[i].usd_per_mtok[k]);
+            cJSON_AddStringToObject(o, "limiting_factor", rows[i].limit[k]);
+            cJSON_AddItemToArray(arr, o);
+        }
+    cJSON *as = cJSON_AddArrayToObject(root, "assumptions");
+    for (int i = 0; i < n_notes; i++) cJSON_AddItemToArray(as, cJSON_CreateString(notes[i]));
+    return print_json(root);
+}
+
+static void matrix_print(const plan_cli *c, const matrix_row *rows, int n, const plan_model *models, char notes[][200],
+                         int n_notes) {
+    printf("sessions per rack (%g kW, %gU) at >= %g tok/s per session\n\n", c->params.rack_kw, c->params.rack_u,
+           c->params.floor_tok_s);
+    printf("%-32s", "hardware");
+    for (int k = 0; k < 4; k++) printf(" %15s", models[k].id);
+    printf("\n%-32s", "");
+    for (int k = 0; k < 4; k++) printf("       (class %d)", k);
+    printf("\n");
+    for (int i = 0; i < n; i++) {
+        printf("%-32s", rows[i].label);
+        for (int k = 0; k < 4; k++) printf(" %15ld", rows[i].sessions[k]);
+        printf("\n");
+    }
+    printf("\nassumptions:\n");
+    for (int i = 0; i < n_notes; i++) printf("  - %s\n", notes[i]);
+}
+
+static int run_matrix(const plan_cli *c, rl_err *err) {
+    plan_model models[4];
+    for (int k = 0; k < 4; k++) {
+        if (load_model(c, CLASS_MODELS[k], &models[k], err)) return cli_fail(err);
+        if (models[k].size_class != k)
+            return cli_fail(&(rl_err){RL_ERR_INTERNAL, "matrix: the class representative has the wrong size class"});
+    }
+    matrix_row *rows = rl_calloc(MATRIX_MAX_ROWS, sizeof *rows, err);
+    if (!rows) return cli_fail(err);
+    int n = matrix_rows(c, rows, err);
+    if (n >= 0)
+        for (int i = 0; i < n; i++) matrix_fill(c, &rows[i], models);
+    if (n < 0 || (c->svg && matrix_svg(c, rows, n, models, err))) {
+        free(rows);
+        return cli_fail(err);
+    }
+    char notes[8][200];
+    int n_notes;
+    matrix_assumptions(c, models, notes, &n_notes);
+    if (c->json) {
+        int rc = matrix_json(rows, n, models, notes, n_notes);
+        free(rows);
+        return rc;
+    }
+    matrix_print(c, rows, n, models, notes, n_notes);
+    free(rows);
+    return 0;
+}
+
+/* ---- --verify ---- */
+
+/* Runs `<this executable> bench --shape S --type T --sweep-only --json FILE`
+ * with the child's stdout sent to our stderr. 0 if it wrote FILE. */
+static int run_bench(const char *shape, const char *type, const char *json_path, rl_err *err) {
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return rl_fail(err, RL_ERR_INTERNAL, "--verify: cannot find this executable: %s", strerror(errno));
+    exe[n] = 0;
+    char *args[] = {exe, "bench", "--shape", (char *)shape, "--type", (char *)type, "--sweep-only", "--json",
+                    (char *)json_path, NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, STDERR_FILENO, STDOUT_FILENO);
+    pid_t pid;
+    int rc = posix_spawn(&pid, exe, &fa, NULL, args, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) return rl_fail(err, RL_ERR_INTERNAL, "--verify: cannot start the bench: %s", strerror(rc));
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) return rl_fail(err, RL_ERR_INTERNAL, "--verify: waiting for the bench: %s", strerror(errno));
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return rl_fail(err, RL_ERR_INTERNAL,
+                       "--verify: the bench is unavailable (`rackllm bench --sweep-only` %s %d); compare with an "
+                       "existing measurement instead: --verify-from BENCH.json",
+                       WIFEXITED(status) ? "exited with status" : "was killed by signal",
+                       WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+    return 0;
+}
+
+static int verify_against(const plan_cli *c, const bench_json *b, const char *origin, rl_err *err) {
+    if (b->n_batched == 0 && b->max_batched < 0)
+        return rl_fail(err, RL_ERR_INPUT, "%s: no session sweep to compare with (sweep / max_sessions_at_floor)", origin);
+    plan_cli vc = *c;
+    vc.params.floor_tok_s = b->floor_tok_s;
+    vc.params.ctx = b->prompt_len + b->gen_len > 0 ? b->prompt_len + b->gen_len : (b->ctx > 0 ? b->ctx : c->params.ctx);
+    vc.quant = b->type[0] ? b->type : c->quant;
+    plan_model m;
+    plan_hw hw;
+    if (load_model(&vc, b->shape[0] ? b->shape : c->model, &m, err)) return -1;
+    if (b->weight_bytes > 0) m.weight_bytes = b->weight_bytes; /* what the bench actually streamed */
+    if (hwcatalog_this(b->bandwidth_gbs, &hw, err)) return -1;
+    long measured_b = b->max_batched >= 0 ? b->max_batched : bench_json_max_at_floor(b->batched, b->n_batched, b->floor_tok_s);
+    long measured_p = b->max_partitioned >= 0 ? b->max_partitioned
+                                              : bench_json_max_at_floor(b->partitioned, b->n_partitioned, b->floor_tok_s);
+    plan_verify v;
+    plan_verify_compare(&hw, &m, &vc.params, measured_b, measured_p, &v);
+    double eb, ec;
+    plan_efficiency(&hw, &vc.params, &eb, &ec);
+    if (c->json) {
+        cJSON *root = cJSON_CreateObject();
+        cJSON_AddStringToObject(root, "bench", origin);
+        cJSON_AddStringToObject(root, "model", m.id);
+        cJSON_AddStringToObject(root, "quant", m.quant);
+        json_num(root, "floor_tok_s", vc.params.floor_tok_s);
+        json_num(root, "eff_bw", eb);
+        json_num(root, "eff_compute", ec);
+        cJSON_AddStringToObject(root, "efficiency", efficiency_origin(c, &hw));
+        cJSON_AddNumberToObject(root, "predicted_batched", (double)v.predicted_batched);
+        cJSON_AddNumberToObject(root, "measured_batched", (double)v.measured_batched);
+        json_num(root, "error_batched_pct", v.error_batched_pct);
+        cJSON_AddNumberToObject(root, "predicted_partitioned", (double)v.predicted_partitioned);
+        cJSON_AddNumberToObject(root, "measured_partitioned", (double)v.measured_partitioned);
+        json_num(root, "error_partitioned_pct", v.error_partitioned_pct);
+        return print_json(root);
+    }
+    printf("verify: %s %s on %s, floor %g tok/s, ctx %.0f (bench: %s)\n", m.id, m.quant, hw.name,
+           vc.params.floor_tok_s, vc.params.ctx, origin);
+    printf("efficiency bandwidth %.3g, compute %.3g (%s)\n\n", eb, ec, efficiency_origin(c, &hw));
+    printf("  %-12s %10s %10s %9s\n", "sweep", "predicted", "measured", "error");
+    printf("  %-12s %10ld %10ld %8.1f%%\n", "batched", v.predicted_batched, v.measured_batched, v.error_batched_pct);
+    printf("  %-12s %10ld %10ld %8.1f%%\n", "partitioned", v.predicted_partitioned, v.measured_partitioned,
+           v.error_partitioned_pct);
+    return 0;
+}
+
+static int run_verify(const plan_cli *c, rl_err *err) {
+    bench_json b;
+    if (c->verify_from) {
+        if (bench_json_load(c->verify_from, &b, err) || verify_against(c, &b, c->verify_from, err)) return cli_fail(err);
+        return 0;
+    }
+    const char *dir = getenv("TMPDIR");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/rackllm-verify-XXXXXX.json", dir && *dir ? dir : "/tmp");
+    int fd = mkstemps(path, 5);
+    if (fd < 0) return cli_fail(&(rl_err){RL_ERR_INTERNAL, "--verify: cannot create a temporary file"});
+    close(fd);
+    int rc = run_bench(c->model, c->quant, path, err);
+    if (rc == 0) rc = bench_json_load(path, &b, err);
+    if (rc == 0) rc = verify_against(c, &b, "rackllm bench --sweep-only", err);
+    unlink(path);
+    return rc ? cli_fail(err) : 0;
+}
 
 int cmd_plan(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "rackllm plan: not built yet\n");
-    return 1;
+    plan_cli c;
+    rl_err err = {0};
+    int rc = parse_flags(&c, argc, argv, &err);
+    if (rc > 0) return 0;
+    if (rc < 0) return cli_fail(&err);
+    if (c.list) return run_list(&c, &err);
+    if (c.calibrate && calibrate(&c, &err)) return cli_fail(&err);
+    if (c.verify || c.verify_from) return run_verify(&c, &err);
+    if (c.matrix) return run_matrix(&c, &err);
+    return run_single(&c, &err);
 }

@@ -1,0 +1,168 @@
+/*
+ * benchjson.c — the reader of docs/bench-json.md (see benchjson.h).
+ */
+#include "benchjson.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define BENCH_MAX_FILE (16u << 20)
+
+static const cJSON *item(const cJSON *o, const char *key) { return cJSON_GetObjectItemCaseSensitive(o, key); }
+
+/* A number at key: absent -> def; present but not a finite number -> error. */
+static int number(const cJSON *o, const char *key, double def, double *out, const char *name, rl_err *err) {
+    const cJSON *v = item(o, key);
+    if (!v) {
+        *out = def;
+        return 0;
+    }
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
+        return rl_fail(err, RL_ERR_INPUT, "%s: '%s' must be a number", name, key);
+    *out = v->valuedouble;
+    return 0;
+}
+
+/* A non-negative whole number below 2^31. */
+static int count(const cJSON *o, const char *key, int def, int *out, const char *name, rl_err *err) {
+    double d;
+    if (number(o, key, def, &d, name, err)) return -1;
+    if (d < 0 || d > 2147483647.0 || d != floor(d))
+        return rl_fail(err, RL_ERR_INPUT, "%s: '%s' must be a whole number >= 0", name, key);
+    *out = (int)d;
+    return 0;
+}
+
+static void string(const cJSON *o, const char *key, char *out, size_t size) {
+    const cJSON *v = item(o, key);
+    if (cJSON_IsString(v)) snprintf(out, size, "%s", v->valuestring);
+}
+
+static int points(const cJSON *arr, const char *what, bench_point *out, int *n, const char *name, rl_err *err) {
+    *n = 0;
+    if (!arr) return 0;
+    if (!cJSON_IsArray(arr)) return rl_fail(err, RL_ERR_INPUT, "%s: sweep.%s must be an array", name, what);
+    if (cJSON_GetArraySize(arr) > BENCH_MAX_POINTS)
+        return rl_fail(err, RL_ERR_INPUT, "%s: sweep.%s has more than %d points", name, what, BENCH_MAX_POINTS);
+    const cJSON *pt;
+    cJSON_ArrayForEach(pt, arr) {
+        bench_point *p = &out[(*n)++];
+        if (!cJSON_IsObject(pt)) return rl_fail(err, RL_ERR_INPUT, "%s: sweep.%s holds a non-object", name, what);
+        if (count(pt, "partitions", 1, &p->partitions, name, err) || count(pt, "sessions", 0, &p->sessions, name, err) ||
+            number(pt, "min_tok_s", 0, &p->min_tok_s, name, err) ||
+            number(pt, "median_tok_s", 0, &p->median_tok_s, name, err) ||
+            number(pt, "aggregate_tok_s", 0, &p->aggregate_tok_s, name, err))
+            return -1;
+        if (p->sessions < 1 || p->partitions < 1 || p->min_tok_s < 0 || p->aggregate_tok_s < 0)
+            return rl_fail(err, RL_ERR_INPUT, "%s: sweep.%s point %d: sessions and partitions must be >= 1, speeds >= 0",
+                           name, what, *n);
+    }
+    return 0;
+}
+
+/* decode_tok_s.tg128, or the first entry if tg128 is absent. */
+static int decode_rate(const cJSON *root, double *out, const char *name, rl_err *err) {
+    const cJSON *d = item(root, "decode_tok_s");
+    *out = 0;
+    if (!d) return 0;
+    if (!cJSON_IsObject(d)) return rl_fail(err, RL_ERR_INPUT, "%s: decode_tok_s must be an object", name);
+    const cJSON *v = item(d, "tg128");
+    if (!v) v = d->child;
+    if (!v) return 0;
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0) || !isfinite(v->valuedouble))
+        return rl_fail(err, RL_ERR_INPUT, "%s: decode_tok_s.%s must be a number >= 0", name, v->string);
+    *out = v->valuedouble;
+    return 0;
+}
+
+static int parse_root(const cJSON *root, const char *name, bench_json *b, rl_err *err) {
+    const cJSON *ver = item(root, "rackllm_bench");
+    if (!cJSON_IsNumber(ver) || ver->valuedouble != BENCH_JSON_VERSION)
+        return rl_fail(err, RL_ERR_INPUT, "%s: not a rackllm bench JSON of version %d (key rackllm_bench)", name,
+                       BENCH_JSON_VERSION);
+    const cJSON *machine = item(root, "machine"), *model = item(root, "model");
+    if (machine) {
+        string(machine, "cpu", b->cpu, sizeof b->cpu);
+        if (count(machine, "cores", 0, &b->cores, name, err) || count(machine, "threads", 0, &b->threads, name, err))
+            return -1;
+    }
+    if (!cJSON_IsObject(model)) return rl_fail(err, RL_ERR_INPUT, "%s: missing object 'model'", name);
+    string(model, "shape", b->shape, sizeof b->shape);
+    string(model, "type", b->type, sizeof b->type);
+    if (number(model, "params", 0, &b->params, name, err) ||
+        number(model, "weight_bytes", 0, &b->weight_bytes, name, err) ||
+        number(model, "bytes_per_token", 0, &b->bytes_per_token, name, err) ||
+        number(model, "kv_bytes_per_token", 0, &b->kv_bytes_per_token, name, err) ||
+        count(root, "ctx", 0, &b->ctx, name, err) || number(root, "floor", 10, &b->floor_tok_s, name, err) ||
+        number(root, "bandwidth_gbs", 0, &b->bandwidth_gbs, name, err) ||
+        number(root, "roofline_tok_s", 0, &b->roofline_tok_s, name, err) || decode_rate(root, &b->decode_tok_s, name, err))
+        return -1;
+    if (b->bandwidth_gbs < 0 || b->bytes_per_token < 0 || b->weight_bytes < 0 || b->kv_bytes_per_token < 0 ||
+        !(b->floor_tok_s > 0))
+        return rl_fail(err, RL_ERR_INPUT, "%s: bandwidth, byte counts must be >= 0 and the floor > 0", name);
+
+    const cJSON *sweep = item(root, "sweep");
+    if (sweep) {
+        if (!cJSON_IsObject(sweep)) return rl_fail(err, RL_ERR_INPUT, "%s: sweep must be an object", name);
+        if (count(sweep, "prompt_len", 0, &b->prompt_len, name, err) ||
+            count(sweep, "gen_len", 0, &b->gen_len, name, err) ||
+            points(item(sweep, "batched"), "batched", b->batched, &b->n_batched, name, err) ||
+            points(item(sweep, "partitioned"), "partitioned", b->partitioned, &b->n_partitioned, name, err))
+            return -1;
+    }
+    b->max_batched = b->max_partitioned = -1;
+    const cJSON *mx = item(root, "max_sessions_at_floor");
+    if (mx) {
+        if (!cJSON_IsObject(mx)) return rl_fail(err, RL_ERR_INPUT, "%s: max_sessions_at_floor must be an object", name);
+        if ((item(mx, "batched") && count(mx, "batched", 0, &b->max_batched, name, err)) ||
+            (item(mx, "partitioned") && count(mx, "partitioned", 0, &b->max_partitioned, name, err)))
+            return -1;
+    }
+    return 0;
+}
+
+int bench_json_parse(const char *text, size_t len, const char *name, bench_json *b, rl_err *err) {
+    memset(b, 0, sizeof *b);
+    cJSON *root = cJSON_ParseWithLength(text, len);
+    if (!root) return rl_fail(err, RL_ERR_INPUT, "%s: not valid JSON", name);
+    int rc = cJSON_IsObject(root) ? parse_root(root, name, b, err)
+                                  : rl_fail(err, RL_ERR_INPUT, "%s: the top level must be an object", name);
+    cJSON_Delete(root);
+    return rc;
+}
+
+int bench_json_load(const char *path, bench_json *b, rl_err *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return rl_fail(err, RL_ERR_INPUT, "%s: %s", path, strerror(errno));
+    char *buf = malloc(BENCH_MAX_FILE + 1);
+    if (!buf) {
+        fclose(f);
+        return rl_fail(err, RL_ERR_INTERNAL, "out of memory reading %s", path);
+    }
+    size_t n = fread(buf, 1, BENCH_MAX_FILE + 1, f);
+    int bad = ferror(f);
+    fclose(f);
+    int rc;
+    if (bad) rc = rl_fail(err, RL_ERR_INPUT, "%s: read error", path);
+    else if (n > BENCH_MAX_FILE) rc = rl_fail(err, RL_ERR_INPUT, "%s: larger than 16 MiB, not a bench JSON", path);
+    else rc = bench_json_parse(buf, n, path, b, err);
+    free(buf);
+    return rc;
+}
+
+double bench_json_aggregate_at_max_batch(const bench_json *b) {
+    const bench_point *best = NULL;
+    for (int i = 0; i < b->n_batched; i++)
+        if (!best || b->batched[i].sessions > best->sessions) best = &b->batched[i];
+    return best ? best->aggregate_tok_s : 0;
+}
+
+int bench_json_max_at_floor(const bench_point *pts, int n, double floor_tok_s) {
+    int best = 0;
+    for (int i = 0; i < n; i++)
+        if (pts[i].min_tok_s >= floor_tok_s && pts[i].sessions > best) best = pts[i].sessions;
+    return best;
+}

@@ -1,0 +1,57 @@
+/*
+ * benchjson.h — reading the JSON that `rackllm bench --json FILE` writes.
+ *
+ * The file is the interface between the bench (which measures) and the
+ * planner (which predicts, calibrates and verifies); its contract is
+ * docs/bench-json.md. The reader checks what it uses — the version, the
+ * numbers' types and signs, the sweep's sizes — and ignores what it does
+ * not know, so the bench can add fields without breaking the planner.
+ */
+#ifndef RACKLLM_BENCHJSON_H
+#define RACKLLM_BENCHJSON_H
+
+#include <stddef.h>
+
+#include "common.h"
+
+#define BENCH_JSON_VERSION 1
+#define BENCH_MAX_POINTS 64
+
+/* One point of a session sweep. */
+typedef struct bench_point {
+    int partitions;          /* 1 for the batched sweep */
+    int sessions;            /* concurrent sessions in all */
+    double min_tok_s, median_tok_s, aggregate_tok_s;
+} bench_point;
+
+typedef struct bench_json {
+    char cpu[128];
+    int cores, threads;
+    char shape[48];          /* model.shape: a catalog id, or "" */
+    char type[24];           /* model.type: "q4_0" */
+    double params, weight_bytes, bytes_per_token, kv_bytes_per_token;
+    int ctx;
+    double floor_tok_s;
+    double bandwidth_gbs;    /* measured streaming read */
+    double roofline_tok_s;
+    double decode_tok_s;     /* decode_tok_s.tg128, or the first tgN */
+    int prompt_len, gen_len; /* the sweep's (0: no sweep) */
+    int n_batched, n_partitioned;
+    bench_point batched[BENCH_MAX_POINTS], partitioned[BENCH_MAX_POINTS];
+    int max_batched, max_partitioned; /* max_sessions_at_floor; -1 absent */
+} bench_json;
+
+/* Parses text (len bytes); `name` names it in messages. */
+int bench_json_parse(const char *text, size_t len, const char *name, bench_json *b, rl_err *err);
+
+/* Reads and parses a file (at most 16 MiB). */
+int bench_json_load(const char *path, bench_json *b, rl_err *err);
+
+/* Most sessions among sweep points whose slowest session kept the floor
+ * (0 if none did). */
+int bench_json_max_at_floor(const bench_point *pts, int n, double floor_tok_s);
+
+/* The sweep's aggregate tok/s at its largest batch (0 if no sweep). */
+double bench_json_aggregate_at_max_batch(const bench_json *b);
+
+#endif

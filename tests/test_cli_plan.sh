@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# test_cli_plan.sh — `rackllm plan` end to end: --list, --json fields,
+# hand-checked numbers through the CLI, bad input, a GGUF file, the matrix
+# (JSON and SVG, validated with xmllint), calibration and --verify-from.
+# JSON is read with node (a build dependency, scripts/deps.sh).
+set -uo pipefail
+
+bin=${RACKLLM_BIN:-build/rackllm}
+shared=${RACKLLM_SHARED:-../shared}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+checks=0
+
+ok() { checks=$((checks + 1)); }
+fail() { checks=$((checks + 1)); fails=$((fails + 1)); echo "FAIL: $*" >&2; }
+check() { if eval "$1"; then ok; else fail "$1${2:+ ($2)}"; fi; }
+
+# jget FILE 'js expression over j' -> prints the value
+jget() { node -e "const j = JSON.parse(require('fs').readFileSync('$1', 'utf8')); console.log($2)"; }
+
+# An SVG that is well-formed XML (xmllint), with an <svg> root.
+valid_svg() {
+  if command -v xmllint >/dev/null 2>&1; then
+    xmllint --noout "$1" || return 1
+  else # structural check: every opened element is closed
+    node -e "
+      const s = require('fs').readFileSync('$1', 'utf8');
+      const stack = [];
+      for (const m of s.matchAll(/<(\/?)([a-zA-Z]+)[^>]*?(\/?)>/g)) {
+        if (m[3] === '/') continue;
+        if (m[1] === '/') { if (stack.pop() !== m[2]) process.exit(1); } else stack.push(m[2]);
+      }
+      process.exit(stack.length === 0 ? 0 : 1);" || return 1
+  fi
+  grep -q '<svg xmlns="http://www.w3.org/2000/svg"' "$1"
+}
+
+# ---- --help ----
+"$bin" plan --help >"$tmp/help" 2>&1
+check '[ $? -eq 0 ]' "--help exits 0"
+check 'grep -q -- "--matrix" "$tmp/help" && grep -q -- "--calibrate" "$tmp/help"'
+
+# ---- --list: ids first, one per line ----
+"$bin" plan --list >"$tmp/list"
+check '[ $? -eq 0 ]'
+for id in llama3.2-1b llama3.1-8b llama3.3-70b llama3.1-405b tinyllama-1.1b ampereone-a192-32x ampereone-m \
+          altra-max-m128-30 altra-q80-30 graviton4 epyc-9654 epyc-9754 epyc-9r14 xeon-8480p h100-sxm h100-pcie this; do
+  check "cut -f1 '$tmp/list' | grep -qx '$id'" "--list lacks $id"
+done
+check '[ "$(grep -c $'"'"'\tmodel\t'"'"' "$tmp/list")" -ge 10 ] && [ "$(grep -c $'"'"'\thardware\t'"'"' "$tmp/list")" -ge 12 ]'
+
+# ---- one plan as JSON ----
+"$bin" plan --model llama3.2-1b --quant Q4_0 --hardware ampereone-a192-32x --json >"$tmp/a.json"
+check '[ $? -eq 0 ]'
+for f in sessions_per_server servers_per_rack sessions_per_rack watts_per_session joules_per_token usd_per_mtok; do
+  check "[ \"\$(jget '$tmp/a.json' \"typeof j.$f === 'number' && isFinite(j.$f)\")\" = true ]" "$f numeric"
+done
+check '[ "$(jget "$tmp/a.json" "typeof j.limiting_factor")" = string ]'
+# By hand, from data/hardware.json and the Llama 3.2 1B shape: weights 1,235,814,432 x 4.5 / 8 =
+# 695,145,618 B; KV 32768 B/token x 4096 = 134,217,728 B per session; bandwidth 0.5 x 332.8 GB/s:
+# b = floor((16.64e9 - 695,145,618) / 134,217,728) = floor(118.8) = 118 sessions, bandwidth-bound.
+# Rack: (12500 - 300) / 600 W = 20.3 -> 20 servers (space: 40 x 1U), power-bound: 2360 sessions.
+check '[ "$(jget "$tmp/a.json" j.sessions_per_server)" = 118 ]'
+check '[ "$(jget "$tmp/a.json" j.limiting_factor)" = bandwidth ]'
+check '[ "$(jget "$tmp/a.json" j.servers_per_rack)" = 20 ]'
+check '[ "$(jget "$tmp/a.json" j.rack_limiting_factor)" = power ]'
+check '[ "$(jget "$tmp/a.json" j.sessions_per_rack)" = 2360 ]'
+# Watts per session: (20 x 600 + 300) / 2360 = 5.2118...
+check '[ "$(jget "$tmp/a.json" "Math.abs(j.watts_per_session - 12300 / 2360) < 1e-9")" = true ]'
+
+# A rack with more room: 20 kW -> (20000 - 300) / 600 = 32 servers.
+"$bin" plan --hardware ampereone-a192-32x --rack-kw 20 --json >"$tmp/b.json"
+check '[ "$(jget "$tmp/b.json" j.servers_per_rack)" = 32 ]'
+# A space-bound rack: 10U less 2U of switch at 1U each = 8 servers.
+"$bin" plan --hardware ampereone-a192-32x --rack-u 10 --json >"$tmp/c.json"
+check '[ "$(jget "$tmp/c.json" j.servers_per_rack)" = 8 ] && [ "$(jget "$tmp/c.json" j.rack_limiting_factor)" = space ]'
+
+# GPUs: the seed's one session per GPU and per MIG slice, and batching, all reported.
+"$bin" plan --hardware h100-sxm --model llama3.1-8b --json >"$tmp/g.json"
+check '[ $? -eq 0 ]'
+check '[ "$(jget "$tmp/g.json" "j.strategies.map(s => s.strategy).sort().join()")" = "batched,one-per-gpu,one-per-mig" ]'
+check '[ "$(jget "$tmp/g.json" "j.strategies.find(s => s.strategy === \"one-per-gpu\").sessions_per_server")" = 8 ]'
+check '[ "$(jget "$tmp/g.json" "j.strategies.find(s => s.strategy === \"one-per-mig\").sessions_per_server")" = 56 ]'
+"$bin" plan --hardware h100-sxm --model llama3.1-8b --gpu-batching --json >"$tmp/gb.json"
+check '[ "$(jget "$tmp/gb.json" j.strategy)" = batched ]'
+
+# --cores: an 8-core slice of a 2 x 96-core EPYC server: 192 / 8 = 24 slices, 8 / 96 of a socket.
+"$bin" plan --hardware epyc-9654 --cores 8 --json >"$tmp/s.json"
+check '[ "$(jget "$tmp/s.json" j.slices_per_server)" = 24 ]'
+check '[ "$(jget "$tmp/s.json" "Math.abs(j.slice_bw_share - 8 / 96) < 1e-12")" = true ]'
+
+# The human table names the headline and the rack.
+"$bin" plan --hardware ampereone-a192-32x >"$tmp/table"
+check 'grep -q "sessions per rack   2360" "$tmp/table" && grep -q "limited by power" "$tmp/table"'
+
+# ---- bad input: exit 2 with "rackllm: ..." ----
+bad() {
+  "$bin" plan "$@" >/dev/null 2>"$tmp/err"
+  local rc=$?
+  if [ $rc -eq 2 ] && grep -q '^rackllm: ' "$tmp/err"; then ok; else fail "plan $* -> exit $rc: $(cat "$tmp/err")"; fi
+}
+bad --hardware no-such-hw
+bad --model no-such-model --hardware epyc-9654
+bad --hardware epyc-9654 --floor -1
+bad --hardware epyc-9654 --floor abc
+bad --hardware epyc-9654 --cores 1000
+bad --hardware h100-sxm --cores 4
+bad --hardware epyc-9654 --quant Q9_9
+bad --hardware epyc-9654 --no-such-flag
+bad --model
+bad --model /no/such/file.gguf --hardware epyc-9654
+bad --matrix --calibrate /no/such/bench.json
+bad --verify-from tests/data/no-such.json
+bad
+echo '{"rackllm_bench": 7}' >"$tmp/wrong.json"
+bad --verify-from "$tmp/wrong.json"
+
+# ---- a GGUF file as the model: its own tensors' bytes ----
+model="$shared/models/synth-s512-q8_0.gguf"
+if [ -f "$model" ]; then
+  "$bin" plan --model "$model" --hardware this --json >"$tmp/f.json"
+  check '[ $? -eq 0 ]'
+  size=$(stat -c %s "$model")
+  check "[ \"\$(jget '$tmp/f.json' \"j.model.weight_bytes > 0 && j.model.weight_bytes < $size\")\" = true ]"
+  check '[ "$(jget "$tmp/f.json" j.model.size_class)" = 0 ]'
+  check '[ "$(jget "$tmp/f.json" "j.hardware.id")" = this ]'
+else
+  fail "$model missing (see ../shared/README.md)"
+fi
+
+# ---- the matrix ----
+"$bin" plan --matrix --json >"$tmp/m.json"
+check '[ $? -eq 0 ]'
+check '[ "$(jget "$tmp/m.json" "j.classes.map(c => c.class).join()")" = "0,1,2,3" ]'
+check '[ "$(jget "$tmp/m.json" "j.matrix.every(r => Number.isInteger(r.sessions_per_rack) && r.sessions_per_rack >= 0)")" = true ]'
+check '[ "$(jget "$tmp/m.json" "j.assumptions.length >= 4")" = true ]'
+# The seed's qualitative result: class 0 and 1 on the 192-core AmpereOne beat H100s running one session each.
+for k in 0 1; do
+  cpu=$(jget "$tmp/m.json" "j.matrix.find(r => r.hardware === 'ampereone-a192-32x' && r.class === $k).sessions_per_rack")
+  gpu=$(jget "$tmp/m.json" "j.matrix.find(r => r.hardware === 'h100-sxm' && r.strategy === 'one-per-gpu' && r.class === $k).sessions_per_rack")
+  check "[ $gpu -gt 0 ] && [ $cpu -ge \$((20 * $gpu)) ]" "class $k: cpu $cpu vs one per GPU $gpu"
+done
+"$bin" plan --matrix --svg "$tmp/m.svg" >"$tmp/m.txt"
+check '[ $? -eq 0 ]'
+check 'valid_svg "$tmp/m.svg"' "matrix SVG"
+check 'grep -q "log scale" "$tmp/m.svg" && grep -q "context 4096 tokens" "$tmp/m.svg" && grep -q "h100-sxm (1/GPU)" "$tmp/m.svg"'
+check 'grep -q "assumptions:" "$tmp/m.txt" && grep -q "ampereone-a192-32x" "$tmp/m.txt"'
+"$bin" plan --hardware h100-pcie --model llama3.3-70b --svg "$tmp/p.svg" >/dev/null
+check '[ $? -eq 0 ] && valid_svg "$tmp/p.svg"' "plan SVG"
+check 'grep -q "MIG slice" "$tmp/p.svg"'
+"$bin" plan --hardware epyc-9654 --svg /no/such/dir/x.svg >/dev/null 2>&1
+check '[ $? -eq 2 ]' "unwritable SVG path"
+
+# ---- calibration and verification against the sample bench ----
+"$bin" plan --hardware ampereone-a192-32x --calibrate tests/data/bench-sample.json --json >"$tmp/k.json"
+check '[ $? -eq 0 ]'
+# eff_bw = 20 tok/s x 7e8 bytes / 20e9 B/s = 0.7
+check '[ "$(jget "$tmp/k.json" "Math.abs(j.params.eff_bw - 0.7) < 1e-12")" = true ]'
+check '[ "$(jget "$tmp/k.json" "j.params.eff_compute > 0 && j.params.efficiency")" = "calibrated by the bench JSON" ]'
+"$bin" plan --hardware h100-sxm --calibrate tests/data/bench-sample.json --json >"$tmp/kg.json"
+check '[ "$(jget "$tmp/kg.json" j.params.eff_bw)" = 0.6 ]' "GPU keeps its defaults"
+"$bin" plan --verify-from tests/data/bench-sample.json --calibrate tests/data/bench-sample.json --json >"$tmp/v.json"
+check '[ $? -eq 0 ]'
+check '[ "$(jget "$tmp/v.json" "j.measured_batched + \",\" + j.measured_partitioned")" = "9,2" ]'
+check '[ "$(jget "$tmp/v.json" "Number.isInteger(j.predicted_batched) && Number.isInteger(j.predicted_partitioned) && typeof j.error_batched_pct")" = number ]'
+"$bin" plan --verify-from tests/data/bench-sample.json >"$tmp/v.txt"
+check 'grep -q "predicted" "$tmp/v.txt" && grep -q "partitioned" "$tmp/v.txt"'
+
+echo "test_cli_plan: $((checks - fails)) of $checks checks passed"
+[ $fails -eq 0 ]

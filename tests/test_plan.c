@@ -1,0 +1,718 @@
+/*
+ * test_plan.c — the rack planner against hand calculations.
+ *
+ * Every expected number below is worked out in the comment above its check
+ * from the explicit inputs of the test (round figures, not the catalog's),
+ * never by calling the code under test. Then: every figure of the hardware
+ * catalog has a source, the matrix's qualitative result (a 192-core CPU
+ * serves far more class 0/1 sessions per rack than H100s running one
+ * session each), calibration from a sample bench JSON, and --cores slicing.
+ */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "benchjson.h"
+#include "hwcatalog.h"
+#include "plan.h"
+#include "plansvg.h"
+#include "shape.h"
+#include "test.h"
+
+/* ---- fixtures: a made-up CPU server, GPU server and model ---- */
+
+/* One socket of 10 cores: 100 GB/s, 100 GiB, 10 int8 TOPS; 500 W, 1U,
+ * 10,000 USD; efficiencies 0.5 / 0.5. */
+static plan_hw cpu_hw(void) {
+    plan_hw hw;
+    memset(&hw, 0, sizeof hw);
+    snprintf(hw.id, sizeof hw.id, "test-cpu");
+    hw.kind = PLAN_HW_CPU;
+    hw.units = 1;
+    hw.cores = 10;
+    hw.mem_bw_gbs = 100;
+    hw.mem_gib = 100;
+    hw.int8_tops = 10;
+    hw.bf16_tflops = 5;
+    hw.server_power_w = 500;
+    hw.server_u = 1;
+    hw.server_usd = 10000;
+    hw.eff_bw = 0.5;
+    hw.eff_compute = 0.5;
+    return hw;
+}
+
+/* Eight cards of 1000 GB/s, 80 GiB, 100 int8 TOPS; MIG 7 x 10 GiB with 1/8
+ * of the bandwidth and 1/7 of the compute; 10 kW, 8U; efficiencies
+ * 0.6 / 0.3. */
+static plan_hw gpu_hw(void) {
+    plan_hw hw;
+    memset(&hw, 0, sizeof hw);
+    snprintf(hw.id, sizeof hw.id, "test-gpu");
+    hw.kind = PLAN_HW_GPU;
+    hw.units = 8;
+    hw.cores = 100;
+    hw.mem_bw_gbs = 1000;
+    hw.mem_gib = 80;
+    hw.int8_tops = 100;
+    hw.bf16_tflops = 50;
+    hw.mig_instances = 7;
+    hw.mig_mem_gib = 10;
+    hw.mig_bw_fraction = 0.125;
+    hw.mig_compute_fraction = 1.0 / 7;
+    hw.server_power_w = 10000;
+    hw.server_u = 8;
+    hw.server_usd = 200000;
+    hw.eff_bw = 0.6;
+    hw.eff_compute = 0.3;
+    return hw;
+}
+
+/* 1 GB of weights, 1e5 bytes of KV per token at a context of 1000 tokens
+ * (0.1 GB per session), 2 GFLOP per token, quantized (int8 arithmetic). */
+static plan_model test_model(double weight_bytes) {
+    plan_model m;
+    memset(&m, 0, sizeof m);
+    snprintf(m.id, sizeof m.id, "test-model");
+    m.weight_bytes = weight_bytes;
+    m.kv_bytes_per_token = 1e5;
+    m.ctx = 1000;
+    m.flops_per_token = 2e9;
+    m.int8_compute = true;
+    return m;
+}
+
+/* The defaults of plan.h: floor 10 tok/s, 90% memory usable, a 12.5 kW 42U
+ * rack less 2U and 300 W, 0.10 USD/kWh, PUE 1, four years. */
+static plan_params params(void) {
+    plan_params p;
+    plan_params_default(&p);
+    return p;
+}
+
+/* ---- the formulas ---- */
+
+static void test_bandwidth_bound_and_power_bound(void) {
+    plan_hw hw = cpu_hw();
+    plan_model m = test_model(1e9);
+    plan_params p = params();
+    plan_result r;
+    rl_err err = {0};
+    CHECK(plan_run(&hw, &m, &p, &r, &err) == 0);
+    const plan_fit *f = &r.fit[PLAN_BATCHED];
+    /* One partition of 10 cores:
+     *   bandwidth: B = 0.5 x 100e9 = 50e9 B/s; b <= (B/10 - 1e9) / 1e8 = (5e9 - 1e9) / 1e8 = 40
+     *   compute:   C = 0.5 x 10e12 = 5e12;     b <= 5e12 / (10 x 2e9) = 250
+     *   memory:    100 GiB x 0.9 = 96.64e9;   b <= (96.64e9 - 1e9) / 1e8 = 956
+     * so 40 sessions, bandwidth-bound, each at 50e9 / (1e9 + 40 x 1e8) = 10 tok/s.
+     * Two partitions get 25e9 B/s each: (2.5e9 - 1e9) / 1e8 = 15 each, 30 < 40. */
+    CHECK(r.headline == PLAN_BATCHED);
+    CHECK_EQ_INT(f->part.count, 1);
+    CHECK_EQ_INT(f->batch, 40);
+    CHECK_EQ_INT(f->sessions, 40);
+    CHECK_EQ_INT(f->limit, PLAN_LIMIT_BANDWIDTH);
+    CHECK_NEAR(f->tok_s, 10.0, 1e-9);
+    CHECK(!r.has[PLAN_ONE_PER_GPU] && !r.has[PLAN_ONE_PER_MIG]);
+
+    plan_fit all[16];
+    int n = 0;
+    plan_fit best;
+    CHECK(plan_best(&hw, &m, &p, PLAN_BATCHED, &best, all, 16, &n));
+    CHECK_EQ_INT(n, 10); /* 1..10 partitions */
+    CHECK_EQ_INT(all[1].part.count, 2);
+    CHECK_EQ_INT(all[1].sessions, 30);
+
+    /* Rack: power (12500 - 300) / 500 = 24.4 -> 24 servers; space (42 - 2) / 1
+     * = 40; power-bound, 24 x 40 = 960 sessions. Draw 24 x 500 + 300 = 12300 W:
+     * 12300 / 960 = 12.8125 W per session. Tokens 960 x 10 = 9600/s: 12300 /
+     * 9600 = 1.28125 J/token. Cost per hour: 12.3 kW x 0.10 = 1.23 USD +
+     * 24 x 10000 / (4 x 8760) = 6.849315 USD = 8.079315 USD; per million
+     * tokens: 8.079315 / (9600 x 3600 / 1e6 = 34.56) = 0.2337765 USD. */
+    const plan_rack *k = &r.rack[PLAN_BATCHED];
+    CHECK_EQ_INT(k->servers_by_power, 24);
+    CHECK_EQ_INT(k->servers_by_space, 40);
+    CHECK_EQ_INT(k->servers, 24);
+    CHECK_EQ_INT(k->limit, PLAN_RACK_POWER);
+    CHECK_EQ_INT(k->sessions, 960);
+    CHECK_NEAR(k->watts, 12300, 1e-9);
+    CHECK_NEAR(k->watts_per_session, 12.8125, 1e-9);
+    CHECK_NEAR(k->tok_s, 9600, 1e-6);
+    CHECK_NEAR(k->joules_per_token, 1.28125, 1e-9);
+    CHECK_NEAR(k->usd_per_hour, 8.0793151, 1e-6);
+    CHECK_NEAR(k->usd_per_mtok, 0.2337765, 1e-6);
+}
+
+static void test_compute_bound(void) {
+    plan_hw hw = cpu_hw();
+    hw.int8_tops = 1;
+    plan_model m = test_model(1e9);
+    plan_params p = params();
+    plan_result r;
+    CHECK(plan_run(&hw, &m, &p, &r, NULL) == 0);
+    /* C = 0.5 x 1e12 = 5e11: b <= 5e11 / (10 x 2e9) = 25 < 40 (bandwidth).
+     * Each session at min(50e9 / 3.5e9 = 14.29, 5e11 / (25 x 2e9) = 10) = 10.
+     * Two partitions: compute 12.5 -> 12 each, 24 < 25. */
+    const plan_fit *f = &r.fit[PLAN_BATCHED];
+    CHECK_EQ_INT(f->part.count, 1);
+    CHECK_EQ_INT(f->sessions, 25);
+    CHECK_EQ_INT(f->limit, PLAN_LIMIT_COMPUTE);
+    CHECK_NEAR(f->tok_s, 10.0, 1e-9);
+    /* bf16 weights use the bf16 peak: 0.5 x 5e12 / (10 x 2e9) = 125. */
+    hw = cpu_hw();
+    m.int8_compute = false;
+    CHECK(plan_run(&hw, &m, &p, &r, NULL) == 0);
+    CHECK_EQ_INT(r.fit[PLAN_BATCHED].sessions, 40); /* bandwidth still first */
+    hw.bf16_tflops = 0.5; /* 0.5 x 0.5e12 / 2e10 = 12.5 -> 12 */
+    CHECK(plan_run(&hw, &m, &p, &r, NULL) == 0);
+    CHECK_EQ_INT(r.fit[PLAN_BATCHED].sessions, 12);
+    CHECK_EQ_INT(r.fit[PLAN_BATCHED].limit, PLAN_LIMIT_COMPUTE);
+}
+
+static void test_memory_bound(void) {
+    plan_hw hw = cpu_hw();
+    hw.mem_gib = 2;
+    plan_model m = test_model(1e9);
+    plan_params p = params();
+    plan_result r;
+    CHECK(plan_run(&hw, &m, &p, &r, NULL) == 0);
+    /* 2 GiB x 0.9 = 1932735283 bytes: b <= (1.9327e9 - 1e9) / 1e8 = 9.33 -> 9.
+     * Two partitions hold 0.966e9 each, less than the weights: none.
+     * Speed at 9: min(50e9 / 1.9e9 = 26.3158, 5e12 / (9 x 2e9) = 277.8). */
+    const plan_fit *f = &r.fit[PLAN_BATCHED];
+    CHECK_EQ_INT(f->sessions, 9);
+    CHECK_EQ_INT(f->limit, PLAN_LIMIT_MEMORY);
+    CHECK_NEAR(f->tok_s, 50e9 / 1.9e9, 1e-9);
+    /* Weights larger than memory: nothing fits, and memory is named. */
+    m.weight_bytes = 3e9;
+    CHECK(plan_run(&hw, &m, &p, &r, NULL) == 0);
+    CHECK_EQ_INT(r.fit[PLAN_BATCHED].sessions, 0);
+    CHECK_EQ_INT(r.fit[PLAN_BATCHED].limit, PLAN_LIMIT_MEMORY);
+    CHECK(isnan(r.rack[PLAN_BATCHED].watts_per_session));
+    CHECK(isnan(r.rack[PLAN_BATCHED].usd_per_mtok));
+    CHECK_EQ_INT(r.rack[PLAN_BATCHED].sessions, 0);
+}
+
+static void test_space_bound(void) {
+    plan_hw hw = cpu_hw();
+    hw.server_power_w = 200;
+    hw.server_u = 2;
+    plan_model m = test_model(1e9);
+    plan_params p = params();
+    plan_result r;
+    CHECK(plan_run(&hw, &m, &p, &r, NULL) == 0);
+    /* Power (12500 - 300) / 200 = 61; space (42 - 2) / 2 = 20: 20 servers,
+     * space-bound, 20 x 40 = 800 sessions; 20 x 200 + 300 = 4300 W. */
+    const plan_rack *k = &r.rack[PLAN_BATCHED];
+    CHECK_EQ_INT(k->servers_by_power, 61);
+    CHECK_EQ_INT(k->servers_by_space, 20);
+    CHECK_EQ_INT(k->servers, 20);
+    CHECK_EQ_INT(k->limit, PLAN_RACK_SPACE);
+    CHECK_EQ_INT(k->sessions, 800);
+    CHECK_NEAR(k->watts, 4300, 1e-9);
+    /* Both limits equal: 40 servers either way at 305 W, 1U. */
+    hw.server_power_w = 305;
+    hw.server_u = 1;
+    CHECK(plan_run(&hw, &m, &p, &r, NULL) == 0);
+    CHECK_EQ_INT(r.rack[PLAN_BATCHED].servers, 40);
+    CHECK_EQ_INT(r.rack[PLAN_BATCHED].limit, PLAN_RACK_BOTH);
+}
+
+static void test_gpu_strategies(void) {
+    plan_hw hw = gpu_hw();
+    plan_model m = test_model(1e9);
+    plan_params p = params();
+    plan_result r;
+    CHECK(plan_run(&hw, &m, &p, &r, NULL) == 0);
+    CHECK(r.has[PLAN_BATCHED] && r.has[PLAN_ONE_PER_GPU] && r.has[PLAN_ONE_PER_MIG]);
+    /* One session per GPU: 8, each at 0.6 x 1000e9 / 1.1e9 = 545.45 tok/s. */
+    CHECK_EQ_INT(r.fit[PLAN_ONE_PER_GPU].sessions, 8);
+    CHECK_EQ_INT(r.fit[PLAN_ONE_PER_GPU].limit, PLAN_LIMIT_ASSUMPTION);
+    CHECK_NEAR(r.fit[PLAN_ONE_PER_GPU].tok_s, 600e9 / 1.1e9, 1e-6);
+    /* One per MIG slice: 8 x 7 = 56, each at 0.6 x 125e9 / 1.1e9 = 68.18. */
+    CHECK_EQ_INT(r.fit[PLAN_ONE_PER_MIG].sessions, 56);
+    CHECK_NEAR(r.fit[PLAN_ONE_PER_MIG].tok_s, 75e9 / 1.1e9, 1e-6);
+    /* Batched per GPU: bandwidth (60e9 - 1e9) / 1e8 = 590; memory 80 GiB x
+     * 0.9 = 77.31e9 -> 763; compute 0.3 x 100e12 / 2e10 = 1500: 590 x 8 =
+     * 4720. Batched per MIG slice: bandwidth (7.5e9 - 1e9) / 1e8 = 65, x 56
+     * = 3640 < 4720. */
+    CHECK_EQ_INT(r.fit[PLAN_BATCHED].part.count, 8);
+    CHECK_EQ_INT(r.fit[PLAN_BATCHED].batch, 590);
+    CHECK_EQ_INT(r.fit[PLAN_BATCHED].sessions, 4720);
+    CHECK_EQ_INT(r.fit[PLAN_BATCHED].limit, PLAN_LIMIT_BANDWIDTH);
+    /* The seed's headline is the better of its two assumptions: MIG. Rack:
+     * (12500 - 300) / 10000 = 1 server (power), 56 sessions. */
+    CHECK_EQ_INT(r.headline, PLAN_ONE_PER_MIG);
+    CHECK_EQ_INT(r.rack[PLAN_ONE_PER_MIG].servers, 1);
+    CHECK_EQ_INT(r.rack[PLAN_ONE_PER_MIG].limit, PLAN_RACK_POWER);
+    CHECK_EQ_INT(r.rack[PLAN_ONE_PER_MIG].sessions, 56);
+    p.gpu_mode = PLAN_GPU_BATCHED;
+    CHECK(plan_run(&hw, &m, &p, &r, NULL) == 0);
+    CHECK_EQ_INT(r.headline, PLAN_BATCHED);
+
+    /* 100 GB of weights do not fit one GPU (77.31e9 usable) but fit two
+     * (154.6e9): one session per pair of GPUs = 4, none per MIG slice. */
+    m = test_model(100e9);
+    p = params();
+    CHECK(plan_run(&hw, &m, &p, &r, NULL) == 0);
+    CHECK_EQ_INT(r.fit[PLAN_ONE_PER_GPU].part.gpus, 2);
+    CHECK_EQ_INT(r.fit[PLAN_ONE_PER_GPU].sessions, 4);
+    CHECK_EQ_INT(r.fit[PLAN_ONE_PER_MIG].sessions, 0);
+    CHECK_EQ_INT(r.fit[PLAN_ONE_PER_MIG].limit, PLAN_LIMIT_MEMORY);
+    CHECK_EQ_INT(r.headline, PLAN_ONE_PER_GPU);
+    /* --cores does not apply to a GPU. */
+    p.cores = 2;
+    rl_err err = {0};
+    CHECK(plan_run(&hw, &m, &p, &r, &err) == -1 && err.code == RL_ERR_INPUT);
+}
+
+static void test_cores_slicing(void) {
+    plan_hw hw = cpu_hw();
+    plan_model m = test_model(0.5e9);
+    plan_params p = params();
+    plan_result r;
+    /* Whole socket: (5e9 - 0.5e9) / 1e8 = 45 sessions. */
+    CHECK(plan_run(&hw, &m, &p, &r, NULL) == 0);
+    CHECK_EQ_INT(r.fit[PLAN_BATCHED].sessions, 45);
+    CHECK_EQ_INT(r.slices, 0);
+    /* --cores 2: 10 / 2 = 5 slices, each with 2/10 of the bandwidth (20 GB/s),
+     * compute and memory. A slice: B = 0.5 x 20e9 = 10e9 -> (1e9 - 0.5e9) /
+     * 1e8 = 5 sessions; the server 5 x 5 = 25 (each slice streams its own
+     * weights, hence less than 45). */
+    p.cores = 2;
+    CHECK(plan_run(&hw, &m, &p, &r, NULL) == 0);
+    CHECK_EQ_INT(r.slices, 5);
+    CHECK_NEAR(r.slice_share, 0.2, 1e-12);
+    CHECK_EQ_INT(r.fit[PLAN_BATCHED].part.count, 5);
+    CHECK_EQ_INT(r.fit[PLAN_BATCHED].part.cores, 2);
+    CHECK_EQ_INT(r.fit[PLAN_BATCHED].sessions, 25);
+    /* A configured share of 0.15: B = 0.5 x 15e9 = 7.5e9 -> (0.75e9 - 0.5e9)
+     * / 1e8 = 2.5 -> 2 per slice, 10 per server. */
+    p.bw_share = 0.15;
+    CHECK(plan_run(&hw, &m, &p, &r, NULL) == 0);
+    CHECK_NEAR(r.slice_share, 0.15, 1e-12);
+    CHECK_EQ_INT(r.fit[PLAN_BATCHED].sessions, 10);
+    /* A share of 0.5 cannot hold for 5 slices: capped at 1 / 5 = 0.2. */
+    p.bw_share = 0.5;
+    CHECK(plan_run(&hw, &m, &p, &r, NULL) == 0);
+    CHECK_NEAR(r.slice_share, 0.2, 1e-12);
+    CHECK_EQ_INT(r.fit[PLAN_BATCHED].sessions, 25);
+    /* --cores 3: 10 / 3 = 3 slices (one core idle), share 0.3 each: B = 15e9
+     * -> (1.5e9 - 0.5e9) / 1e8 = 10 per slice, 30 per server. */
+    p.bw_share = 0;
+    p.cores = 3;
+    CHECK(plan_run(&hw, &m, &p, &r, NULL) == 0);
+    CHECK_EQ_INT(r.slices, 3);
+    CHECK_EQ_INT(r.fit[PLAN_BATCHED].sessions, 30);
+    /* More cores than the server has: bad input. */
+    p.cores = 11;
+    rl_err err = {0};
+    CHECK(plan_run(&hw, &m, &p, &r, &err) == -1 && err.code == RL_ERR_INPUT);
+}
+
+static void test_two_sockets_do_not_pool(void) {
+    /* Two sockets of 100 GB/s: partitions stay within a socket, so 1 GB of
+     * weights gives 40 sessions per socket (as one socket), 80 per server,
+     * not (10e9 - 1e9) / 1e8 = 90 from pooling both sockets. */
+    plan_hw hw = cpu_hw();
+    hw.units = 2;
+    plan_model m = test_model(1e9);
+    plan_params p = params();
+    plan_result r;
+    CHECK(plan_run(&hw, &m, &p, &r, NULL) == 0);
+    CHECK_EQ_INT(r.fit[PLAN_BATCHED].part.count, 2);
+    CHECK_EQ_INT(r.fit[PLAN_BATCHED].sessions, 80);
+}
+
+static void test_step_rate(void) {
+    plan_hw hw = cpu_hw();
+    plan_model m = test_model(1e9);
+    plan_part pt = {.count = 1, .cores = 10, .bw_gbs = 100, .compute_ops = 10e12, .mem_bytes = 1e11};
+    /* b = 1: min(50e9 / 1.1e9 = 45.4545, 5e12 / 2e9 = 2500). b = 0: 0. */
+    CHECK_NEAR(plan_step_rate(&pt, &m, hw.eff_bw, hw.eff_compute, 1), 50e9 / 1.1e9, 1e-9);
+    CHECK_NEAR(plan_step_rate(&pt, &m, hw.eff_bw, hw.eff_compute, 0), 0, 0);
+    /* b = 100: min(50e9 / 11e9 = 4.545, 5e12 / 2e11 = 25). */
+    CHECK_NEAR(plan_step_rate(&pt, &m, hw.eff_bw, hw.eff_compute, 100), 50e9 / 11e9, 1e-9);
+}
+
+/* ---- the model from a shape ---- */
+
+static void test_model_from_shape(void) {
+    rl_err err = {0};
+    /* Bits per weight: block sizes of types.h (Q4_0 = 18 bytes / 32, Q8_0 =
+     * 34 / 32, Q4_K = 144 / 256), mixes from data/quant-types.json. */
+    CHECK_NEAR(plan_quant_bits("Q4_0", &err), 4.5, 1e-12);
+    CHECK_NEAR(plan_quant_bits("q8_0", &err), 8.5, 1e-12);
+    CHECK_NEAR(plan_quant_bits("F16", &err), 16, 1e-12);
+    CHECK_NEAR(plan_quant_bits("Q4_K", &err), 4.5, 1e-12);
+    CHECK_NEAR(plan_quant_bits("Q4_K_M", &err), 4.8944, 1e-12);
+    CHECK(plan_quant_bits("Q9_Z", &err) < 0 && err.code == RL_ERR_INPUT);
+
+    rl_shape s;
+    plan_model m;
+    plan_params p = params();
+    CHECK(shape_catalog_find("llama3.2-1b", &s, &err) == 0);
+    CHECK(plan_model_from_shape(&s, "Q4_0", &p, &m, &err) == 0);
+    /* Llama 3.2 1B: embedding 128256 x 2048 = 262,668,288; a layer 2048 +
+     * 2048^2 + 2 x 2048 x 512 + 2048^2 + 2048 + 3 x 2048 x 8192 = 60,821,504,
+     * x 16 = 973,144,064; output norm 2048, tied output, rope_freqs 32:
+     * 1,235,814,432 parameters, x 4.5 / 8 = 695,145,618 bytes. KV per token:
+     * 2 x 16 layers x 8 heads x 64 x 2 bytes = 32768. */
+    CHECK_EQ_INT(m.params, 1235814432LL);
+    CHECK_NEAR(m.weight_bytes, 695145618.0, 1);
+    CHECK_NEAR(m.kv_bytes_per_token, 32768, 0);
+    CHECK_EQ_INT(m.size_class, 0);
+    CHECK(m.int8_compute);
+    CHECK(plan_model_from_shape(&s, "F16", &p, &m, &err) == 0);
+    CHECK(!m.int8_compute);
+    CHECK(plan_model_from_shape(&s, "nope", &p, &m, &err) == -1);
+}
+
+/* ---- the catalog ---- */
+
+static char *read_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    if (buf) buf[n] = 0;
+    fclose(f);
+    return buf;
+}
+
+/* A figure object: {value: number | null, src, basis?, note?}; src names a
+ * source or is derived/estimate (with a basis), or measured for `this`. */
+static void check_figure(const char *entry, const char *key, const cJSON *fig, const cJSON *sources, bool is_this) {
+    const cJSON *value = cJSON_GetObjectItemCaseSensitive(fig, "value");
+    const cJSON *src = cJSON_GetObjectItemCaseSensitive(fig, "src");
+    const cJSON *basis = cJSON_GetObjectItemCaseSensitive(fig, "basis");
+    const cJSON *note = cJSON_GetObjectItemCaseSensitive(fig, "note");
+    bool has_basis = cJSON_IsString(basis) && strlen(basis->valuestring) > 3;
+    CHECKF(cJSON_IsNumber(value) || cJSON_IsNull(value), "%s.%s: value must be a number or null", entry, key);
+    CHECKF(cJSON_IsString(src), "%s.%s: no src", entry, key);
+    if (!cJSON_IsString(src)) return;
+    const char *s = src->valuestring;
+    if (strcmp(s, "derived") == 0 || strcmp(s, "estimate") == 0)
+        CHECKF(has_basis, "%s.%s: %s without a basis", entry, key, s);
+    else if (strcmp(s, "measured") == 0)
+        CHECKF(is_this, "%s.%s: only `this` is measured", entry, key);
+    else
+        CHECKF(cJSON_GetObjectItemCaseSensitive(sources, s) != NULL, "%s.%s: unknown source '%s'", entry, key, s);
+    if (cJSON_IsNull(value) && !is_this)
+        CHECKF(cJSON_IsString(note), "%s.%s: a null value needs a note saying why", entry, key);
+}
+
+static void test_catalog_sources(void) {
+    char *text = read_text("data/hardware.json");
+    CHECKF(text != NULL, "data/hardware.json not found (run from the source directory)");
+    if (!text) return;
+    cJSON *root = cJSON_Parse(text);
+    free(text);
+    CHECKF(root != NULL, "data/hardware.json does not parse");
+    if (!root) return;
+    const cJSON *sources = cJSON_GetObjectItemCaseSensitive(root, "sources"), *src;
+    cJSON_ArrayForEach(src, sources) {
+        const cJSON *title = cJSON_GetObjectItemCaseSensitive(src, "title");
+        const cJSON *url = cJSON_GetObjectItemCaseSensitive(src, "url");
+        CHECKF(cJSON_IsString(title) && strlen(title->valuestring) > 10, "source %s: no title", src->string);
+        CHECKF(cJSON_IsString(url) && strncmp(url->valuestring, "https://", 8) == 0, "source %s: no https url",
+               src->string);
+        CHECKF(cJSON_IsBool(cJSON_GetObjectItemCaseSensitive(src, "checked")), "source %s: checked?", src->string);
+    }
+    const cJSON *kind, *fig;
+    cJSON_ArrayForEach(kind, cJSON_GetObjectItemCaseSensitive(root, "efficiency_defaults"))
+        cJSON_ArrayForEach(fig, kind) check_figure("efficiency_defaults", fig->string, fig, sources, false);
+
+    static const char *const REQUIRED_IDS[] = {"ampereone-a192-32x", "ampereone-m", "altra-max-m128-30",
+                                               "altra-q80-30", "graviton4", "epyc-9654", "epyc-9754", "epyc-9r14",
+                                               "xeon-8480p", "h100-sxm", "h100-pcie", "this"};
+    static const char *const REQUIRED_FIGURES[] = {"units", "cores", "mem_bw_gbs", "mem_gb", "int8_tops",
+                                                   "bf16_tflops", "server_u"};
+    int figures = 0, entries = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(root, "hardware")) {
+        const char *id = cJSON_GetObjectItemCaseSensitive(e, "id")->valuestring;
+        bool is_this = strcmp(id, "this") == 0;
+        entries++;
+        const cJSON *member;
+        cJSON_ArrayForEach(member, e) {
+            if (cJSON_IsObject(member)) {
+                check_figure(id, member->string, member, sources, is_this);
+                figures++;
+            } else {
+                CHECKF(strcmp(member->string, "id") == 0 || strcmp(member->string, "name") == 0 ||
+                           strcmp(member->string, "kind") == 0,
+                       "%s.%s: a bare value without a source", id, member->string);
+            }
+        }
+        for (size_t i = 0; i < RL_ARRAY_LEN(REQUIRED_FIGURES); i++)
+            CHECKF(cJSON_GetObjectItemCaseSensitive(e, REQUIRED_FIGURES[i]) != NULL, "%s: no %s", id,
+                   REQUIRED_FIGURES[i]);
+        if (!is_this) {
+            CHECKF(cJSON_GetObjectItemCaseSensitive(e, "tdp_w") && cJSON_GetObjectItemCaseSensitive(e, "unit_usd") &&
+                       cJSON_GetObjectItemCaseSensitive(e, "server_power_w") &&
+                       cJSON_GetObjectItemCaseSensitive(e, "server_usd"),
+                   "%s: TDP, price, server power and cost are all required (null with a note if not public)", id);
+            /* A derived bandwidth agrees with its channels x MT/s x 8 bytes. */
+            const cJSON *bw = cJSON_GetObjectItemCaseSensitive(e, "mem_bw_gbs");
+            const cJSON *bsrc = cJSON_GetObjectItemCaseSensitive(bw, "src");
+            if (cJSON_IsString(bsrc) && strcmp(bsrc->valuestring, "derived") == 0) {
+                double ch = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(e, "mem_channels"), "value")->valuedouble;
+                double mts = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(e, "mem_mts"), "value")->valuedouble;
+                double v = cJSON_GetObjectItemCaseSensitive(bw, "value")->valuedouble;
+                CHECKF(fabs(v - ch * mts * 8 / 1000) < 0.05, "%s: bandwidth %g != %g x %g x 8", id, v, ch, mts);
+            }
+        }
+    }
+    for (size_t i = 0; i < RL_ARRAY_LEN(REQUIRED_IDS); i++) {
+        plan_hw hw;
+        CHECKF(hwcatalog_find(REQUIRED_IDS[i], &hw, NULL) == 0, "catalog lacks %s", REQUIRED_IDS[i]);
+    }
+    /* The binary carries the same file. */
+    CHECK_EQ_INT(hwcatalog_count(NULL), entries);
+    CHECKF(figures > 150, "only %d figures", figures);
+    printf("catalog: %d entries, %d figures, all with a source\n", entries, figures);
+    cJSON_Delete(root);
+
+    /* Loaded entries carry the figures (A192-32X: 192 cores, 332.8 GB/s). */
+    plan_hw a;
+    CHECK(hwcatalog_find("ampereone-a192-32x", &a, NULL) == 0);
+    CHECK_EQ_INT(a.cores, 192);
+    CHECK_NEAR(a.mem_bw_gbs, 332.8, 1e-9);
+    CHECK_EQ_INT(a.kind, PLAN_HW_CPU);
+    CHECK(a.eff_bw > 0 && a.eff_compute > 0);
+    plan_hw h;
+    CHECK(hwcatalog_find("h100-sxm", &h, NULL) == 0);
+    CHECK_EQ_INT(h.kind, PLAN_HW_GPU);
+    CHECK_EQ_INT(h.mig_instances, 7);
+    CHECK(hwcatalog_find("no-such-thing", &h, NULL) == -1);
+}
+
+/* ---- the seed's qualitative result ---- */
+
+static void test_matrix_qualitative(void) {
+    plan_hw cpu, gpu;
+    rl_err err = {0};
+    CHECK(hwcatalog_find("ampereone-a192-32x", &cpu, &err) == 0);
+    CHECK(hwcatalog_find("h100-sxm", &gpu, &err) == 0);
+    static const char *const MODELS[2] = {"llama3.2-1b", "llama3.1-8b"};
+    for (int k = 0; k < 2; k++) {
+        rl_shape s;
+        plan_model m;
+        plan_params p = params();
+        CHECK(shape_catalog_find(MODELS[k], &s, &err) == 0);
+        CHECK(plan_model_from_shape(&s, "Q4_0", &p, &m, &err) == 0);
+        CHECK_EQ_INT(m.size_class, k);
+        plan_result rc, rg;
+        CHECK(plan_run(&cpu, &m, &p, &rc, &err) == 0);
+        CHECK(plan_run(&gpu, &m, &p, &rg, &err) == 0);
+        long c = rc.rack[PLAN_BATCHED].sessions;
+        long g1 = rg.rack[PLAN_ONE_PER_GPU].sessions, gm = rg.rack[PLAN_ONE_PER_MIG].sessions;
+        long gb = rg.rack[PLAN_BATCHED].sessions;
+        printf("class %d (%s, Q4_0, 12.5 kW rack, floor 10 tok/s): AmpereOne A192-32X %ld sessions; "
+               "H100 SXM one per GPU %ld, one per MIG slice %ld, batched %ld; ratio CPU / one-per-GPU %.0fx, "
+               "CPU / one-per-MIG %.1fx\n",
+               k, MODELS[k], c, g1, gm, gb, g1 ? (double)c / g1 : 0, gm ? (double)c / gm : 0);
+        CHECKF(g1 > 0 && c >= 20 * g1, "class %d: CPU %ld vs one session per H100 %ld", k, c, g1);
+        CHECKF(gm > 0 && c >= 5 * gm, "class %d: CPU %ld vs one session per MIG slice %ld", k, c, gm);
+    }
+}
+
+/* ---- calibration and verification ---- */
+
+static void test_calibration(void) {
+    bench_json b;
+    rl_err err = {0};
+    CHECKF(bench_json_load("tests/data/bench-sample.json", &b, &err) == 0, "%s", err.msg);
+    CHECK_STR(b.shape, "llama3.2-1b");
+    CHECK_STR(b.type, "q4_0");
+    CHECK_NEAR(b.bandwidth_gbs, 20, 0);
+    CHECK_NEAR(b.decode_tok_s, 20, 0);
+    CHECK_EQ_INT(b.n_batched, 5);
+    CHECK_EQ_INT(b.n_partitioned, 2);
+    CHECK_EQ_INT(b.max_batched, 9);
+    CHECK_EQ_INT(b.max_partitioned, 2);
+    CHECK_EQ_INT(b.prompt_len + b.gen_len, 192);
+    /* The largest batch (12 sessions) aggregated 100 tok/s; of the points
+     * with min >= 10 tok/s the most sessions is 9. */
+    CHECK_NEAR(bench_json_aggregate_at_max_batch(&b), 100, 0);
+    CHECK_EQ_INT(bench_json_max_at_floor(b.batched, b.n_batched, 10), 9);
+    CHECK_EQ_INT(bench_json_max_at_floor(b.partitioned, b.n_partitioned, 10), 2);
+
+    /* eff_bw = 20 tok/s x 7e8 B / 20e9 B/s = 0.7; with 2.5 GFLOP/token and a
+     * 1e12 ops/s peak, eff_compute = 2.5e9 x 100 / 1e12 = 0.25. */
+    plan_measure ms = {.bandwidth_gbs = b.bandwidth_gbs, .bytes_per_token = b.bytes_per_token,
+                       .decode_tok_s = b.decode_tok_s, .flops_per_token = 2.5e9,
+                       .aggregate_tok_s = bench_json_aggregate_at_max_batch(&b)};
+    double eb = 0, ec = 0.123;
+    CHECK(plan_calibrate(&ms, 1e12, &eb, &ec, &err) == 0);
+    CHECK_NEAR(eb, 0.7, 1e-12);
+    CHECK_NEAR(ec, 0.25, 1e-12);
+    /* Without a sweep the compute factor is left alone. */
+    ms.aggregate_tok_s = 0;
+    ec = 0.123;
+    CHECK(plan_calibrate(&ms, 1e12, &eb, &ec, &err) == 0);
+    CHECK_NEAR(ec, 0.123, 0);
+    ms.decode_tok_s = 0;
+    CHECK(plan_calibrate(&ms, 1e12, &eb, &ec, &err) == -1);
+
+    /* Calibrated factors apply to CPUs, not to GPUs (rackllm runs on CPUs). */
+    plan_params p = params();
+    p.cpu_eff_bw = 0.7;
+    p.cpu_eff_compute = 0.25;
+    plan_hw c = cpu_hw(), g = gpu_hw();
+    plan_efficiency(&c, &p, &eb, &ec);
+    CHECK_NEAR(eb, 0.7, 0);
+    CHECK_NEAR(ec, 0.25, 0);
+    plan_efficiency(&g, &p, &eb, &ec);
+    CHECK_NEAR(eb, 0.6, 0);
+    CHECK_NEAR(ec, 0.3, 0);
+    p.eff_bw = 0.9; /* an explicit flag wins everywhere */
+    plan_efficiency(&g, &p, &eb, &ec);
+    CHECK_NEAR(eb, 0.9, 0);
+}
+
+static void test_verify(void) {
+    /* A 2-core machine: 20 GB/s, 8 GiB, 1 int8 TOPS; calibrated 0.7 / 0.25.
+     * The model: 0.7e9 bytes, 32768 B/token of KV at ctx 192 = 6,291,456 B
+     * per session, 2.5 GFLOP/token.
+     *   batched: B = 14e9 -> (1.4e9 - 0.7e9) / 6291456 = 111; compute
+     *            0.25e12 / (10 x 2.5e9) = 10 -> 10 sessions predicted.
+     *   partitioned, one session each: 1 partition runs at 14e9 / 0.706e9 =
+     *            19.8 tok/s; 2 partitions at 7e9 / 0.706e9 = 9.91 < 10 -> 1.
+     * Measured 9 and 2: errors (10 - 9) / 9 = +11.1%, (1 - 2) / 2 = -50%. */
+    plan_hw hw = cpu_hw();
+    hw.cores = 2;
+    hw.mem_bw_gbs = 20;
+    hw.mem_gib = 8;
+    hw.int8_tops = 1;
+    plan_model m = test_model(0.7e9);
+    m.kv_bytes_per_token = 32768;
+    m.ctx = 192;
+    m.flops_per_token = 2.5e9;
+    plan_params p = params();
+    p.cpu_eff_bw = 0.7;
+    p.cpu_eff_compute = 0.25;
+    plan_verify v;
+    plan_verify_compare(&hw, &m, &p, 9, 2, &v);
+    CHECK_EQ_INT(v.predicted_batched, 10);
+    CHECK_EQ_INT(v.predicted_partitioned, 1);
+    CHECK_NEAR(v.error_batched_pct, 100.0 / 9, 1e-9);
+    CHECK_NEAR(v.error_partitioned_pct, -50, 1e-9);
+    plan_verify_compare(&hw, &m, &p, 0, 0, &v);
+    CHECK(isnan(v.error_batched_pct));
+}
+
+static void test_bench_json_rejects(void) {
+    bench_json b;
+    rl_err err = {0};
+    static const char *const BAD[] = {
+        "", "[]", "{\"rackllm_bench\": 2, \"model\": {}}", "{\"rackllm_bench\": 1}",
+        "{\"rackllm_bench\": 1, \"model\": {\"bytes_per_token\": -5}}",
+        "{\"rackllm_bench\": 1, \"model\": {}, \"bandwidth_gbs\": \"fast\"}",
+        "{\"rackllm_bench\": 1, \"model\": {}, \"sweep\": {\"batched\": [{\"sessions\": 0}]}}",
+        "{\"rackllm_bench\": 1, \"model\": {}, \"sweep\": {\"batched\": [{\"sessions\": 2.5}]}}",
+        "{\"rackllm_bench\": 1, \"model\": {}, \"max_sessions_at_floor\": {\"batched\": -1}}",
+        "{\"rackllm_bench\": 1, \"model\": {}, \"floor\": 0}",
+    };
+    for (size_t i = 0; i < RL_ARRAY_LEN(BAD); i++) {
+        err.code = 0;
+        CHECKF(bench_json_parse(BAD[i], strlen(BAD[i]), "bad", &b, &err) == -1 && err.code == RL_ERR_INPUT,
+               "accepted: %s", BAD[i]);
+    }
+    /* Unknown fields are ignored; a minimal file parses. */
+    const char *ok = "{\"rackllm_bench\": 1, \"model\": {\"bytes_per_token\": 1e9}, \"future\": [1, 2]}";
+    CHECK(bench_json_parse(ok, strlen(ok), "ok", &b, &err) == 0);
+    CHECK_EQ_INT(b.max_batched, -1);
+    CHECK(bench_json_load("tests/data/no-such-file.json", &b, &err) == -1);
+}
+
+/* ---- this machine and the SVG ---- */
+
+static void test_cpu_peaks(void) {
+    double i8, f16;
+    /* 2 cores x 2.5 GHz x 128 int8 ops (AVX2) = 6.4e11; x 32 FLOP (FMA) = 1.6e11. */
+    hwcatalog_cpu_peaks(2, 2.5, "fpu sse4_1 avx2 fma", "AuthenticAMD", &i8, &f16);
+    CHECK_NEAR(i8, 6.4e11, 1);
+    CHECK_NEAR(f16, 1.6e11, 1);
+    /* Intel with AVX-512 VNNI: 256 int8 ops/cycle; AMD splits it: 128. */
+    hwcatalog_cpu_peaks(1, 1.0, "avx2 avx512f avx512_vnni", "GenuineIntel", &i8, &f16);
+    CHECK_NEAR(i8, 256e9, 1);
+    CHECK_NEAR(f16, 64e9, 1);
+    hwcatalog_cpu_peaks(1, 1.0, "avx2 avx512f avx512_vnni", "AuthenticAMD", &i8, &f16);
+    CHECK_NEAR(i8, 128e9, 1);
+    /* Arm with dot product: 64. A flag is a whole word: "avx512fx" is not avx512f. */
+    hwcatalog_cpu_peaks(1, 1.0, "fp asimd asimdhp asimddp", "", &i8, &f16);
+    CHECK_NEAR(i8, 64e9, 1);
+    CHECK_NEAR(f16, 32e9, 1);
+    hwcatalog_cpu_peaks(1, 1.0, "avx512fx", "GenuineIntel", &i8, &f16);
+    CHECK_NEAR(f16, 8e9, 1);
+}
+
+static void test_this_machine(void) {
+    /* With a bandwidth given, nothing is measured; cores come from sysconf. */
+    plan_hw hw;
+    rl_err err = {0};
+    CHECKF(hwcatalog_this(12.5, &hw, &err) == 0, "%s", err.msg);
+    CHECK_NEAR(hw.mem_bw_gbs, 12.5, 0);
+    CHECK(hw.cores >= 1);
+    CHECK(hw.int8_tops > 0 && hw.server_power_w > 0 && hw.mem_gib > 0);
+    CHECK_STR(hw.id, "this");
+    /* A small measured probe returns a plausible figure (0.1..10000 GB/s). */
+    double gbs = 0;
+    CHECK(hwcatalog_measure_bandwidth(2, 16u << 20, &gbs, &err) == 0);
+    CHECKF(gbs > 0.1 && gbs < 10000, "bandwidth %g GB/s", gbs);
+}
+
+static void test_svg(void) {
+    const char *groups[2] = {"a & b", "c"}, *series[2] = {"x<1>", "y"}, *notes[1] = {"note \"quoted\""};
+    double values[4] = {1, 10, 0, 1000};
+    plansvg_chart c = {"title", "y", true, 2, groups, 2, series, values, 1, notes};
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    rl_err err = {0};
+    CHECK(plansvg_write(f, &c, &err) == 0);
+    fclose(f);
+    CHECK(buf && strncmp(buf, "<?xml", 5) == 0);
+    CHECK(buf && strstr(buf, "<svg xmlns=\"http://www.w3.org/2000/svg\"") != NULL);
+    CHECK(buf && strstr(buf, "</svg>\n") != NULL);
+    CHECK(buf && strstr(buf, "a &amp; b") && strstr(buf, "x&lt;1&gt;") && strstr(buf, "&quot;quoted&quot;"));
+    CHECK(buf && !strstr(buf, "a & b"));
+    /* Log axis: decades 1, 10, 100, 1000 labelled. */
+    CHECK(buf && strstr(buf, ">1000</text>") != NULL);
+    free(buf);
+    plansvg_chart empty = {"t", "y", false, 0, groups, 2, series, values, 0, notes};
+    f = open_memstream(&buf, &len);
+    CHECK(plansvg_write(f, &empty, &err) == -1);
+    fclose(f);
+    free(buf);
+}
+
+int main(void) {
+    test_bandwidth_bound_and_power_bound();
+    test_compute_bound();
+    test_memory_bound();
+    test_space_bound();
+    test_gpu_strategies();
+    test_cores_slicing();
+    test_two_sockets_do_not_pool();
+    test_step_rate();
+    test_model_from_shape();
+    test_catalog_sources();
+    test_matrix_qualitative();
+    test_calibration();
+    test_verify();
+    test_bench_json_rejects();
+    test_cpu_peaks();
+    test_this_machine();
+    test_svg();
+    return test_report("test_plan");
+}
