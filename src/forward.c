@@ -32,7 +32,8 @@ struct forward {
     float *x, *h, *q, *kk, *vv, *att, *gate, *up;
     float *out_rows;  /* max_out rows of n_embd: normed rows for logits */
     float *logits;    /* max_out rows of n_vocab */
-    float *scores;    /* per thread: max_ctx */
+    float *scores;    /* per thread: a query group's scores, group * max_ctx */
+    int group;        /* query heads per KV head */
 };
 
 uint64_t forward_kv_bytes(const model *m, int n_ctx, bool kv_f16) {
@@ -53,12 +54,13 @@ forward *forward_new(const model *m, kernels *k, int max_tokens, int max_out, in
     f->kv_f16 = kv_f16;
     f->q_dim = (int64_t)s->n_head * s->head_dim;
     f->kv_dim = (int64_t)s->n_head_kv * s->head_dim;
+    f->group = (int)(s->n_head / s->n_head_kv);
     size_t T = (size_t)max_tokens;
     float **bufs[] = {&f->x, &f->h, &f->q, &f->kk, &f->vv, &f->att, &f->gate, &f->up, &f->out_rows, &f->logits,
                       &f->scores};
     size_t sizes[] = {T * s->n_embd, T * s->n_embd, T * f->q_dim, T * f->kv_dim, T * f->kv_dim, T * f->q_dim,
                       T * s->n_ff, T * s->n_ff, (size_t)max_out * s->n_embd, (size_t)max_out * s->n_vocab,
-                      (size_t)kern_threads(k) * (size_t)max_ctx};
+                      (size_t)kern_threads(k) * (size_t)f->group * (size_t)max_ctx};
     for (size_t i = 0; i < RL_ARRAY_LEN(bufs); i++) {
         *bufs[i] = rl_aligned_alloc(sizes[i] * sizeof(float), err);
         if (!*bufs[i]) {
@@ -89,7 +91,7 @@ static void norm_rows(void *ctx, int t, int thread) {
     (void)thread;
     row_job *j = ctx;
     int64_t d = j->f->m->shape.n_embd;
-    kern_rmsnorm(j->f->h + t * d, j->f->x + t * d, j->norm, d, j->f->m->shape.rms_eps);
+    kern_rmsnorm(j->f->k, j->f->h + t * d, j->f->x + t * d, j->norm, d, j->f->m->shape.rms_eps);
 }
 
 /* RoPE on q and k of row t, then k and v into the cache at pos[t]. */
@@ -108,11 +110,8 @@ static void rope_store_rows(void *ctx, int t, int thread) {
     uint8_t *kdst = (uint8_t *)kv->data + (layer_off + (size_t)pos * f->kv_dim) * elem;
     uint8_t *vdst = (uint8_t *)kv->data + (layer_off + ((size_t)kv->n_ctx + pos) * f->kv_dim) * elem;
     if (f->kv_f16) {
-        rl_f16 *kd = (rl_f16 *)kdst, *vd = (rl_f16 *)vdst;
-        for (int64_t i = 0; i < f->kv_dim; i++) {
-            kd[i] = rl_f32_to_f16(k[i]);
-            vd[i] = rl_f32_to_f16(v[i]);
-        }
+        kern_to_f16(f->k, (rl_f16 *)kdst, k, f->kv_dim);
+        kern_to_f16(f->k, (rl_f16 *)vdst, v, f->kv_dim);
     } else {
         memcpy(kdst, k, (size_t)f->kv_dim * 4);
         memcpy(vdst, v, (size_t)f->kv_dim * 4);
@@ -125,33 +124,31 @@ static void attention_task(void *ctx, int task, int thread) {
     forward *f = j->f;
     const rl_shape *s = &f->m->shape;
     int t = task / (int)s->n_head_kv, kvh = task % (int)s->n_head_kv;
-    int group = (int)(s->n_head / s->n_head_kv);
     const fw_kv *kv = j->b->kv[t];
     size_t elem = f->kv_f16 ? 2 : 4;
     size_t layer_off = (size_t)j->layer * 2 * (size_t)kv->n_ctx * (size_t)f->kv_dim;
     const uint8_t *K = (const uint8_t *)kv->data + (layer_off + (size_t)kvh * s->head_dim) * elem;
     const uint8_t *V = (const uint8_t *)kv->data + (layer_off + (size_t)kv->n_ctx * f->kv_dim + (size_t)kvh * s->head_dim) * elem;
-    float *scores = f->scores + (size_t)thread * f->max_ctx;
-    float scale = 1.0f / sqrtf((float)s->head_dim);
-    for (int g = 0; g < group; g++) {
-        int h = kvh * group + g;
-        kern_attention_head(f->att + t * f->q_dim + (int64_t)h * s->head_dim, f->q + t * f->q_dim + (int64_t)h * s->head_dim,
-                            K, V, f->kv_f16, (int)s->head_dim, f->kv_dim, j->b->pos[t] + 1, scale, scores);
-    }
+    int64_t first = t * f->q_dim + (int64_t)kvh * f->group * s->head_dim;
+    kern_attn a = {.out = f->att + first, .q = f->q + first, .n_q = f->group, .K = K, .V = V, .kv_f16 = f->kv_f16,
+                   .head_dim = (int)s->head_dim, .stride = f->kv_dim, .n_pos = j->b->pos[t] + 1,
+                   .scale = 1.0f / sqrtf((float)s->head_dim),
+                   .scores = f->scores + (size_t)thread * f->group * f->max_ctx};
+    kern_attention(f->k, &a);
 }
 
 static void swiglu_rows(void *ctx, int t, int thread) {
     (void)thread;
     row_job *j = ctx;
     int64_t n = j->f->m->shape.n_ff;
-    kern_swiglu(j->f->gate + t * n, j->f->gate + t * n, j->f->up + t * n, n);
+    kern_swiglu(j->f->k, j->f->gate + t * n, j->f->gate + t * n, j->f->up + t * n, n);
 }
 
 static void residual_rows(void *ctx, int t, int thread) {
     (void)thread;
     row_job *j = ctx;
     int64_t d = j->f->m->shape.n_embd;
-    kern_add(j->f->x + t * d, j->f->h + t * d, d);
+    kern_add(j->f->k, j->f->x + t * d, j->f->h + t * d, d);
 }
 
 static void layer(forward *f, const fw_batch *b, int l) {
@@ -214,7 +211,7 @@ int forward_run(forward *f, const fw_batch *b, rl_err *err) {
     for (uint32_t l = 0; l < m->shape.n_layer; l++) layer(f, b, (int)l);
     if (b->n_out == 0) return 0;
     for (int i = 0; i < b->n_out; i++)
-        kern_rmsnorm(f->out_rows + i * d, f->x + (int64_t)b->out_rows[i] * d, m->output_norm, d, m->shape.rms_eps);
+        kern_rmsnorm(f->k, f->out_rows + i * d, f->x + (int64_t)b->out_rows[i] * d, m->output_norm, d, m->shape.rms_eps);
     kern_matmul(f->k, &m->output, f->out_rows, b->n_out, f->logits, m->shape.n_vocab);
     for (int i = 0; i < b->n_out; i++)
         memcpy(b->out_logits[i], f->logits + (size_t)i * m->shape.n_vocab, (size_t)m->shape.n_vocab * sizeof(float));

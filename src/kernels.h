@@ -78,11 +78,12 @@ void kern_matmul(kernels *k, const kern_matrix *W, const float *X, int n, float 
 void kern_matmul_multi(kernels *k, const kern_matrix *const *W, int n_w, const float *X, int n, float *const *Y,
                        const int64_t *ldy);
 
-/* ---- vector operations (single row, single thread; the forward pass
- * spreads rows over the pool itself) ---- */
+/* ---- vector operations (one row, on the calling thread; the forward
+ * pass spreads rows over the pool itself). Each dispatches to the level's
+ * SIMD version when it has one. ---- */
 
-/* y = x / sqrt(mean(x^2) + eps) * w   (sum in double, as ggml) */
-void kern_rmsnorm(float *y, const float *x, const float *w, int64_t n, float eps);
+/* y = x / sqrt(mean(x^2) + eps) * w   (sum of squares in double, as ggml) */
+void kern_rmsnorm(const kernels *k, float *y, const float *x, const float *w, int64_t n, float eps);
 
 /* Rotates pairs (x[2i], x[2i+1]) of each of n_heads heads of head_dim at
  * position pos: ggml's "normal" RoPE. theta_i = pos * base^(-2i/d) /
@@ -90,19 +91,33 @@ void kern_rmsnorm(float *y, const float *x, const float *w, int64_t n, float eps
 void kern_rope(float *x, int n_heads, int head_dim, int32_t pos, float base, float freq_scale,
                const float *freq_factors);
 
-/* y = silu(g) * u */
-void kern_swiglu(float *y, const float *g, const float *u, int64_t n);
+/* y = silu(g) * u  (y may be g) */
+void kern_swiglu(const kernels *k, float *y, const float *g, const float *u, int64_t n);
 
-/* In place softmax of n scores. */
+/* In place softmax of n scores (reference; attention has its own). */
 void kern_softmax(float *x, int64_t n);
 
-/* One query head against `n_pos` cached positions: out = softmax(q.K^T *
- * scale) V. K and V rows are `stride` elements apart (kv_f16: F16, else
- * F32); `scores` is scratch of n_pos floats. */
-void kern_attention_head(float *out, const float *q, const void *K, const void *V, bool kv_f16, int head_dim,
-                         int64_t stride, int n_pos, float scale, float *scores);
+/* One group of query heads against a KV cache (see kern_attn). */
+typedef struct kern_attn {
+    float *out;         /* n_q rows of head_dim */
+    const float *q;     /* n_q rows of head_dim */
+    int n_q;            /* query heads sharing this KV head */
+    const void *K, *V;  /* position 0 of this KV head; F16 if kv_f16, else F32 */
+    bool kv_f16;
+    int head_dim;
+    int64_t stride;     /* elements from one position's row to the next */
+    int n_pos;          /* positions 0..n_pos-1 are attended */
+    float scale;        /* usually 1/sqrt(head_dim) */
+    float *scores;      /* scratch: n_q * n_pos floats */
+} kern_attn;
+
+/* out = softmax(q K^T * scale) V, for each of the n_q heads. */
+void kern_attention(const kernels *k, const kern_attn *a);
 
 /* x[i] += y[i] */
-void kern_add(float *x, const float *y, int64_t n);
+void kern_add(const kernels *k, float *x, const float *y, int64_t n);
+
+/* n floats to fp16, rounding to nearest even (the F16 KV cache). */
+void kern_to_f16(const kernels *k, rl_f16 *dst, const float *src, int64_t n);
 
 #endif

@@ -1,0 +1,199 @@
+/*
+ * avx2_kq.c — matrix products for the K-quants (Q4_K, Q5_K, Q6_K) against
+ * KACT_Q8_K activations, with the panel scheme of avx2_q32.c: 8 weight rows
+ * unpacked to bytes and interleaved in groups of 4 weights, so one
+ * vpmaddubsw serves all 8 rows and the sums end up one row per lane.
+ *
+ * The K-quants scale small groups by small integers, so unlike the 32-blocks
+ * the whole 256-weight super-block is summed in int32 (exact, as the
+ * reference does) and scaled in float once:
+ *   Q4_K/Q5_K: sum = d*da * sum_j sc_j * dot_j - dmin*da * sum_j m_j * asum_j
+ *              (j: the 8 sub-blocks of 32; asum_j from the activation's
+ *              sums of 16)
+ *   Q6_K:      sum = d*da * sum_g sc_g * (dot_g - 32 * asum_g)
+ *              (g: the 16 groups of 16; the weights are stored as q + 32)
+ * Bounds (activations in [-127, 127], so |a| <= 128 below):
+ *   4-bit: a pair of products <= 3840, 8 pairs 30720 in int16; times a
+ *          6-bit scale, 2 lanes: 3.9e6 a sub-block, 3.1e7 a super-block.
+ *   5-bit: 7936 a pair, 4 pairs in int16.
+ *   6-bit: 16128 a pair, 2 pairs in int16; times |sc| <= 128 and 32 such
+ *          per super-block: 2.7e8; the -32*asum term adds at most 1.4e8.
+ */
+#include "avx2.h"
+
+enum { SB = 256 };
+
+typedef enum kq_mode { K4, K5, K6 } kq_mode;
+
+/* Per super-block of the panel. */
+typedef struct kq_block {
+    uint8_t v[8][8][32];   /* [unit of 32][group of 4][row*4 + k] */
+    int16_t sc[16][16];    /* K4/K5: [j] (sc, sc) per row; K6: [g] (sc, sc) per row */
+    int16_t mn[8][16];     /* K4/K5: [j] (m, m) per row; K6: [i] (sc_2i, sc_2i+1) per row */
+    float d[8], dmin[8];
+} kq_block;
+
+/* The 6-bit scale and min of sub-block j (ggml's get_scale_min_k4). */
+static void k4_scale_min(const uint8_t *q, int j, int *sc, int *m) {
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
+/* Unit j (weights 32j..32j+31) of one row's super-block as 32 bytes. */
+static inline __m256i unpack(kq_mode mode, const uint8_t *blk, int j) {
+    const __m256i low4 = _mm256_set1_epi8(0x0f);
+    if (mode == K6) {
+        const block_q6_K *b = (const block_q6_K *)blk;
+        int h = j / 4, k = j % 4;
+        __m256i ql = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h + 32 * (k & 1)));
+        __m256i qh = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
+        __m256i lo = k < 2 ? _mm256_and_si256(ql, low4) : _mm256_and_si256(_mm256_srli_epi16(ql, 4), low4);
+        __m256i top = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), _mm256_set1_epi8(3));
+        return _mm256_or_si256(lo, _mm256_slli_epi16(top, 4));
+    }
+    const uint8_t *qs = blk + (mode == K4 ? offsetof(block_q4_K, qs) : offsetof(block_q5_K, qs));
+    __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * (j / 2)));
+    __m256i v = j % 2 ? _mm256_and_si256(_mm256_srli_epi16(q, 4), low4) : _mm256_and_si256(q, low4);
+    if (mode == K5) {
+        const block_q5_K *b = (const block_q5_K *)blk;
+        __m256i qh = _mm256_loadu_si256((const __m256i *)b->qh);
+        __m256i bit = _mm256_set1_epi8((char)(1 << j));
+        __m256i hi = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit), bit), _mm256_set1_epi8(0x10));
+        v = _mm256_or_si256(v, hi);
+    }
+    return v;
+}
+
+static size_t block_bytes(kq_mode mode) {
+    return mode == K4 ? sizeof(block_q4_K) : mode == K5 ? sizeof(block_q5_K) : sizeof(block_q6_K);
+}
+
+/* Packs `rows` (<= 8) rows; missing rows are zero (and scaled by 0). */
+static void pack(kq_mode mode, const uint8_t *w, size_t stride, int rows, int64_t nsb, kq_block *p) {
+    const size_t bb = block_bytes(mode);
+    for (int64_t s = 0; s < nsb; s++) {
+        kq_block *P = &p[s];
+        for (int j = 0; j < 8; j++) {
+            __m256i r[8];
+            for (int i = 0; i < 8; i++)
+                r[i] = i < rows ? unpack(mode, w + (size_t)i * stride + (size_t)s * bb, j) : _mm256_setzero_si256();
+            avx2_transpose8x32(r);
+            for (int g = 0; g < 8; g++) _mm256_store_si256((__m256i *)P->v[j][g], r[g]);
+        }
+        for (int i = 0; i < 8; i++) {
+            const uint8_t *blk = w + (size_t)i * stride + (size_t)s * bb;
+            bool have = i < rows;
+            if (mode == K6) {
+                const block_q6_K *b = (const block_q6_K *)blk;
+                for (int g = 0; g < 16; g++) {
+                    int16_t sc = have ? b->scales[g] : 0;
+                    P->sc[g][2 * i] = P->sc[g][2 * i + 1] = sc;
+                }
+                for (int k = 0; k < 8; k++) {
+                    P->mn[k][2 * i] = have ? b->scales[2 * k] : 0;
+                    P->mn[k][2 * i + 1] = have ? b->scales[2 * k + 1] : 0;
+                }
+                P->d[i] = have ? avx2_f16((const uint8_t *)&b->d) : 0;
+                P->dmin[i] = 0;
+            } else {
+                const uint8_t *scales = blk + offsetof(block_q4_K, scales); /* same place in Q5_K */
+                for (int j = 0; j < 8; j++) {
+                    int sc = 0, m = 0;
+                    if (have) k4_scale_min(scales, j, &sc, &m);
+                    P->sc[j][2 * i] = P->sc[j][2 * i + 1] = (int16_t)sc;
+                    P->mn[j][2 * i] = P->mn[j][2 * i + 1] = (int16_t)m;
+                }
+                P->d[i] = have ? avx2_f16(blk) : 0;
+                P->dmin[i] = have ? avx2_f16(blk + 2) : 0;
+            }
+        }
+    }
+}
+
+static inline __m256i ld(const void *p) { return _mm256_load_si256((const __m256i *)p); }
+
+/* 8 rows x T activation rows over all super-blocks. */
+static inline __attribute__((always_inline)) void tile(kq_mode mode, int T, const kq_block *p, int64_t nsb,
+                                                       const kact_q8 *A, __m256 *acc) {
+    for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
+    for (int64_t s = 0; s < nsb; s++) {
+        const kq_block *P = &p[s];
+        __m256i isum[4], msum[4];
+        for (int t = 0; t < T; t++) isum[t] = msum[t] = _mm256_setzero_si256();
+        for (int j = 0; j < 8; j++) {
+            const int8_t *aq[4];
+            for (int t = 0; t < T; t++) aq[t] = A[t].q + SB * s + 32 * j;
+            const int run = mode == K4 ? 8 : mode == K5 ? 4 : 2; /* groups per int16 sum */
+            for (int g0 = 0; g0 < 8; g0 += run) {
+                __m256i s16[4];
+                for (int t = 0; t < T; t++) s16[t] = _mm256_setzero_si256();
+                for (int g = g0; g < g0 + run; g++) {
+                    __m256i w = ld(P->v[j][g]);
+                    for (int t = 0; t < T; t++)
+                        s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(w, avx2_bcast4(aq[t] + 4 * g)));
+                }
+                __m256i sc = ld(mode == K6 ? P->sc[2 * j + g0 / 4] : P->sc[j]);
+                for (int t = 0; t < T; t++) isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(s16[t], sc));
+            }
+        }
+        /* the offset terms, from the activation's sums of 16 */
+        for (int k = 0; k < 8; k++) {
+            __m256i m = ld(P->mn[k]);
+            for (int t = 0; t < T; t++) {
+                const int16_t *bs = A[t].sum16 + 16 * s + 2 * k;
+                msum[t] = _mm256_add_epi32(msum[t], _mm256_madd_epi16(m, avx2_bcast4((const int8_t *)bs)));
+            }
+        }
+        __m256 d = _mm256_load_ps(P->d), dmin = _mm256_load_ps(P->dmin);
+        for (int t = 0; t < T; t++) {
+            __m256 da = _mm256_set1_ps(A[t].d[8 * s]);
+            if (mode == K6) {
+                isum[t] = _mm256_sub_epi32(isum[t], _mm256_slli_epi32(msum[t], 5));
+                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_mul_ps(d, da), acc[t]);
+            } else {
+                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_mul_ps(d, da), acc[t]);
+                acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(msum[t]), _mm256_mul_ps(dmin, da), acc[t]);
+            }
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void gemm_mode(kq_mode mode, const kern_gemm_args *g) {
+    const int64_t nsb = g->cols / SB;
+    kq_block *p = (kq_block *)g->scratch;
+    for (int64_t r = g->r0; r < g->r1; r += 8) {
+        int rows = (int)RL_MIN(8, g->r1 - r);
+        pack(mode, g->w + (size_t)r * g->w_stride, g->w_stride, rows, nsb, p);
+        for (int t0 = 0; t0 < g->n; t0 += 4) {
+            int T = RL_MIN(4, g->n - t0);
+            kact_q8 A[4];
+            for (int t = 0; t < T; t++) A[t] = kact_q8_view(g->a + (size_t)(t0 + t) * g->a_stride, g->cols);
+            __m256 acc[4];
+            switch (T) {
+            case 4: tile(mode, 4, p, nsb, A, acc); break;
+            case 3: tile(mode, 3, p, nsb, A, acc); break;
+            case 2: tile(mode, 2, p, nsb, A, acc); break;
+            default: tile(mode, 1, p, nsb, A, acc); break;
+            }
+            for (int t = 0; t < T; t++) {
+                float *y = g->y + (size_t)(t0 + t) * g->ldy + r;
+                if (rows == 8) {
+                    _mm256_storeu_ps(y, acc[t]);
+                } else {
+                    float tmp[8];
+                    _mm256_storeu_ps(tmp, acc[t]);
+                    memcpy(y, tmp, (size_t)rows * sizeof(float));
+                }
+            }
+        }
+    }
+}
+
+void avx2_gemm_q4_K(const kern_gemm_args *g) { gemm_mode(K4, g); }
+void avx2_gemm_q5_K(const kern_gemm_args *g) { gemm_mode(K5, g); }
+void avx2_gemm_q6_K(const kern_gemm_args *g) { gemm_mode(K6, g); }
