@@ -22,6 +22,21 @@
 #include "../kernels_impl.h"
 #include "../quant.h"
 
+/* a + b in int16 lanes, opaque to the compiler: GCC otherwise reassociates
+ * a chain of such additions into a tree, which needs a register per
+ * product and spills the accumulators of a tile to the stack. */
+static inline __m256i avx2_add16(__m256i a, __m256i b) {
+    __m256i r;
+    __asm__("vpaddw %2, %1, %0" : "=x"(r) : "x"(a), "x"(b));
+    return r;
+}
+
+static inline __m256i avx2_add32(__m256i a, __m256i b) {
+    __m256i r;
+    __asm__("vpaddd %2, %1, %0" : "=x"(r) : "x"(a), "x"(b));
+    return r;
+}
+
 /* Sum of the 8 floats of v. */
 static inline float avx2_hsum_ps(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -94,6 +109,17 @@ static inline __m256i avx2_nibbles(const uint8_t *qs) {
     __m128i x = _mm_loadu_si128((const __m128i *)qs);
     __m256i v = _mm256_set_m128i(_mm_srli_epi16(x, 4), x);
     return _mm256_and_si256(v, _mm256_set1_epi8(0x0f));
+}
+
+/* Stores the first `rows` (<= 8) lanes of v at y. */
+static inline void store8(float *y, __m256 v, int rows) {
+    if (rows == 8) {
+        _mm256_storeu_ps(y, v);
+    } else {
+        float tmp[8];
+        _mm256_storeu_ps(tmp, v);
+        memcpy(y, tmp, (size_t)rows * sizeof(float));
+    }
 }
 
 /* exp(x) for 8 floats: range reduction to r in [-ln2/2, ln2/2] and a degree

@@ -36,21 +36,30 @@ static inline __attribute__((always_inline)) void tile(wfmt f, int R, int T, con
                                                        int t0) {
     const uint8_t *w[4];
     const float *a[2];
+    #pragma GCC unroll 8
     for (int i = 0; i < R; i++) w[i] = g->w + (size_t)(r + i) * g->w_stride;
+    #pragma GCC unroll 8
     for (int t = 0; t < T; t++) a[t] = (const float *)(g->a + (size_t)(t0 + t) * g->a_stride);
     __m256 acc[4][2];
+    #pragma GCC unroll 8
     for (int i = 0; i < R; i++)
+        #pragma GCC unroll 8
         for (int t = 0; t < T; t++) acc[i][t] = _mm256_setzero_ps();
     int64_t c = 0;
     for (; c + 8 <= g->cols; c += 8) {
         __m256 av[2];
+        #pragma GCC unroll 8
         for (int t = 0; t < T; t++) av[t] = _mm256_loadu_ps(a[t] + c);
+        #pragma GCC unroll 8
         for (int i = 0; i < R; i++) {
             __m256 wv = load_w(f, w[i], c);
+            #pragma GCC unroll 8
             for (int t = 0; t < T; t++) acc[i][t] = _mm256_fmadd_ps(wv, av[t], acc[i][t]);
         }
     }
+    #pragma GCC unroll 8
     for (int i = 0; i < R; i++)
+        #pragma GCC unroll 8
         for (int t = 0; t < T; t++) {
             float s = avx2_hsum_ps(acc[i][t]);
             for (int64_t k = c; k < g->cols; k++) s += load_w1(f, w[i], k) * a[t][k];
@@ -67,6 +76,7 @@ static inline __attribute__((always_inline)) void gemm_fmt(wfmt f, const kern_ge
                 if (T == 2) tile(f, 4, 2, g, r, t0);
                 else tile(f, 4, 1, g, r, t0);
             } else {
+                #pragma GCC unroll 8
                 for (int i = 0; i < R; i++) {
                     if (T == 2) tile(f, 1, 2, g, r + i, t0);
                     else tile(f, 1, 1, g, r + i, t0);

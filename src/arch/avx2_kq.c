@@ -74,26 +74,32 @@ static size_t block_bytes(kq_mode mode) {
 }
 
 /* Packs `rows` (<= 8) rows; missing rows are zero (and scaled by 0). */
-static void pack(kq_mode mode, const uint8_t *w, size_t stride, int rows, int64_t nsb, kq_block *p) {
+static inline __attribute__((always_inline)) void pack(kq_mode mode, const uint8_t *w, size_t stride, int rows, int64_t nsb, kq_block *p) {
     const size_t bb = block_bytes(mode);
     for (int64_t s = 0; s < nsb; s++) {
         kq_block *P = &p[s];
+        #pragma GCC unroll 8
         for (int j = 0; j < 8; j++) {
             __m256i r[8];
+            #pragma GCC unroll 8
             for (int i = 0; i < 8; i++)
                 r[i] = i < rows ? unpack(mode, w + (size_t)i * stride + (size_t)s * bb, j) : _mm256_setzero_si256();
             avx2_transpose8x32(r);
+            #pragma GCC unroll 8
             for (int g = 0; g < 8; g++) _mm256_store_si256((__m256i *)P->v[j][g], r[g]);
         }
+        #pragma GCC unroll 8
         for (int i = 0; i < 8; i++) {
             const uint8_t *blk = w + (size_t)i * stride + (size_t)s * bb;
             bool have = i < rows;
             if (mode == K6) {
                 const block_q6_K *b = (const block_q6_K *)blk;
+                #pragma GCC unroll 8
                 for (int g = 0; g < 16; g++) {
                     int16_t sc = have ? b->scales[g] : 0;
                     P->sc[g][2 * i] = P->sc[g][2 * i + 1] = sc;
                 }
+                #pragma GCC unroll 8
                 for (int k = 0; k < 8; k++) {
                     P->mn[k][2 * i] = have ? b->scales[2 * k] : 0;
                     P->mn[k][2 * i + 1] = have ? b->scales[2 * k + 1] : 0;
@@ -102,6 +108,7 @@ static void pack(kq_mode mode, const uint8_t *w, size_t stride, int rows, int64_
                 P->dmin[i] = 0;
             } else {
                 const uint8_t *scales = blk + offsetof(block_q4_K, scales); /* same place in Q5_K */
+                #pragma GCC unroll 8
                 for (int j = 0; j < 8; j++) {
                     int sc = 0, m = 0;
                     if (have) k4_scale_min(scales, j, &sc, &m);
@@ -119,37 +126,50 @@ static inline __m256i ld(const void *p) { return _mm256_load_si256((const __m256
 
 /* 8 rows x T activation rows over all super-blocks. */
 static inline __attribute__((always_inline)) void tile(kq_mode mode, int T, const kq_block *p, int64_t nsb,
-                                                       const kact_q8 *A, __m256 *acc) {
+                                                       const kact_q8 *A, float *y, int64_t ldy, int rows) {
+    __m256 acc[4];
+    #pragma GCC unroll 8
     for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t s = 0; s < nsb; s++) {
         const kq_block *P = &p[s];
         __m256i isum[4], msum[4];
+        #pragma GCC unroll 8
         for (int t = 0; t < T; t++) isum[t] = msum[t] = _mm256_setzero_si256();
+        #pragma GCC unroll 8
         for (int j = 0; j < 8; j++) {
             const int8_t *aq[4];
+            #pragma GCC unroll 8
             for (int t = 0; t < T; t++) aq[t] = A[t].q + SB * s + 32 * j;
             const int run = mode == K4 ? 8 : mode == K5 ? 4 : 2; /* groups per int16 sum */
+            #pragma GCC unroll 8
             for (int g0 = 0; g0 < 8; g0 += run) {
                 __m256i s16[4];
+                #pragma GCC unroll 8
                 for (int t = 0; t < T; t++) s16[t] = _mm256_setzero_si256();
+                #pragma GCC unroll 8
                 for (int g = g0; g < g0 + run; g++) {
                     __m256i w = ld(P->v[j][g]);
+                    #pragma GCC unroll 8
                     for (int t = 0; t < T; t++)
-                        s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(w, avx2_bcast4(aq[t] + 4 * g)));
+                        s16[t] = avx2_add16(s16[t], _mm256_maddubs_epi16(w, avx2_bcast4(aq[t] + 4 * g)));
                 }
                 __m256i sc = ld(mode == K6 ? P->sc[2 * j + g0 / 4] : P->sc[j]);
-                for (int t = 0; t < T; t++) isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(s16[t], sc));
+                #pragma GCC unroll 8
+                for (int t = 0; t < T; t++) isum[t] = avx2_add32(isum[t], _mm256_madd_epi16(s16[t], sc));
             }
         }
         /* the offset terms, from the activation's sums of 16 */
+        #pragma GCC unroll 8
         for (int k = 0; k < 8; k++) {
             __m256i m = ld(P->mn[k]);
+            #pragma GCC unroll 8
             for (int t = 0; t < T; t++) {
                 const int16_t *bs = A[t].sum16 + 16 * s + 2 * k;
-                msum[t] = _mm256_add_epi32(msum[t], _mm256_madd_epi16(m, avx2_bcast4((const int8_t *)bs)));
+                msum[t] = avx2_add32(msum[t], _mm256_madd_epi16(m, avx2_bcast4((const int8_t *)bs)));
             }
         }
         __m256 d = _mm256_load_ps(P->d), dmin = _mm256_load_ps(P->dmin);
+        #pragma GCC unroll 8
         for (int t = 0; t < T; t++) {
             __m256 da = _mm256_set1_ps(A[t].d[8 * s]);
             if (mode == K6) {
@@ -161,6 +181,8 @@ static inline __attribute__((always_inline)) void tile(kq_mode mode, int T, cons
             }
         }
     }
+    #pragma GCC unroll 8
+    for (int t = 0; t < T; t++) store8(y + (size_t)t * ldy, acc[t], rows);
 }
 
 static inline __attribute__((always_inline)) void gemm_mode(kq_mode mode, const kern_gemm_args *g) {
@@ -172,23 +194,14 @@ static inline __attribute__((always_inline)) void gemm_mode(kq_mode mode, const 
         for (int t0 = 0; t0 < g->n; t0 += 4) {
             int T = RL_MIN(4, g->n - t0);
             kact_q8 A[4];
+            #pragma GCC unroll 8
             for (int t = 0; t < T; t++) A[t] = kact_q8_view(g->a + (size_t)(t0 + t) * g->a_stride, g->cols);
-            __m256 acc[4];
+            float *y = g->y + (size_t)t0 * g->ldy + r;
             switch (T) {
-            case 4: tile(mode, 4, p, nsb, A, acc); break;
-            case 3: tile(mode, 3, p, nsb, A, acc); break;
-            case 2: tile(mode, 2, p, nsb, A, acc); break;
-            default: tile(mode, 1, p, nsb, A, acc); break;
-            }
-            for (int t = 0; t < T; t++) {
-                float *y = g->y + (size_t)(t0 + t) * g->ldy + r;
-                if (rows == 8) {
-                    _mm256_storeu_ps(y, acc[t]);
-                } else {
-                    float tmp[8];
-                    _mm256_storeu_ps(tmp, acc[t]);
-                    memcpy(y, tmp, (size_t)rows * sizeof(float));
-                }
+            case 4: tile(mode, 4, p, nsb, A, y, g->ldy, rows); break;
+            case 3: tile(mode, 3, p, nsb, A, y, g->ldy, rows); break;
+            case 2: tile(mode, 2, p, nsb, A, y, g->ldy, rows); break;
+            default: tile(mode, 1, p, nsb, A, y, g->ldy, rows); break;
             }
         }
     }

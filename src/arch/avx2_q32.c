@@ -77,10 +77,11 @@ static size_t block_bytes(q32_mode mode) {
 static bool affine(q32_mode mode) { return mode == Q4_AFF || mode == Q5_AFF; }
 
 /* Packs `rows` (<= 8) weight rows into the panel; missing rows are zero. */
-static void pack(q32_mode mode, const uint8_t *w, size_t stride, int rows, int64_t nb, q32_panel p) {
+static inline __attribute__((always_inline)) void pack(q32_mode mode, const uint8_t *w, size_t stride, int rows, int64_t nb, q32_panel p) {
     const size_t bb = block_bytes(mode);
     for (int64_t b = 0; b < nb; b++) {
         __m256i r[8];
+        #pragma GCC unroll 8
         for (int i = 0; i < 8; i++) {
             const uint8_t *blk = w + (size_t)i * stride + (size_t)b * bb;
             if (i < rows) {
@@ -94,44 +95,57 @@ static void pack(q32_mode mode, const uint8_t *w, size_t stride, int rows, int64
             }
         }
         avx2_transpose8x32(r);
+        #pragma GCC unroll 8
         for (int g = 0; g < GROUPS; g++) _mm256_store_si256((__m256i *)(p.v + 256 * b + 32 * g), r[g]);
     }
 }
 
 /* 8 rows x T activation rows: acc[t] lane i = dot(row i, activation t). */
 static inline __attribute__((always_inline)) void tile(q32_mode mode, int T, q32_panel p, int64_t nb,
-                                                       const kact_q8 *A, __m256 *acc) {
+                                                       const kact_q8 *A, float *y, int64_t ldy, int rows) {
+    __m256 acc[4];
     const __m256i ones = _mm256_set1_epi16(1);
+    #pragma GCC unroll 8
     for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *vb = p.v + 256 * b;
         __m256i s32[4];
         if (mode == Q8_SIGNED) {
+            #pragma GCC unroll 8
             for (int t = 0; t < T; t++) s32[t] = _mm256_setzero_si256();
+            #pragma GCC unroll 8
             for (int g = 0; g < GROUPS; g++) {
                 __m256i w = _mm256_load_si256((const __m256i *)(vb + 32 * g));
                 __m256i aw = _mm256_abs_epi8(w);
+                #pragma GCC unroll 8
                 for (int t = 0; t < T; t++) {
                     __m256i a = _mm256_sign_epi8(avx2_bcast4(A[t].q + BLK * b + 4 * g), w);
-                    s32[t] = _mm256_add_epi32(s32[t], _mm256_madd_epi16(_mm256_maddubs_epi16(aw, a), ones));
+                    s32[t] = avx2_add32(s32[t], _mm256_madd_epi16(_mm256_maddubs_epi16(aw, a), ones));
                 }
             }
         } else {
             const int run = mode == Q5_OFF || mode == Q5_AFF ? 4 : 8; /* groups per int16 sum */
+            #pragma GCC unroll 8
             for (int t = 0; t < T; t++) s32[t] = _mm256_setzero_si256();
+            #pragma GCC unroll 8
             for (int g0 = 0; g0 < GROUPS; g0 += run) {
                 __m256i s16[4];
+                #pragma GCC unroll 8
                 for (int t = 0; t < T; t++) s16[t] = _mm256_setzero_si256();
+                #pragma GCC unroll 8
                 for (int g = g0; g < g0 + run; g++) {
                     __m256i w = _mm256_load_si256((const __m256i *)(vb + 32 * g));
+                    #pragma GCC unroll 8
                     for (int t = 0; t < T; t++)
-                        s16[t] = _mm256_add_epi16(s16[t],
+                        s16[t] = avx2_add16(s16[t],
                                                   _mm256_maddubs_epi16(w, avx2_bcast4(A[t].q + BLK * b + 4 * g)));
                 }
-                for (int t = 0; t < T; t++) s32[t] = _mm256_add_epi32(s32[t], _mm256_madd_epi16(s16[t], ones));
+                #pragma GCC unroll 8
+                for (int t = 0; t < T; t++) s32[t] = avx2_add32(s32[t], _mm256_madd_epi16(s16[t], ones));
             }
         }
         __m256 sc = _mm256_load_ps(p.sc + 8 * b);
+        #pragma GCC unroll 8
         for (int t = 0; t < T; t++) {
             if (mode == Q4_OFF || mode == Q5_OFF) {
                 __m256i off = _mm256_set1_epi32(A[t].sum[b]);
@@ -142,6 +156,8 @@ static inline __attribute__((always_inline)) void tile(q32_mode mode, int T, q32
             if (affine(mode)) acc[t] = _mm256_fmadd_ps(_mm256_load_ps(p.mn + 8 * b), _mm256_set1_ps(A[t].s[b]), acc[t]);
         }
     }
+    #pragma GCC unroll 8
+    for (int t = 0; t < T; t++) store8(y + (size_t)t * ldy, acc[t], rows);
 }
 
 static inline __attribute__((always_inline)) void gemm_mode(q32_mode mode, const kern_gemm_args *g) {
@@ -153,23 +169,14 @@ static inline __attribute__((always_inline)) void gemm_mode(q32_mode mode, const
         for (int t0 = 0; t0 < g->n; t0 += 4) {
             int T = RL_MIN(4, g->n - t0);
             kact_q8 A[4];
+            #pragma GCC unroll 8
             for (int t = 0; t < T; t++) A[t] = kact_q8_view(g->a + (size_t)(t0 + t) * g->a_stride, g->cols);
-            __m256 acc[4];
+            float *y = g->y + (size_t)t0 * g->ldy + r;
             switch (T) {
-            case 4: tile(mode, 4, p, nb, A, acc); break;
-            case 3: tile(mode, 3, p, nb, A, acc); break;
-            case 2: tile(mode, 2, p, nb, A, acc); break;
-            default: tile(mode, 1, p, nb, A, acc); break;
-            }
-            for (int t = 0; t < T; t++) {
-                float *y = g->y + (size_t)(t0 + t) * g->ldy + r;
-                if (rows == 8) {
-                    _mm256_storeu_ps(y, acc[t]);
-                } else {
-                    float tmp[8];
-                    _mm256_storeu_ps(tmp, acc[t]);
-                    memcpy(y, tmp, (size_t)rows * sizeof(float));
-                }
+            case 4: tile(mode, 4, p, nb, A, y, g->ldy, rows); break;
+            case 3: tile(mode, 3, p, nb, A, y, g->ldy, rows); break;
+            case 2: tile(mode, 2, p, nb, A, y, g->ldy, rows); break;
+            default: tile(mode, 1, p, nb, A, y, g->ldy, rows); break;
             }
         }
     }
