@@ -69,6 +69,7 @@ static inline rl_bf16 rl_f32_to_bf16(float f) {
 }
 
 /* ---- unaligned little-endian loads (GGUF is little-endian; so are we) ---- */
+static inline uint16_t rl_load_u16(const void *p) { uint16_t v; memcpy(&v, p, 2); return v; }
 static inline uint32_t rl_load_u32(const void *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 static inline uint64_t rl_load_u64(const void *p) { uint64_t v; memcpy(&v, p, 8); return v; }
 static inline float rl_load_f32(const void *p) { float v; memcpy(&v, p, 4); return v; }

@@ -22,6 +22,9 @@
 #include "avx2.h"
 
 enum { SB = 256 };
+#ifndef PREFETCH
+#define PREFETCH 2048
+#endif
 
 typedef enum kq_mode { K4, K5, K6 } kq_mode;
 
@@ -73,51 +76,61 @@ static size_t block_bytes(kq_mode mode) {
     return mode == K4 ? sizeof(block_q4_K) : mode == K5 ? sizeof(block_q5_K) : sizeof(block_q6_K);
 }
 
-/* Packs `rows` (<= 8) rows; missing rows are zero (and scaled by 0). */
-static inline __attribute__((always_inline)) void pack(kq_mode mode, const uint8_t *w, size_t stride, int rows, int64_t nsb, kq_block *p) {
-    const size_t bb = block_bytes(mode);
+/* Row i's scales (and mins, d, dmin) of one super-block into the panel;
+ * blk NULL: a missing row, all zero. */
+static inline void scales(kq_mode mode, const uint8_t *blk, kq_block *P, int i) {
+    if (mode == K6) {
+        const block_q6_K *b = (const block_q6_K *)blk;
+        for (int g = 0; g < 16; g++) P->sc[g][2 * i] = P->sc[g][2 * i + 1] = b ? b->scales[g] : 0;
+        for (int k = 0; k < 8; k++) {
+            P->mn[k][2 * i] = b ? b->scales[2 * k] : 0;
+            P->mn[k][2 * i + 1] = b ? b->scales[2 * k + 1] : 0;
+        }
+        P->d[i] = b ? avx2_f16((const uint8_t *)&b->d) : 0;
+        P->dmin[i] = 0;
+        return;
+    }
+    for (int j = 0; j < 8; j++) {
+        int sc = 0, m = 0;
+        if (blk) k4_scale_min(blk + offsetof(block_q4_K, scales), j, &sc, &m); /* same place in Q5_K */
+        P->sc[j][2 * i] = P->sc[j][2 * i + 1] = (int16_t)sc;
+        P->mn[j][2 * i] = P->mn[j][2 * i + 1] = (int16_t)m;
+    }
+    P->d[i] = blk ? avx2_f16(blk) : 0;
+    P->dmin[i] = blk ? avx2_f16(blk + 2) : 0;
+}
+
+/* Packs `rows` (<= 8) rows; missing rows are zero (and scaled by 0). As in
+ * avx2_q32.c, each row is read start to end and unpacked into tmp (8 rows
+ * of cols bytes), then interleaved from there. */
+static inline __attribute__((always_inline)) void pack(kq_mode mode, const uint8_t *w, size_t stride, int rows,
+                                                       int64_t nsb, kq_block *p, uint8_t *tmp) {
+    const size_t bb = block_bytes(mode), cols = (size_t)nsb * SB;
+    for (int i = 0; i < 8; i++) {
+        uint8_t *dst = tmp + (size_t)i * cols;
+        if (i >= rows) {
+            memset(dst, 0, cols);
+            for (int64_t s = 0; s < nsb; s++) scales(mode, NULL, &p[s], i);
+            continue;
+        }
+        const uint8_t *row = w + (size_t)i * stride;
+        for (int64_t s = 0; s < nsb; s++) {
+            const uint8_t *blk = row + (size_t)s * bb;
+            #pragma GCC unroll 8
+            for (int j = 0; j < 8; j++) _mm256_store_si256((__m256i *)(dst + SB * s + 32 * j), unpack(mode, blk, j));
+            scales(mode, blk, &p[s], i);
+        }
+    }
     for (int64_t s = 0; s < nsb; s++) {
-        kq_block *P = &p[s];
         #pragma GCC unroll 8
         for (int j = 0; j < 8; j++) {
             __m256i r[8];
             #pragma GCC unroll 8
             for (int i = 0; i < 8; i++)
-                r[i] = i < rows ? unpack(mode, w + (size_t)i * stride + (size_t)s * bb, j) : _mm256_setzero_si256();
+                r[i] = _mm256_load_si256((const __m256i *)(tmp + (size_t)i * cols + SB * s + 32 * j));
             avx2_transpose8x32(r);
             #pragma GCC unroll 8
-            for (int g = 0; g < 8; g++) _mm256_store_si256((__m256i *)P->v[j][g], r[g]);
-        }
-        #pragma GCC unroll 8
-        for (int i = 0; i < 8; i++) {
-            const uint8_t *blk = w + (size_t)i * stride + (size_t)s * bb;
-            bool have = i < rows;
-            if (mode == K6) {
-                const block_q6_K *b = (const block_q6_K *)blk;
-                #pragma GCC unroll 8
-                for (int g = 0; g < 16; g++) {
-                    int16_t sc = have ? b->scales[g] : 0;
-                    P->sc[g][2 * i] = P->sc[g][2 * i + 1] = sc;
-                }
-                #pragma GCC unroll 8
-                for (int k = 0; k < 8; k++) {
-                    P->mn[k][2 * i] = have ? b->scales[2 * k] : 0;
-                    P->mn[k][2 * i + 1] = have ? b->scales[2 * k + 1] : 0;
-                }
-                P->d[i] = have ? avx2_f16((const uint8_t *)&b->d) : 0;
-                P->dmin[i] = 0;
-            } else {
-                const uint8_t *scales = blk + offsetof(block_q4_K, scales); /* same place in Q5_K */
-                #pragma GCC unroll 8
-                for (int j = 0; j < 8; j++) {
-                    int sc = 0, m = 0;
-                    if (have) k4_scale_min(scales, j, &sc, &m);
-                    P->sc[j][2 * i] = P->sc[j][2 * i + 1] = (int16_t)sc;
-                    P->mn[j][2 * i] = P->mn[j][2 * i + 1] = (int16_t)m;
-                }
-                P->d[i] = have ? avx2_f16(blk) : 0;
-                P->dmin[i] = have ? avx2_f16(blk + 2) : 0;
-            }
+            for (int g = 0; g < 8; g++) _mm256_store_si256((__m256i *)p[s].v[j][g], r[g]);
         }
     }
 }
@@ -185,12 +198,90 @@ static inline __attribute__((always_inline)) void tile(kq_mode mode, int T, cons
     for (int t = 0; t < T; t++) store8(y + (size_t)t * ldy, acc[t], rows);
 }
 
+/* Q4_K/Q5_K's 8 scales and 8 mins, each as 8 bytes (ggml's 6-bit packing
+ * undone with 32-bit operations). */
+static inline void k4_unpack_scales(const uint8_t *q, uint64_t *sc, uint64_t *mn) {
+    uint32_t u0 = rl_load_u32(q), u1 = rl_load_u32(q + 4), u2 = rl_load_u32(q + 8);
+    uint32_t sc_lo = u0 & 0x3f3f3f3f, m_lo = u1 & 0x3f3f3f3f;
+    uint32_t sc_hi = (u2 & 0x0f0f0f0f) | (((u0 >> 6) & 0x03030303) << 4);
+    uint32_t m_hi = ((u2 >> 4) & 0x0f0f0f0f) | (((u1 >> 6) & 0x03030303) << 4);
+    *sc = (uint64_t)sc_lo | (uint64_t)sc_hi << 32;
+    *mn = (uint64_t)m_lo | (uint64_t)m_hi << 32;
+}
+
+/* vpshufb masks: every int16 lane takes int16 lane j (of its 128-bit half) */
+static inline __m256i lane16(int j) { return _mm256_set1_epi16((short)(0x0100 * (2 * j + 1) + 2 * j)); }
+/* ... low half takes lane j, high half lane j + 1 (Q6_K's two groups of 16) */
+static inline __m256i lane16_pair(int j) {
+    return _mm256_set_m128i(_mm_set1_epi16((short)(0x0100 * (2 * j + 3) + 2 * j + 2)),
+                            _mm_set1_epi16((short)(0x0100 * (2 * j + 1) + 2 * j)));
+}
+
+/* One activation row (decode): each weight row read start to end once, no
+ * panel; the same integer sums as the tiles, per row. */
+static inline __attribute__((always_inline)) void gemv(kq_mode mode, const kern_gemm_args *g) {
+    const int64_t nsb = g->cols / SB;
+    const size_t bb = block_bytes(mode);
+    const kact_q8 A = kact_q8_view(g->a, g->cols);
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int64_t r = g->r0; r < g->r1; r++) {
+        const uint8_t *row = g->w + (size_t)r * g->w_stride;
+        __m256 acc = _mm256_setzero_ps();
+        for (int64_t s = 0; s < nsb; s++) {
+            const uint8_t *blk = row + (size_t)s * bb;
+            for (size_t o = 0; o < bb; o += 64) _mm_prefetch((const char *)blk + PREFETCH + o, _MM_HINT_T0);
+            const int8_t *aq = A.q + SB * s;
+            const __m256i bsums = _mm256_loadu_si256((const __m256i *)(A.sum16 + 16 * s));
+            __m256i isum = _mm256_setzero_si256();
+            const __m256 da = _mm256_set1_ps(A.d[8 * s]);
+            if (mode == K6) {
+                const block_q6_K *b = (const block_q6_K *)blk;
+                __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
+                __m256i sc_a = _mm256_permute2x128_si256(sc16, sc16, 0x00); /* scales 0-7 in both halves */
+                __m256i sc_b = _mm256_permute2x128_si256(sc16, sc16, 0x11); /* scales 8-15 */
+                #pragma GCC unroll 8
+                for (int j = 0; j < 8; j++) {
+                    __m256i p = _mm256_maddubs_epi16(unpack(K6, blk, j), _mm256_loadu_si256((const __m256i *)(aq + 32 * j)));
+                    __m256i sc = _mm256_shuffle_epi8(j < 4 ? sc_a : sc_b, lane16_pair(2 * (j % 4)));
+                    isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, sc));
+                }
+                /* the -32 offset: 32 * sum_g sc_g * asum_g */
+                isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(_mm256_madd_epi16(sc16, bsums), 5));
+                __m256 d = _mm256_set1_ps(avx2_f16((const uint8_t *)&b->d));
+                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(d, da), acc);
+            } else {
+                uint64_t sc8, mn8;
+                k4_unpack_scales(blk + offsetof(block_q4_K, scales), &sc8, &mn8);
+                __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc8)));
+                __m128i m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mn8));
+                __m256i mdup = _mm256_set_m128i(_mm_unpackhi_epi16(m16, m16), _mm_unpacklo_epi16(m16, m16));
+                #pragma GCC unroll 8
+                for (int j = 0; j < 8; j++) {
+                    __m256i p = _mm256_maddubs_epi16(unpack(mode, blk, j), _mm256_loadu_si256((const __m256i *)(aq + 32 * j)));
+                    isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, _mm256_shuffle_epi8(sc16, lane16(j))));
+                }
+                __m256i msum = _mm256_madd_epi16(mdup, bsums);
+                __m256 d = _mm256_set1_ps(avx2_f16(blk)), dmin = _mm256_set1_ps(avx2_f16(blk + 2));
+                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(d, da), acc);
+                acc = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(msum), _mm256_mul_ps(dmin, da), acc);
+            }
+        }
+        g->y[r] = avx2_hsum_ps(acc);
+    }
+    (void)ones;
+}
+
 static inline __attribute__((always_inline)) void gemm_mode(kq_mode mode, const kern_gemm_args *g) {
+    if (g->n == 1) {
+        gemv(mode, g);
+        return;
+    }
     const int64_t nsb = g->cols / SB;
     kq_block *p = (kq_block *)g->scratch;
+    uint8_t *tmp = g->scratch + (size_t)nsb * sizeof(kq_block);
     for (int64_t r = g->r0; r < g->r1; r += 8) {
         int rows = (int)RL_MIN(8, g->r1 - r);
-        pack(mode, g->w + (size_t)r * g->w_stride, g->w_stride, rows, nsb, p);
+        pack(mode, g->w + (size_t)r * g->w_stride, g->w_stride, rows, nsb, p, tmp);
         for (int t0 = 0; t0 < g->n; t0 += 4) {
             int T = RL_MIN(4, g->n - t0);
             kact_q8 A[4];
