@@ -217,58 +217,87 @@ static inline __m256i lane16_pair(int j) {
                             _mm_set1_epi16((short)(0x0100 * (2 * j + 1) + 2 * j)));
 }
 
-/* One activation row (decode): each weight row read start to end once, no
- * panel; the same integer sums as the tiles, per row. */
+/* The exact integer sums of one row's super-block s with the activation:
+ * *is = sum_j sc_j * dot_j (Q6_K: minus 32 * sum_g sc_g * asum_g), *ms =
+ * sum_j m_j * asum_j (Q4_K/Q5_K) — the same integers the tile computes. */
+static inline __attribute__((always_inline)) void super_sums(kq_mode mode, const uint8_t *blk, const int8_t *aq,
+                                                             const int16_t *asum16, int32_t *is, int32_t *ms) {
+    const __m256i bsums = _mm256_loadu_si256((const __m256i *)asum16);
+    __m256i isum = _mm256_setzero_si256();
+    if (mode == K6) {
+        const block_q6_K *b = (const block_q6_K *)blk;
+        __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
+        __m256i sc_a = _mm256_permute2x128_si256(sc16, sc16, 0x00); /* scales 0-7 in both halves */
+        __m256i sc_b = _mm256_permute2x128_si256(sc16, sc16, 0x11); /* scales 8-15 */
+        #pragma GCC unroll 8
+        for (int j = 0; j < 8; j++) {
+            __m256i p = _mm256_maddubs_epi16(unpack(K6, blk, j), _mm256_loadu_si256((const __m256i *)(aq + 32 * j)));
+            __m256i sc = _mm256_shuffle_epi8(j < 4 ? sc_a : sc_b, lane16_pair(2 * (j % 4)));
+            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, sc));
+        }
+        /* the -32 offset: 32 * sum_g sc_g * asum_g */
+        isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(_mm256_madd_epi16(sc16, bsums), 5));
+        *is = avx2_hsum_epi32(isum);
+        *ms = 0;
+        return;
+    }
+    uint64_t sc8, mn8;
+    k4_unpack_scales(blk + offsetof(block_q4_K, scales), &sc8, &mn8);
+    __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc8)));
+    __m128i m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mn8));
+    __m256i mdup = _mm256_set_m128i(_mm_unpackhi_epi16(m16, m16), _mm_unpacklo_epi16(m16, m16));
+    #pragma GCC unroll 8
+    for (int j = 0; j < 8; j++) {
+        __m256i p = _mm256_maddubs_epi16(unpack(mode, blk, j), _mm256_loadu_si256((const __m256i *)(aq + 32 * j)));
+        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, _mm256_shuffle_epi8(sc16, lane16(j))));
+    }
+    *is = avx2_hsum_epi32(isum);
+    *ms = avx2_hsum_epi32(_mm256_madd_epi16(mdup, bsums));
+}
+
+/* One activation row (decode): as in avx2_q32.c, each weight row is read
+ * start to end (one sequential stream), its exact integer super-block sums
+ * kept in scratch (stored lanes = rows), then every 8 rows scaled exactly as
+ * the tile scales them, so results are bitwise those of a batch. */
 static inline __attribute__((always_inline)) void gemv(kq_mode mode, const kern_gemm_args *g) {
     const int64_t nsb = g->cols / SB;
     const size_t bb = block_bytes(mode);
     const kact_q8 A = kact_q8_view(g->a, g->cols);
-    const __m256i ones = _mm256_set1_epi16(1);
-    for (int64_t r = g->r0; r < g->r1; r++) {
-        const uint8_t *row = g->w + (size_t)r * g->w_stride;
-        __m256 acc = _mm256_setzero_ps();
-        for (int64_t s = 0; s < nsb; s++) {
-            const uint8_t *blk = row + (size_t)s * bb;
-            for (size_t o = 0; o < bb; o += 64) _mm_prefetch((const char *)blk + PREFETCH + o, _MM_HINT_T0);
-            const int8_t *aq = A.q + SB * s;
-            const __m256i bsums = _mm256_loadu_si256((const __m256i *)(A.sum16 + 16 * s));
-            __m256i isum = _mm256_setzero_si256();
-            const __m256 da = _mm256_set1_ps(A.d[8 * s]);
-            if (mode == K6) {
-                const block_q6_K *b = (const block_q6_K *)blk;
-                __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
-                __m256i sc_a = _mm256_permute2x128_si256(sc16, sc16, 0x00); /* scales 0-7 in both halves */
-                __m256i sc_b = _mm256_permute2x128_si256(sc16, sc16, 0x11); /* scales 8-15 */
-                #pragma GCC unroll 8
-                for (int j = 0; j < 8; j++) {
-                    __m256i p = _mm256_maddubs_epi16(unpack(K6, blk, j), _mm256_loadu_si256((const __m256i *)(aq + 32 * j)));
-                    __m256i sc = _mm256_shuffle_epi8(j < 4 ? sc_a : sc_b, lane16_pair(2 * (j % 4)));
-                    isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, sc));
+    int32_t *is = (int32_t *)g->scratch, *ms = is + 8 * nsb; /* [s][row] */
+    for (int64_t r = g->r0; r < g->r1; r += 8) {
+        int rows = (int)RL_MIN(8, g->r1 - r);
+        for (int i = 0; i < 8; i++) {
+            const uint8_t *row = g->w + (size_t)(r + i) * g->w_stride;
+            for (int64_t s = 0; s < nsb; s++) {
+                if (i >= rows) {
+                    is[8 * s + i] = ms[8 * s + i] = 0;
+                    continue;
                 }
-                /* the -32 offset: 32 * sum_g sc_g * asum_g */
-                isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(_mm256_madd_epi16(sc16, bsums), 5));
-                __m256 d = _mm256_set1_ps(avx2_f16((const uint8_t *)&b->d));
-                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(d, da), acc);
-            } else {
-                uint64_t sc8, mn8;
-                k4_unpack_scales(blk + offsetof(block_q4_K, scales), &sc8, &mn8);
-                __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc8)));
-                __m128i m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mn8));
-                __m256i mdup = _mm256_set_m128i(_mm_unpackhi_epi16(m16, m16), _mm_unpacklo_epi16(m16, m16));
-                #pragma GCC unroll 8
-                for (int j = 0; j < 8; j++) {
-                    __m256i p = _mm256_maddubs_epi16(unpack(mode, blk, j), _mm256_loadu_si256((const __m256i *)(aq + 32 * j)));
-                    isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, _mm256_shuffle_epi8(sc16, lane16(j))));
-                }
-                __m256i msum = _mm256_madd_epi16(mdup, bsums);
-                __m256 d = _mm256_set1_ps(avx2_f16(blk)), dmin = _mm256_set1_ps(avx2_f16(blk + 2));
-                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(d, da), acc);
-                acc = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(msum), _mm256_mul_ps(dmin, da), acc);
+                const uint8_t *blk = row + (size_t)s * bb;
+                for (size_t o = 0; o < bb; o += 64) _mm_prefetch((const char *)blk + PREFETCH + o, _MM_HINT_T0);
+                super_sums(mode, blk, A.q + SB * s, A.sum16 + 16 * s, &is[8 * s + i], &ms[8 * s + i]);
             }
         }
-        g->y[r] = avx2_hsum_ps(acc);
+        const uint8_t *blk[8], *dmin_at[8]; /* super-block s of each row; missing rows repeat row 0 */
+        for (int i = 0; i < 8; i++) blk[i] = g->w + (size_t)(r + (i < rows ? i : 0)) * g->w_stride;
+        __m256 acc = _mm256_setzero_ps();
+        for (int64_t s = 0; s < nsb; s++) {
+            __m256 da = _mm256_set1_ps(A.d[8 * s]);
+            __m256i I = _mm256_loadu_si256((const __m256i *)(is + 8 * s));
+            if (mode == K6) {
+                const uint8_t *d_at[8];
+                for (int i = 0; i < 8; i++) d_at[i] = blk[i] + offsetof(block_q6_K, d);
+                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(I), _mm256_mul_ps(avx2_f16_gather(d_at), da), acc);
+            } else {
+                __m256i M = _mm256_loadu_si256((const __m256i *)(ms + 8 * s));
+                for (int i = 0; i < 8; i++) dmin_at[i] = blk[i] + 2;
+                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(I), _mm256_mul_ps(avx2_f16_gather(blk), da), acc);
+                acc = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(M), _mm256_mul_ps(avx2_f16_gather(dmin_at), da), acc);
+            }
+            for (int i = 0; i < 8; i++) blk[i] += bb;
+        }
+        store8(g->y + r, acc, rows);
     }
-    (void)ones;
 }
 
 static inline __attribute__((always_inline)) void gemm_mode(kq_mode mode, const kern_gemm_args *g) {
