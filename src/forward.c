@@ -32,9 +32,17 @@ struct forward {
     float *x, *h, *q, *kk, *vv, *att, *gate, *up;
     float *out_rows;  /* max_out rows of n_embd: normed rows for logits */
     float *logits;    /* max_out rows of n_vocab */
-    float *scores;    /* per thread: a query group's scores, group * max_ctx */
+    float *att_scratch; /* per thread: att_scratch_floats */
+    size_t att_scratch_floats;
     int group;        /* query heads per KV head */
+    /* the batch's runs of consecutive tokens of one sequence, cut into
+     * chunks of at most ATT_CHUNK: attention handles a chunk at once */
+    int *run_start, *run_len, n_runs;
 };
+
+/* Query tokens of one sequence whose attention is computed together (they
+ * share every K and V row they read). */
+#define ATT_CHUNK 16
 
 uint64_t forward_kv_bytes(const model *m, int n_ctx, bool kv_f16) {
     const rl_shape *s = &m->shape;
@@ -56,11 +64,12 @@ forward *forward_new(const model *m, kernels *k, int max_tokens, int max_out, in
     f->kv_dim = (int64_t)s->n_head_kv * s->head_dim;
     f->group = (int)(s->n_head / s->n_head_kv);
     size_t T = (size_t)max_tokens;
+    f->att_scratch_floats = (KERN_ATTN_SCRATCH(ATT_CHUNK, f->group, max_ctx, s->head_dim) + 15) / 16 * 16;
     float **bufs[] = {&f->x, &f->h, &f->q, &f->kk, &f->vv, &f->att, &f->gate, &f->up, &f->out_rows, &f->logits,
-                      &f->scores};
+                      &f->att_scratch};
     size_t sizes[] = {T * s->n_embd, T * s->n_embd, T * f->q_dim, T * f->kv_dim, T * f->kv_dim, T * f->q_dim,
                       T * s->n_ff, T * s->n_ff, (size_t)max_out * s->n_embd, (size_t)max_out * s->n_vocab,
-                      (size_t)kern_threads(k) * (size_t)f->group * (size_t)max_ctx};
+                      (size_t)kern_threads(k) * f->att_scratch_floats};
     for (size_t i = 0; i < RL_ARRAY_LEN(bufs); i++) {
         *bufs[i] = rl_aligned_alloc(sizes[i] * sizeof(float), err);
         if (!*bufs[i]) {
@@ -68,13 +77,21 @@ forward *forward_new(const model *m, kernels *k, int max_tokens, int max_out, in
             return NULL;
         }
     }
+    f->run_start = rl_calloc(T, sizeof *f->run_start, err);
+    f->run_len = f->run_start ? rl_calloc(T, sizeof *f->run_len, err) : NULL;
+    if (!f->run_len) {
+        forward_free(f);
+        return NULL;
+    }
     return f;
 }
 
 void forward_free(forward *f) {
     if (!f) return;
-    float *bufs[] = {f->x, f->h, f->q, f->kk, f->vv, f->att, f->gate, f->up, f->out_rows, f->logits, f->scores};
+    float *bufs[] = {f->x, f->h, f->q, f->kk, f->vv, f->att, f->gate, f->up, f->out_rows, f->logits, f->att_scratch};
     for (size_t i = 0; i < RL_ARRAY_LEN(bufs); i++) free(bufs[i]);
+    free(f->run_start);
+    free(f->run_len);
     free(f);
 }
 
@@ -118,23 +135,42 @@ static void rope_store_rows(void *ctx, int t, int thread) {
     }
 }
 
-/* Task = (row, kv head): the query heads that share that kv head. */
+/* Task = (chunk of a run, kv head): the chunk's tokens times the query
+ * heads that share that kv head. */
 static void attention_task(void *ctx, int task, int thread) {
     row_job *j = ctx;
     forward *f = j->f;
     const rl_shape *s = &f->m->shape;
-    int t = task / (int)s->n_head_kv, kvh = task % (int)s->n_head_kv;
-    const fw_kv *kv = j->b->kv[t];
+    int c = task / (int)s->n_head_kv, kvh = task % (int)s->n_head_kv;
+    int t0 = f->run_start[c], n = f->run_len[c];
+    const fw_kv *kv = j->b->kv[t0];
     size_t elem = f->kv_f16 ? 2 : 4;
     size_t layer_off = (size_t)j->layer * 2 * (size_t)kv->n_ctx * (size_t)f->kv_dim;
     const uint8_t *K = (const uint8_t *)kv->data + (layer_off + (size_t)kvh * s->head_dim) * elem;
     const uint8_t *V = (const uint8_t *)kv->data + (layer_off + (size_t)kv->n_ctx * f->kv_dim + (size_t)kvh * s->head_dim) * elem;
-    int64_t first = t * f->q_dim + (int64_t)kvh * f->group * s->head_dim;
-    kern_attn a = {.out = f->att + first, .q = f->q + first, .n_q = f->group, .K = K, .V = V, .kv_f16 = f->kv_f16,
-                   .head_dim = (int)s->head_dim, .stride = f->kv_dim, .n_pos = j->b->pos[t] + 1,
-                   .scale = 1.0f / sqrtf((float)s->head_dim),
-                   .scores = f->scores + (size_t)thread * f->group * f->max_ctx};
+    int64_t first = t0 * f->q_dim + (int64_t)kvh * f->group * s->head_dim;
+    kern_attn a = {.out = f->att + first, .q = f->q + first, .q_stride = f->q_dim, .n_tok = n, .n_q = f->group,
+                   .K = K, .V = V, .kv_f16 = f->kv_f16, .head_dim = (int)s->head_dim, .stride = f->kv_dim,
+                   .n_pos = j->b->pos[t0 + n - 1] + 1, .scale = 1.0f / sqrtf((float)s->head_dim),
+                   .scratch = f->att_scratch + (size_t)thread * f->att_scratch_floats};
     kern_attention(f->k, &a);
+}
+
+/* Cuts the batch into runs of consecutive positions of one sequence, at
+ * most ATT_CHUNK tokens each. */
+static void find_runs(forward *f, const fw_batch *b) {
+    f->n_runs = 0;
+    for (int t = 0; t < b->n; t++) {
+        int r = f->n_runs - 1;
+        bool extends = r >= 0 && b->kv[t] == b->kv[t - 1] && b->pos[t] == b->pos[t - 1] + 1 &&
+                       f->run_len[r] < ATT_CHUNK;
+        if (extends) {
+            f->run_len[r]++;
+        } else {
+            f->run_start[f->n_runs] = t;
+            f->run_len[f->n_runs++] = 1;
+        }
+    }
 }
 
 static void swiglu_rows(void *ctx, int t, int thread) {
@@ -167,7 +203,7 @@ static void layer(forward *f, const fw_batch *b, int l) {
     tp_run_sized(tp, rope_store_rows, &j, n, (uint64_t)n * (f->q_dim + 2 * f->kv_dim) * 8);
     uint64_t att_work = 0;
     for (int t = 0; t < n; t++) att_work += (uint64_t)(b->pos[t] + 1) * (uint64_t)f->q_dim * 2;
-    tp_run_sized(tp, attention_task, &j, n * (int)s->n_head_kv, att_work);
+    tp_run_sized(tp, attention_task, &j, f->n_runs * (int)s->n_head_kv, att_work);
     kern_matmul(f->k, &L->wo, f->att, n, f->h, s->n_embd);
     tp_run_sized(tp, residual_rows, &j, n, row_work);
 
@@ -208,6 +244,7 @@ int forward_run(forward *f, const fw_batch *b, rl_err *err) {
         const uint8_t *row = (const uint8_t *)m->tok_embd.data + (size_t)b->token[t] * m->tok_embd.row_bytes;
         quant_dequantize_row(m->tok_embd.type, row, f->x + t * d, d);
     }
+    find_runs(f, b);
     for (uint32_t l = 0; l < m->shape.n_layer; l++) layer(f, b, (int)l);
     if (b->n_out == 0) return 0;
     for (int i = 0; i < b->n_out; i++)

@@ -149,18 +149,21 @@ size_t kact_row_bytes(kern_act act, uint32_t weight_type, int64_t cols) {
         o = round_up(o + nb * 4, 32); /* d */
         o = round_up(o + nb * 4, 32); /* s */
         o = round_up(o + nb * 4, 32); /* sum */
-        return round_up(o + nb * 2 * 2, 64); /* sum16 */
+        o = round_up(o + nb * 2 * 2, 32); /* sum16 */
+        return round_up(o + (size_t)cols, 64); /* qb */
     }
     default: return 0;
     }
 }
 
-/* Fills the per-32 fields of a KACT_Q8_* row from its q and d. */
+/* Fills the sums (and s, and qb) of a KACT_Q8_* row from its q and d. */
 static void q8_sums(uint8_t *row, int64_t cols, bool s_is_set) {
     kact_q8 v = kact_q8_view(row, cols);
     int32_t *sum = (int32_t *)v.sum;
     int16_t *sum16 = (int16_t *)v.sum16;
     float *s = (float *)v.s;
+    uint8_t *qb = (uint8_t *)v.qb;
+    for (int64_t i = 0; i < cols; i++) qb[i] = (uint8_t)(v.q[i] + 128);
     for (int64_t b = 0; b < cols / 32; b++) {
         int s16[2] = {0, 0};
         for (int j = 0; j < 32; j++) s16[j / 16] += v.q[32 * b + j];
@@ -432,19 +435,23 @@ static float kv_at(const void *base, bool f16, size_t i) {
 }
 
 void kern_attention_ref(const kern_attn *a) {
-    for (int h = 0; h < a->n_q; h++) {
-        const float *q = a->q + (size_t)h * a->head_dim;
-        float *out = a->out + (size_t)h * a->head_dim, *scores = a->scores + (size_t)h * a->n_pos;
-        for (int p = 0; p < a->n_pos; p++) {
-            float s = 0;
-            for (int i = 0; i < a->head_dim; i++) s += q[i] * kv_at(a->K, a->kv_f16, (size_t)p * a->stride + i);
-            scores[p] = s * a->scale;
+    float *scores = a->scratch;
+    for (int j = 0; j < a->n_tok; j++) {
+        int n_pos = a->n_pos - a->n_tok + 1 + j;
+        for (int h = 0; h < a->n_q; h++) {
+            const float *q = a->q + (size_t)j * a->q_stride + (size_t)h * a->head_dim;
+            float *out = a->out + (size_t)j * a->q_stride + (size_t)h * a->head_dim;
+            for (int p = 0; p < n_pos; p++) {
+                float s = 0;
+                for (int i = 0; i < a->head_dim; i++) s += q[i] * kv_at(a->K, a->kv_f16, (size_t)p * a->stride + i);
+                scores[p] = s * a->scale;
+            }
+            kern_softmax(scores, n_pos);
+            for (int i = 0; i < a->head_dim; i++) out[i] = 0;
+            for (int p = 0; p < n_pos; p++)
+                for (int i = 0; i < a->head_dim; i++)
+                    out[i] += scores[p] * kv_at(a->V, a->kv_f16, (size_t)p * a->stride + i);
         }
-        kern_softmax(scores, a->n_pos);
-        for (int i = 0; i < a->head_dim; i++) out[i] = 0;
-        for (int p = 0; p < a->n_pos; p++)
-            for (int i = 0; i < a->head_dim; i++)
-                out[i] += scores[p] * kv_at(a->V, a->kv_f16, (size_t)p * a->stride + i);
     }
 }
 

@@ -80,7 +80,7 @@ void kern_matmul_multi(kernels *k, const kern_matrix *const *W, int n_w, const f
 
 /* ---- vector operations (one row, on the calling thread; the forward
  * pass spreads rows over the pool itself). Each dispatches to the level's
- * SIMD version when it has one. ---- */
+ * SIMD version when it has one; k NULL runs the reference version. ---- */
 
 /* y = x / sqrt(mean(x^2) + eps) * w   (sum of squares in double, as ggml) */
 void kern_rmsnorm(const kernels *k, float *y, const float *x, const float *w, int64_t n, float eps);
@@ -97,21 +97,30 @@ void kern_swiglu(const kernels *k, float *y, const float *g, const float *u, int
 /* In place softmax of n scores (reference; attention has its own). */
 void kern_softmax(float *x, int64_t n);
 
-/* One group of query heads against a KV cache (see kern_attn). */
+/* Attention of a run of consecutive tokens of one sequence, for the group
+ * of query heads that share one KV head. Token j (0..n_tok-1) is at
+ * position n_pos - n_tok + j and sees positions 0 .. its own (causal). Each
+ * query row's result depends on that row alone (never on which other rows
+ * came along), so batching does not change results. */
 typedef struct kern_attn {
-    float *out;         /* n_q rows of head_dim */
-    const float *q;     /* n_q rows of head_dim */
+    float *out;         /* like q */
+    const float *q;     /* token j's n_q heads at q + j * q_stride, head_dim apart */
+    int64_t q_stride;
+    int n_tok;          /* tokens */
     int n_q;            /* query heads sharing this KV head */
     const void *K, *V;  /* position 0 of this KV head; F16 if kv_f16, else F32 */
     bool kv_f16;
     int head_dim;
     int64_t stride;     /* elements from one position's row to the next */
-    int n_pos;          /* positions 0..n_pos-1 are attended */
+    int n_pos;          /* positions 0..n_pos-1 exist; the last token is at n_pos-1 */
     float scale;        /* usually 1/sqrt(head_dim) */
-    float *scores;      /* scratch: n_q * n_pos floats */
+    float *scratch;     /* KERN_ATTN_SCRATCH(n_tok, n_q, n_pos, head_dim) floats */
 } kern_attn;
 
-/* out = softmax(q K^T * scale) V, for each of the n_q heads. */
+#define KERN_ATTN_SCRATCH(n_tok, n_q, n_pos, head_dim) \
+    ((size_t)(n_tok) * (size_t)(n_q) * ((size_t)(n_pos) + 8) + 16 * (size_t)(head_dim) + 64)
+
+/* out = softmax(q K^T * scale) V for every query row (k NULL: reference). */
 void kern_attention(const kernels *k, const kern_attn *a);
 
 /* x[i] += y[i] */

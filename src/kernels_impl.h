@@ -21,6 +21,8 @@
  *                              otherwise d * sum
  *     int32_t sum[cols/32]     sum of the block's q
  *     int16_t sum16[cols/16]   sums of 16 q (Q8_K's bsums)
+ *     uint8_t qb[cols]         q + 128: the values as unsigned bytes, for
+ *                              kernels that make the weights the signed side
  *   each array starting on a 32-byte boundary of the row;
  *   KACT_F32: the floats themselves; KACT_F16R / KACT_BF16R: floats rounded
  *   through fp16 / bf16 (the values the reference's F16/BF16 activation rows
@@ -60,6 +62,7 @@ typedef struct kact_q8 {
     const float *d, *s;
     const int32_t *sum;
     const int16_t *sum16;
+    const uint8_t *qb;
 } kact_q8;
 
 static inline kact_q8 kact_q8_view(const uint8_t *row, int64_t cols) {
@@ -74,6 +77,8 @@ static inline kact_q8 kact_q8_view(const uint8_t *row, int64_t cols) {
     v.sum = (const int32_t *)(row + o);
     o = (o + nb * 4 + 31) & ~(size_t)31;
     v.sum16 = (const int16_t *)(row + o);
+    o = (o + nb * 4 + 31) & ~(size_t)31;
+    v.qb = row + o;
     return v;
 }
 

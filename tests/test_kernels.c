@@ -93,7 +93,8 @@ static bool same_q8(const uint8_t *a, const uint8_t *b, int64_t cols) {
     kact_q8 u = kact_q8_view(a, cols), v = kact_q8_view(b, cols);
     size_t nb = (size_t)cols / 32;
     return same_bytes(u.q, v.q, (size_t)cols) && same_bytes(u.d, v.d, nb * 4) && same_bytes(u.s, v.s, nb * 4) &&
-           same_bytes(u.sum, v.sum, nb * 4) && same_bytes(u.sum16, v.sum16, nb * 4);
+           same_bytes(u.sum, v.sum, nb * 4) && same_bytes(u.sum16, v.sum16, nb * 4) &&
+           same_bytes(u.qb, v.qb, (size_t)cols);
 }
 
 /* The portable kact conversion holds quant.c's values. */
@@ -112,6 +113,7 @@ static void check_kact_ref(kern_act act, const float *x, int64_t cols) {
             s16[j / 16] += v.q[32 * b + j];
         }
         ok &= v.sum[b] == sum && v.sum16[2 * b] == s16[0] && v.sum16[2 * b + 1] == s16[1];
+        for (int j = 0; j < 32; j++) ok &= v.qb[32 * b + j] == (uint8_t)(v.q[32 * b + j] + 128);
         if (qt == RL_TYPE_Q8_K) {
             block_q8_K k;
             memcpy(&k, blocks + (size_t)(b / 8) * sizeof k, sizeof k);
@@ -410,48 +412,72 @@ static void test_vector_ops(kern_level l) {
     kern_free(k);
 }
 
+/* n_tok tokens (the last at position n_pos - 1) of n_q heads against a
+ * cache: kern_attention vs the reference, and each token's rows alone
+ * (n_tok = 1 at its own position) bit-identical to the same rows in the run. */
+static void check_attention(kernels *k, kern_level l, bool kv16, int n_tok, int nq, int hd, int np) {
+    int64_t stride = (int64_t)hd * 3; /* other heads' data in between */
+    int64_t q_stride = (int64_t)nq * hd + 5;
+    size_t kv_n = (size_t)np * (size_t)stride;
+    void *K = malloc(kv_n * 4), *V = malloc(kv_n * 4);
+    for (size_t i = 0; i < kv_n; i++) {
+        float kf = gauss() * 2, vf = gauss();
+        if (kv16) {
+            ((rl_f16 *)K)[i] = rl_f32_to_f16(kf);
+            ((rl_f16 *)V)[i] = rl_f32_to_f16(vf);
+        } else {
+            ((float *)K)[i] = kf;
+            ((float *)V)[i] = vf;
+        }
+    }
+    size_t qn = (size_t)n_tok * (size_t)q_stride;
+    float *q = malloc(qn * 4), *o1 = calloc(qn, 4), *o2 = calloc(qn, 4), *o3 = calloc(qn, 4);
+    float *sc = malloc(KERN_ATTN_SCRATCH(n_tok, nq, np, hd) * 4);
+    for (size_t i = 0; i < qn; i++) q[i] = gauss();
+    kern_attn at = {.out = o1, .q = q, .q_stride = q_stride, .n_tok = n_tok, .n_q = nq, .K = K, .V = V,
+                    .kv_f16 = kv16, .head_dim = hd, .stride = stride, .n_pos = np,
+                    .scale = 1.0f / sqrtf((float)hd), .scratch = sc};
+    kern_attention(k, &at);
+    at.out = o2;
+    kern_attention_ref(&at);
+    int bad = 0, alone = 0;
+    for (int j = 0; j < n_tok; j++)
+        for (int i = 0; i < nq * hd; i++) {
+            size_t at_i = (size_t)j * q_stride + i;
+            bad += !close_rel(o1[at_i], o2[at_i], 1e-5, 1e-5);
+        }
+    for (int j = 0; j < n_tok; j++) { /* token j alone */
+        kern_attn one = at;
+        one.out = o3 + (size_t)j * q_stride;
+        one.q = q + (size_t)j * q_stride;
+        one.n_tok = 1;
+        one.n_pos = np - n_tok + 1 + j;
+        kern_attention(k, &one);
+        alone += memcmp(o3 + (size_t)j * q_stride, o1 + (size_t)j * q_stride, (size_t)nq * hd * 4) != 0;
+    }
+    CHECKF(bad == 0, "%s: attention kv_f16=%d n_tok=%d n_q=%d head_dim=%d n_pos=%d: %d values off",
+           kern_level_name(l), kv16, n_tok, nq, hd, np, bad);
+    CHECKF(alone == 0, "%s: attention kv_f16=%d n_tok=%d n_q=%d head_dim=%d n_pos=%d: %d tokens differ alone",
+           kern_level_name(l), kv16, n_tok, nq, hd, np, alone);
+    free(K);
+    free(V);
+    free(q);
+    free(o1);
+    free(o2);
+    free(o3);
+    free(sc);
+}
+
 static void test_attention(kern_level l) {
     kernels *k = open_level(l, 1, 1, 64);
     if (!k) return;
-    static const int NQ[] = {1, 4, 5, 9}, HD[] = {8, 12, 64, 128}, NP[] = {1, 7, 33, 130};
+    static const int NQ[] = {1, 4, 5}, HD[] = {8, 12, 64, 128}, NP[] = {1, 7, 33, 130}, NT[] = {1, 3, 16};
     for (int kv16 = 0; kv16 <= 1; kv16++)
         for (size_t a = 0; a < RL_ARRAY_LEN(NQ); a++)
             for (size_t b = 0; b < RL_ARRAY_LEN(HD); b++)
-                for (size_t c = 0; c < RL_ARRAY_LEN(NP); c++) {
-                    int nq = NQ[a], hd = HD[b], np = NP[c];
-                    int64_t stride = (int64_t)hd * 3; /* other heads' data in between */
-                    size_t kv_n = (size_t)np * (size_t)stride;
-                    void *K = malloc(kv_n * 4), *V = malloc(kv_n * 4);
-                    for (size_t i = 0; i < kv_n; i++) {
-                        float kf = gauss() * 2, vf = gauss();
-                        if (kv16) {
-                            ((rl_f16 *)K)[i] = rl_f32_to_f16(kf);
-                            ((rl_f16 *)V)[i] = rl_f32_to_f16(vf);
-                        } else {
-                            ((float *)K)[i] = kf;
-                            ((float *)V)[i] = vf;
-                        }
-                    }
-                    float *q = malloc((size_t)nq * hd * 4), *o1 = malloc((size_t)nq * hd * 4),
-                          *o2 = malloc((size_t)nq * hd * 4), *sc = malloc((size_t)nq * np * 4);
-                    for (int i = 0; i < nq * hd; i++) q[i] = gauss();
-                    kern_attn at = {.out = o1, .q = q, .n_q = nq, .K = K, .V = V, .kv_f16 = kv16 != 0,
-                                    .head_dim = hd, .stride = stride, .n_pos = np,
-                                    .scale = 1.0f / sqrtf((float)hd), .scores = sc};
-                    kern_attention(k, &at);
-                    at.out = o2;
-                    kern_attention_ref(&at);
-                    int bad = 0;
-                    for (int i = 0; i < nq * hd; i++) bad += !close_rel(o1[i], o2[i], 1e-5, 1e-5);
-                    CHECKF(bad == 0, "%s: attention kv_f16=%d n_q=%d head_dim=%d n_pos=%d: %d values off",
-                           kern_level_name(l), kv16, nq, hd, np, bad);
-                    free(K);
-                    free(V);
-                    free(q);
-                    free(o1);
-                    free(o2);
-                    free(sc);
-                }
+                for (size_t c = 0; c < RL_ARRAY_LEN(NP); c++)
+                    for (size_t t = 0; t < RL_ARRAY_LEN(NT); t++)
+                        if (NT[t] <= NP[c]) check_attention(k, l, kv16 != 0, NT[t], NQ[a], HD[b], NP[c]);
     kern_free(k);
 }
 

@@ -34,6 +34,11 @@ static inline float abs_max(const float *x, int nv) {
     return avx2_hmax_ps(m);
 }
 
+/* q + 128 for 32 values. */
+static inline void store_biased(uint8_t *qb, __m256i q) {
+    _mm256_storeu_si256((__m256i *)qb, _mm256_xor_si256(q, _mm256_set1_epi8((char)0x80)));
+}
+
 /* Sums of 16 of the block's values (two) from its four int32 vectors. */
 static inline void block_sums(__m256i i0, __m256i i1, __m256i i2, __m256i i3, int16_t *sum16, int32_t *sum) {
     int32_t a = avx2_hsum_epi32(_mm256_add_epi32(i0, i1)), b = avx2_hsum_epi32(_mm256_add_epi32(i2, i3));
@@ -55,7 +60,9 @@ static void convert_q8_0(const float *x, uint8_t *out, int64_t cols, bool q8_1) 
         __m256i i[4];
         for (int k = 0; k < 4; k++)
             i[k] = _mm256_cvtps_epi32(round_away(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), vid)));
-        _mm256_storeu_si256((__m256i *)(q + 32 * b), pack32(i[0], i[1], i[2], i[3]));
+        __m256i packed = pack32(i[0], i[1], i[2], i[3]);
+        _mm256_storeu_si256((__m256i *)(q + 32 * b), packed);
+        store_biased((uint8_t *)v.qb + 32 * b, packed);
         /* sums of the clamped values (they only differ from i[] for
          * non-finite input, where the result is unspecified anyway) */
         block_sums(i[0], i[1], i[2], i[3], sum16 + 2 * b, sum + b);
@@ -75,6 +82,7 @@ static void convert_q8_K(const float *x, uint8_t *out, int64_t cols) {
         int64_t b0 = blk * 8;
         if (amax == 0) {
             memset(q + QK_K * blk, 0, QK_K);
+            memset((uint8_t *)v.qb + QK_K * blk, 0x80, QK_K);
             for (int j = 0; j < 8; j++) {
                 dd[b0 + j] = ss[b0 + j] = 0;
                 sum[b0 + j] = 0;
@@ -99,7 +107,9 @@ static void convert_q8_K(const float *x, uint8_t *out, int64_t cols) {
         for (int j = 0; j < 8; j++) {
             __m256i i[4];
             for (int k = 0; k < 4; k++) i[k] = _mm256_cvtps_epi32(_mm256_mul_ps(vs, _mm256_loadu_ps(x + 32 * j + 8 * k)));
-            _mm256_storeu_si256((__m256i *)(q + QK_K * blk + 32 * j), pack32(i[0], i[1], i[2], i[3]));
+            __m256i packed = pack32(i[0], i[1], i[2], i[3]);
+            _mm256_storeu_si256((__m256i *)(q + QK_K * blk + 32 * j), packed);
+            store_biased((uint8_t *)v.qb + QK_K * blk + 32 * j, packed);
             block_sums(i[0], i[1], i[2], i[3], sum16 + 2 * (b0 + j), sum + b0 + j);
             dd[b0 + j] = d;
             ss[b0 + j] = d * (float)sum[b0 + j];

@@ -147,8 +147,6 @@ static inline __attribute__((always_inline)) void tile(kq_mode mode, int T, cons
         const kq_block *P = &p[s];
         __m256i isum[4], msum[4];
         #pragma GCC unroll 8
-        for (int t = 0; t < T; t++) isum[t] = msum[t] = _mm256_setzero_si256();
-        #pragma GCC unroll 8
         for (int j = 0; j < 8; j++) {
             const int8_t *aq[4];
             #pragma GCC unroll 8
@@ -158,17 +156,20 @@ static inline __attribute__((always_inline)) void tile(kq_mode mode, int T, cons
             for (int g0 = 0; g0 < 8; g0 += run) {
                 __m256i s16[4];
                 #pragma GCC unroll 8
-                for (int t = 0; t < T; t++) s16[t] = _mm256_setzero_si256();
-                #pragma GCC unroll 8
                 for (int g = g0; g < g0 + run; g++) {
                     __m256i w = ld(P->v[j][g]);
                     #pragma GCC unroll 8
-                    for (int t = 0; t < T; t++)
-                        s16[t] = avx2_add16(s16[t], _mm256_maddubs_epi16(w, avx2_bcast4(aq[t] + 4 * g)));
+                    for (int t = 0; t < T; t++) {
+                        __m256i m = _mm256_maddubs_epi16(w, avx2_bcast4(aq[t] + 4 * g));
+                        s16[t] = g == g0 ? m : avx2_add16(s16[t], m);
+                    }
                 }
                 __m256i sc = ld(mode == K6 ? P->sc[2 * j + g0 / 4] : P->sc[j]);
                 #pragma GCC unroll 8
-                for (int t = 0; t < T; t++) isum[t] = avx2_add32(isum[t], _mm256_madd_epi16(s16[t], sc));
+                for (int t = 0; t < T; t++) {
+                    __m256i m = _mm256_madd_epi16(s16[t], sc);
+                    isum[t] = j == 0 && g0 == 0 ? m : avx2_add32(isum[t], m);
+                }
             }
         }
         /* the offset terms, from the activation's sums of 16 */
@@ -178,7 +179,8 @@ static inline __attribute__((always_inline)) void tile(kq_mode mode, int T, cons
             #pragma GCC unroll 8
             for (int t = 0; t < T; t++) {
                 const int16_t *bs = A[t].sum16 + 16 * s + 2 * k;
-                msum[t] = avx2_add32(msum[t], _mm256_madd_epi16(m, avx2_bcast4((const int8_t *)bs)));
+                __m256i v = _mm256_madd_epi16(m, avx2_bcast4((const int8_t *)bs));
+                msum[t] = k == 0 ? v : avx2_add32(msum[t], v);
             }
         }
         __m256 d = _mm256_load_ps(P->d), dmin = _mm256_load_ps(P->dmin);

@@ -65,29 +65,34 @@ static void to_f16(rl_f16 *dst, const float *src, int64_t n) {
     for (; i < n; i++) dst[i] = rl_f32_to_f16(src[i]);
 }
 
-/* 8 elements of a KV row as floats. */
-static inline __m256 kv8(const void *base, bool f16, size_t i) {
-    if (f16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const rl_f16 *)base + i)));
-    return _mm256_loadu_ps((const float *)base + i);
+/* Positions p0..p0+7 of K or V as floats, dst[k * head_dim + d]; positions
+ * at or past n_pos are zeros (never read from the cache). */
+static void kv_block(const kern_attn *a, const void *base, int p0, float *dst) {
+    const int hd = a->head_dim;
+    for (int k = 0; k < 8; k++) {
+        int p = p0 + k;
+        float *row = dst + (size_t)k * hd;
+        if (p >= a->n_pos) {
+            memset(row, 0, (size_t)hd * sizeof *row);
+            continue;
+        }
+        size_t at = (size_t)p * (size_t)a->stride;
+        if (a->kv_f16) {
+            const rl_f16 *src = (const rl_f16 *)base + at;
+            for (int d = 0; d < hd; d += 8)
+                _mm256_storeu_ps(row + d, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + d))));
+        } else {
+            memcpy(row, (const float *)base + at, (size_t)hd * sizeof *row);
+        }
+    }
 }
 
-enum { MAX_Q = 8 }; /* query heads handled together */
-
-/* Scores of up to MAX_Q heads against every position: each K row is read
- * (and converted) once for all the heads. */
-static void attn_scores(const kern_attn *a, int h0, int nq) {
-    const int nc = a->head_dim / 8;
-    for (int p = 0; p < a->n_pos; p++) {
-        size_t row = (size_t)p * (size_t)a->stride;
-        __m256 acc[MAX_Q];
-        for (int h = 0; h < nq; h++) acc[h] = _mm256_setzero_ps();
-        for (int c = 0; c < nc; c++) {
-            __m256 k = kv8(a->K, a->kv_f16, row + 8 * (size_t)c);
-            for (int h = 0; h < nq; h++)
-                acc[h] = _mm256_fmadd_ps(_mm256_loadu_ps(a->q + (size_t)(h0 + h) * a->head_dim + 8 * c), k, acc[h]);
-        }
-        for (int h = 0; h < nq; h++) a->scores[(size_t)(h0 + h) * a->n_pos + p] = avx2_hsum_ps(acc[h]) * a->scale;
-    }
+/* Lane k = sum of the 8 lanes of v[k]. */
+static inline __m256 reduce8_ps(const __m256 v[8]) {
+    __m256 a0 = _mm256_hadd_ps(v[0], v[1]), a1 = _mm256_hadd_ps(v[2], v[3]);
+    __m256 a2 = _mm256_hadd_ps(v[4], v[5]), a3 = _mm256_hadd_ps(v[6], v[7]);
+    __m256 b0 = _mm256_hadd_ps(a0, a1), b1 = _mm256_hadd_ps(a2, a3);
+    return _mm256_add_ps(_mm256_permute2f128_ps(b0, b1, 0x20), _mm256_permute2f128_ps(b0, b1, 0x31));
 }
 
 static void softmax(float *x, int n) {
@@ -107,37 +112,63 @@ static void softmax(float *x, int n) {
         x[i] = expf(x[i] - max);
         sum += x[i];
     }
-    const __m256 inv = _mm256_set1_ps(1.0f / sum);
-    for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
-    for (; i < n; i++) x[i] *= 1.0f / sum;
+    const float inv = 1.0f / sum;
+    const __m256 vinv = _mm256_set1_ps(inv);
+    for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), vinv));
+    for (; i < n; i++) x[i] *= inv;
 }
 
-/* out_h = sum_p w_h[p] V[p], 8 dimensions at a time so the accumulators of
- * all heads stay in registers while each V chunk is read once. */
-static void attn_values(const kern_attn *a, int h0, int nq) {
-    const int nc = a->head_dim / 8;
-    for (int c = 0; c < nc; c++) {
-        __m256 acc[MAX_Q];
-        for (int h = 0; h < nq; h++) acc[h] = _mm256_setzero_ps();
-        for (int p = 0; p < a->n_pos; p++) {
-            __m256 v = kv8(a->V, a->kv_f16, (size_t)p * (size_t)a->stride + 8 * (size_t)c);
-            for (int h = 0; h < nq; h++)
-                acc[h] = _mm256_fmadd_ps(_mm256_broadcast_ss(a->scores + (size_t)(h0 + h) * a->n_pos + p), v, acc[h]);
-        }
-        for (int h = 0; h < nq; h++) _mm256_storeu_ps(a->out + (size_t)(h0 + h) * a->head_dim + 8 * c, acc[h]);
-    }
-}
-
+/* Blocks of 8 positions: each block of K (then V) is converted once and
+ * used by every query row that sees it. A row's scores for a block are 8
+ * dot products reduced together (no horizontal sum per score); its output
+ * accumulates position by position in order. Nothing a row computes
+ * depends on the other rows, so batching leaves results unchanged. */
 static void attention(const kern_attn *a) {
-    if (a->head_dim % 8) {
+    const int hd = a->head_dim, rows = a->n_tok * a->n_q;
+    if (hd % 8 || hd > 256) {
         kern_attention_ref(a);
         return;
     }
-    for (int h0 = 0; h0 < a->n_q; h0 += MAX_Q) {
-        int nq = RL_MIN(MAX_Q, a->n_q - h0);
-        attn_scores(a, h0, nq);
-        for (int h = 0; h < nq; h++) softmax(a->scores + (size_t)(h0 + h) * a->n_pos, a->n_pos);
-        attn_values(a, h0, nq);
+    const size_t lds = ((size_t)a->n_pos + 7) / 8 * 8;
+    float *S = a->scratch, *blk = S + (size_t)rows * lds;
+    const int first = a->n_pos - a->n_tok; /* token j sees first + j + 1 positions */
+    const __m256 scale = _mm256_set1_ps(a->scale);
+    for (int p0 = 0; p0 < a->n_pos; p0 += 8) {
+        kv_block(a, a->K, p0, blk);
+        for (int i = 0; i < rows; i++) {
+            int j = i / a->n_q, h = i % a->n_q;
+            if (first + j + 1 <= p0) continue;
+            const float *q = a->q + (size_t)j * a->q_stride + (size_t)h * hd;
+            __m256 acc[8];
+            for (int k = 0; k < 8; k++) acc[k] = _mm256_setzero_ps();
+            for (int d = 0; d < hd; d += 8) {
+                __m256 qv = _mm256_loadu_ps(q + d);
+                #pragma GCC unroll 8
+                for (int k = 0; k < 8; k++) acc[k] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(blk + (size_t)k * hd + d), acc[k]);
+            }
+            _mm256_storeu_ps(S + (size_t)i * lds + p0, _mm256_mul_ps(reduce8_ps(acc), scale));
+        }
+    }
+    for (int i = 0; i < rows; i++) {
+        int j = i / a->n_q, h = i % a->n_q;
+        softmax(S + (size_t)i * lds, first + j + 1);
+        memset(a->out + (size_t)j * a->q_stride + (size_t)h * hd, 0, (size_t)hd * sizeof(float));
+    }
+    for (int p0 = 0; p0 < a->n_pos; p0 += 8) {
+        kv_block(a, a->V, p0, blk);
+        for (int i = 0; i < rows; i++) {
+            int j = i / a->n_q, h = i % a->n_q, n = first + j + 1 - p0;
+            if (n <= 0) continue;
+            if (n > 8) n = 8;
+            const float *w = S + (size_t)i * lds + p0;
+            float *out = a->out + (size_t)j * a->q_stride + (size_t)h * hd;
+            for (int d = 0; d < hd; d += 8) {
+                __m256 acc = _mm256_loadu_ps(out + d);
+                for (int k = 0; k < n; k++)
+                    acc = _mm256_fmadd_ps(_mm256_broadcast_ss(w + k), _mm256_loadu_ps(blk + (size_t)k * hd + d), acc);
+                _mm256_storeu_ps(out + d, acc);
+            }
+        }
     }
 }
 

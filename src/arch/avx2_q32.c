@@ -33,14 +33,16 @@ enum { BLK = 32, GROUPS = 8 };
 typedef enum q32_mode { Q4_OFF, Q4_AFF, Q5_OFF, Q5_AFF, Q8_SIGNED } q32_mode;
 
 typedef struct q32_panel {
-    uint8_t *v;   /* nb * 256 bytes */
-    float *sc;    /* nb * 8 */
-    float *mn;    /* nb * 8 (affine modes) */
-    uint8_t *tmp; /* 8 rows of nb * 32 unpacked bytes, before interleaving */
+    uint8_t *v;     /* nb * 256 bytes */
+    float *sc;      /* nb * 8 */
+    float *mn;      /* nb * 8 (affine modes) */
+    int32_t *corr;  /* nb * 8 (offset modes): 128 * the sum of the block's weights */
+    uint8_t *tmp;   /* 8 rows of nb * 32 unpacked bytes, before interleaving */
 } q32_panel;
 
 static q32_panel panel_in(uint8_t *scratch, int64_t nb) {
-    q32_panel p = {scratch, (float *)(scratch + nb * 256), (float *)(scratch + nb * 288), scratch + nb * 320};
+    q32_panel p = {scratch, (float *)(scratch + nb * 256), (float *)(scratch + nb * 288),
+                   (int32_t *)(scratch + nb * 320), scratch + nb * 352};
     return p;
 }
 
@@ -79,6 +81,7 @@ static size_t block_bytes(q32_mode mode) {
 }
 
 static bool affine(q32_mode mode) { return mode == Q4_AFF || mode == Q5_AFF; }
+static bool offset(q32_mode mode) { return mode == Q4_OFF || mode == Q5_OFF; }
 
 /* Packs `rows` (<= 8) weight rows into the panel; missing rows are zero.
  * Each row is read start to end (the 8 rows are one contiguous stretch of
@@ -92,13 +95,22 @@ static inline __attribute__((always_inline)) void pack(q32_mode mode, const uint
         uint8_t *dst = p.tmp + (size_t)i * cols;
         if (i >= rows) {
             memset(dst, 0, cols);
-            for (int64_t b = 0; b < nb; b++) p.sc[8 * b + i] = p.mn[8 * b + i] = 0;
+            for (int64_t b = 0; b < nb; b++) p.sc[8 * b + i] = p.mn[8 * b + i] = 0, p.corr[8 * b + i] = 0;
             continue;
         }
         const uint8_t *row = w + (size_t)i * stride;
         for (int64_t b = 0; b < nb; b++) {
             const uint8_t *blk = row + (size_t)b * bb;
-            _mm256_store_si256((__m256i *)(dst + BLK * b), unpack(mode, blk));
+            __m256i v = unpack(mode, blk);
+            if (offset(mode)) { /* signed weights q - 8|16, and 128 * their sum */
+                const int off = mode == Q4_OFF ? 8 : 16;
+                __m256i sad = _mm256_sad_epu8(v, _mm256_setzero_si256());
+                __m128i s2 = _mm_add_epi64(_mm256_castsi256_si128(sad), _mm256_extracti128_si256(sad, 1));
+                int sum = (int)(_mm_cvtsi128_si64(s2) + _mm_extract_epi64(s2, 1));
+                p.corr[8 * b + i] = 128 * (sum - 32 * off);
+                v = _mm256_sub_epi8(v, _mm256_set1_epi8((char)off));
+            }
+            _mm256_store_si256((__m256i *)(dst + BLK * b), v);
             p.sc[8 * b + i] = avx2_f16(blk);
             if (affine(mode)) p.mn[8 * b + i] = avx2_f16(blk + 2);
         }
@@ -113,7 +125,12 @@ static inline __attribute__((always_inline)) void pack(q32_mode mode, const uint
     }
 }
 
-/* 8 rows x T activation rows: acc[t] lane i = dot(row i, activation t). */
+/* 8 rows x T activation rows: acc[t] lane i = dot(row i, activation t).
+ * Offset modes: the panel holds the signed weights q - 8|16 and the
+ * activation comes as unsigned bytes a + 128, so the int16 sums never
+ * saturate (a pair is at most 255 * 8 * 2 = 4080, 8 of them 32640; 5-bit:
+ * 255 * 16 * 2 * 4 = 32640); 128 * sum(w), the panel's corr, is subtracted
+ * in int32. The integers are exactly those of the reference. */
 static inline __attribute__((always_inline)) void tile(q32_mode mode, int T, q32_panel p, int64_t nb,
                                                        const kact_q8 *A, float *y, int64_t ldy, int rows) {
     __m256 acc[4];
@@ -125,45 +142,43 @@ static inline __attribute__((always_inline)) void tile(q32_mode mode, int T, q32
         __m256i s32[4];
         if (mode == Q8_SIGNED) {
             #pragma GCC unroll 8
-            for (int t = 0; t < T; t++) s32[t] = _mm256_setzero_si256();
-            #pragma GCC unroll 8
             for (int g = 0; g < GROUPS; g++) {
                 __m256i w = _mm256_load_si256((const __m256i *)(vb + 32 * g));
                 __m256i aw = _mm256_abs_epi8(w);
                 #pragma GCC unroll 8
                 for (int t = 0; t < T; t++) {
                     __m256i a = _mm256_sign_epi8(avx2_bcast4(A[t].q + BLK * b + 4 * g), w);
-                    s32[t] = avx2_add32(s32[t], _mm256_madd_epi16(_mm256_maddubs_epi16(aw, a), ones));
+                    __m256i m = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, a), ones);
+                    s32[t] = g == 0 ? m : avx2_add32(s32[t], m);
                 }
             }
         } else {
             const int run = mode == Q5_OFF || mode == Q5_AFF ? 4 : 8; /* groups per int16 sum */
             #pragma GCC unroll 8
-            for (int t = 0; t < T; t++) s32[t] = _mm256_setzero_si256();
-            #pragma GCC unroll 8
             for (int g0 = 0; g0 < GROUPS; g0 += run) {
                 __m256i s16[4];
-                #pragma GCC unroll 8
-                for (int t = 0; t < T; t++) s16[t] = _mm256_setzero_si256();
                 #pragma GCC unroll 8
                 for (int g = g0; g < g0 + run; g++) {
                     __m256i w = _mm256_load_si256((const __m256i *)(vb + 32 * g));
                     #pragma GCC unroll 8
-                    for (int t = 0; t < T; t++)
-                        s16[t] = avx2_add16(s16[t],
-                                                  _mm256_maddubs_epi16(w, avx2_bcast4(A[t].q + BLK * b + 4 * g)));
+                    for (int t = 0; t < T; t++) {
+                        __m256i m = offset(mode)
+                                        ? _mm256_maddubs_epi16(avx2_bcast4((const int8_t *)A[t].qb + BLK * b + 4 * g), w)
+                                        : _mm256_maddubs_epi16(w, avx2_bcast4(A[t].q + BLK * b + 4 * g));
+                        s16[t] = g == g0 ? m : avx2_add16(s16[t], m);
+                    }
                 }
                 #pragma GCC unroll 8
-                for (int t = 0; t < T; t++) s32[t] = avx2_add32(s32[t], _mm256_madd_epi16(s16[t], ones));
+                for (int t = 0; t < T; t++) {
+                    __m256i m = _mm256_madd_epi16(s16[t], ones);
+                    s32[t] = g0 == 0 ? m : avx2_add32(s32[t], m);
+                }
             }
         }
         __m256 sc = _mm256_load_ps(p.sc + 8 * b);
         #pragma GCC unroll 8
         for (int t = 0; t < T; t++) {
-            if (mode == Q4_OFF || mode == Q5_OFF) {
-                __m256i off = _mm256_set1_epi32(A[t].sum[b]);
-                s32[t] = _mm256_sub_epi32(s32[t], _mm256_slli_epi32(off, mode == Q4_OFF ? 3 : 4));
-            }
+            if (offset(mode)) s32[t] = _mm256_sub_epi32(s32[t], _mm256_load_si256((const __m256i *)(p.corr + 8 * b)));
             __m256 scale = _mm256_mul_ps(sc, _mm256_set1_ps(A[t].d[b]));
             acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s32[t]), scale, acc[t]);
             if (affine(mode)) acc[t] = _mm256_fmadd_ps(_mm256_load_ps(p.mn + 8 * b), _mm256_set1_ps(A[t].s[b]), acc[t]);
@@ -173,15 +188,6 @@ static inline __attribute__((always_inline)) void tile(q32_mode mode, int T, q32
     for (int t = 0; t < T; t++) store8(y + (size_t)t * ldy, acc[t], rows);
 }
 
-/* One activation row (decode). The tile's arithmetic, reorganised for
- * memory: each weight row is read start to end (rows follow each other in
- * memory, so this is one sequential stream that the prefetch runs ahead
- * of; reading 8 rows side by side streams much worse from DRAM), its exact
- * integer block sums kept in scratch; then every 8 rows the sums are
- * transposed to lanes = rows and scaled exactly as the tile scales them. So
- * a row's result is bit for bit the same whether its activation came alone
- * or in a batch. For the offset modes the activation's correction
- * 8|16*(a0+a1) per int16 lane is made once up front. */
 /* The exact integer dot products of one weight row's blocks with the
  * activation, 8 blocks to a vector (lane j = block b0+j), into out[0..nb8).
  * Generic form: one block per vector, reduced 8 to 1 with vphaddd. */
