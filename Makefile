@@ -1,13 +1,14 @@
 # rackllm — the two entry points of the README, over CMake.
 #   make run    installs dependencies, builds, runs the main job
 #   make test   installs dependencies, builds, runs every test (also under
-#               ASan+UBSan, and a short fuzz run)
-# Other targets: build, asan, fuzz, clean.
+#               ASan+UBSan, a short fuzz run, and the kernel tests of an
+#               aarch64 cross build under qemu)
+# Other targets: build, asan, fuzz, test-arm, clean.
 
 JOBS ?= $(shell nproc)
 BUILD ?= build
 
-.PHONY: all deps build run test test-release test-asan fuzz fuzz-long clean
+.PHONY: all deps build run test test-release test-asan test-arm fuzz fuzz-long clean
 
 all: build
 
@@ -21,7 +22,7 @@ build: deps
 run: build
 	@scripts/main-job.sh $(BUILD)/rackllm
 
-test: test-release test-asan fuzz
+test: test-release test-asan fuzz test-arm
 
 test-release: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
@@ -30,6 +31,15 @@ test-asan: deps
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DRACKLLM_SANITIZE=ON >/dev/null
 	@cmake --build build-asan -j $(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS) -LE slow
+
+# The aarch64 kernels (NEON, dotprod, i8mm), cross-compiled and run under
+# qemu-user on emulated CPUs with and without those extensions.
+ARM_BUILD ?= build-arm64
+test-arm:
+	@scripts/deps-arm64.sh
+	@cmake -S . -B $(ARM_BUILD) -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build $(ARM_BUILD) -j $(JOBS) --target test_kernels test_golden test_batch
+	@scripts/test-arm.sh $(ARM_BUILD)
 
 # A bounded fuzz run of every target (CI); `make fuzz-long` for a real one.
 FUZZ_SECONDS ?= 60
@@ -42,4 +52,4 @@ fuzz-long:
 	$(MAKE) fuzz FUZZ_SECONDS=3600
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz $(ARM_BUILD)

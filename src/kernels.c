@@ -13,6 +13,13 @@
 
 #if defined(__aarch64__)
 #include <sys/auxv.h>
+/* Linux's bits, for C libraries whose headers predate them */
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1UL << 20)
+#endif
+#ifndef HWCAP2_I8MM
+#define HWCAP2_I8MM (1UL << 13)
+#endif
 #endif
 
 #include "kernels_impl.h"
@@ -41,13 +48,8 @@ bool kern_level_supported(kern_level l) {
 #elif defined(__aarch64__)
     unsigned long hw = getauxval(AT_HWCAP), hw2 = getauxval(AT_HWCAP2);
     if (l == KERN_NEON) return true;
-#ifdef HWCAP_ASIMDDP
     if (l == KERN_DOTPROD) return (hw & HWCAP_ASIMDDP) != 0;
-#endif
-#ifdef HWCAP2_I8MM
     if (l == KERN_I8MM) return (hw & HWCAP_ASIMDDP) && (hw2 & HWCAP2_I8MM);
-#endif
-    (void)hw2;
 #endif
     return false;
 }
