@@ -444,6 +444,11 @@ size_t sched_read(sched_session *ss, char *buf, size_t cap, double max_wait, sch
             if (pthread_cond_timedwait(&ss->cond, &ss->lock, &ts) != 0) break;
     }
     size_t n = RL_MIN(cap, ss->len - ss->rd);
+    if (n < ss->len - ss->rd) { /* cut between characters, never inside one */
+        size_t k = n;
+        while (k > 0 && ((unsigned char)ss->text[ss->rd + k] & 0xC0) == 0x80) k--;
+        if (k > 0) n = k;
+    }
     memcpy(buf, ss->text + ss->rd, n);
     ss->rd += n;
     pr->done = ss->done && ss->rd == ss->len;

@@ -139,8 +139,9 @@ typedef struct sched_progress {
 } sched_progress;
 
 /* Copies up to cap bytes of text not yet read into buf and returns how
- * many; if there is none and the session is not done, first waits up to
- * max_wait seconds for some. *pr says where the session stands (done is set
+ * many, cutting between UTF-8 characters, never inside one; if there is
+ * none and the session is not done, first waits up to max_wait seconds for
+ * some. *pr says where the session stands (done is set
  * only once all its text has been read). */
 size_t sched_read(sched_session *ss, char *buf, size_t cap, double max_wait, sched_progress *pr);
 
