@@ -468,8 +468,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         pthread_mutex_lock(&sv->lock);
         sv->inflight++;
         pthread_mutex_unlock(&sv->lock);
+        /* Too big by its Content-Length: answered before the body is read
+         * (libmicrohttpd accepts an answer mid-upload only now, at the
+         * first call). */
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > sv->p.max_body) r->too_big = true;
+        if (cl && strtoull(cl, NULL, 10) > sv->p.max_body) {
+            r->too_big = true;
+            return dispatch(r, url, method);
+        }
         return MHD_YES;
     }
     if (r->answered) { /* an early answer was queued: drop the rest */
@@ -485,9 +491,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             r->body = NULL;
             r->len = r->cap = 0;
         }
-        if (r->too_big) return dispatch(r, url, method); /* 413 now */
-        if (rl_now() - r->t0 > sv->p.timeout)
-            return fail(r, 408, "invalid_request_error", NULL, "request_timeout", "the request body came too slowly");
+        if (r->too_big) return MHD_YES; /* read and dropped; 413 at the end */
+        if (rl_now() - r->t0 > sv->p.timeout) return MHD_NO; /* a body that trickles in: cut */
         if (r->len + n + 1 > r->cap) {
             size_t cap = RL_MAX(r->cap * 2, r->len + n + 1);
             char *b = realloc(r->body, cap);
