@@ -96,13 +96,15 @@ typedef struct tok_stream {
     int n_pending;
 } tok_stream;
 
-/* Room that tok_stream_push / tok_stream_flush may need in `out`. */
+/* Room that always suffices for one tok_stream_push / tok_stream_flush. */
 int tok_stream_bound(const tokenizer *t);
 
-/* Appends the text of `id` (control tokens: nothing) to out and returns the
- * bytes written. Bytes of an unfinished UTF-8 character are held until the
- * next token; bytes that can never form a character are replaced by U+FFFD.
- * Returns -1 (and consumes nothing) if cap is below tok_stream_bound. */
+/* Appends the text of `id` to out and returns the bytes written. Special
+ * tokens are written as their text (<|eot_id|>): a caller that hides them
+ * does not push them (tok_is_control). Bytes of an unfinished UTF-8
+ * character are held until the next token; bytes that can never form a
+ * character are replaced by U+FFFD. Returns -1, consuming nothing, if the
+ * output does not fit in cap (tok_stream_bound bytes always do). */
 int tok_stream_push(const tokenizer *t, tok_stream *s, int32_t id, char *out, int cap);
 /* Ends the stream: an unfinished character still held becomes U+FFFD.
  * Returns the bytes written (at most 3), -1 if cap < 3. */
