@@ -69,6 +69,7 @@ struct tok_bpe {
     uint32_t *merge_split; /* length of "first"; "second" starts one byte later */
     uint32_t *merge_len;
     int32_t n_merges;
+    uint32_t max_merge_len; /* longer pairs need no lookup */
     tok_index by_pair; /* (first, second) -> rank, the first rank wins */
 };
 
@@ -123,6 +124,7 @@ static uint32_t pair_hash(const char *a, size_t alen, const char *b, size_t blen
 }
 
 static int32_t merge_rank(const tok_bpe *m, const char *a, size_t alen, const char *b, size_t blen) {
+    if (alen + blen + 1 > m->max_merge_len) return -1;
     pair_key k = {a, b, alen, blen};
     return tok_index_get(&m->by_pair, pair_hash(a, alen, b, blen), pair_eq, m, &k);
 }
@@ -158,6 +160,7 @@ static int load_merges(tok_bpe *m, const gguf_file *f, rl_err *err) {
         if (s.len) memcpy(dst, s.ptr, s.len);
         m->merge_off[i] = at;
         m->merge_len[i] = (uint32_t)s.len;
+        if (s.len > m->max_merge_len) m->max_merge_len = (uint32_t)s.len;
         at += s.len + 1;
         const char *space = s.len > 1 ? memchr(dst + 1, ' ', s.len - 1) : NULL;
         m->merge_split[i] = space ? (uint32_t)(space - dst) : 0; /* 0: no split, never applies */
