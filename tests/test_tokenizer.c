@@ -354,7 +354,7 @@ static void test_bpe_by_hand(void) {
     }
     CHECK_STR(standin[' '], "\xc4\xa0"); /* "Ġ" */
     CHECK_STR(standin['\n'], "\xc4\x8a"); /* "Ċ" */
-    const char *extra[] = {"ab", "abc", "\xc4\xa0" "a", "bc", "<|end|>", "<|eom_id|>"};
+    const char *extra[] = {"ab", "abc", ("\xc4\xa0" "a"), "bc", "<|end|>", "<|eom_id|>"};
     for (int i = 0; i < 6; i++) tokens[256 + i] = extra[i], types[256 + i] = 1;
     types[260] = 3; /* <|eom_id|> stays "normal": named as an end token, it becomes control */
     /* ranks: "b c" first, then "a b", "ab c", "Ġ a" */
