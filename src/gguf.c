@@ -330,7 +330,10 @@ static int read_tensor_info(cursor *c, gguf_tensor *t, uint64_t alignment) {
         if (read_u64(c, &t->ne[d], "tensor shape")) return -1;
         if (t->ne[d] == 0)
             return bad(c, ne_at, "tensor '%s' has an invalid shape (dimension %u is 0)", name, d);
-        if (t->ne[d] > INT64_MAX || rl_mul_overflow(n, t->ne[d], &n) || n > INT64_MAX)
+        if (t->ne[d] > INT64_MAX)
+            return bad(c, ne_at, "tensor '%s' has an invalid shape (dimension %u is %llu, negative as ggml's "
+                       "int64)", name, d, (unsigned long long)t->ne[d]);
+        if (rl_mul_overflow(n, t->ne[d], &n) || n > INT64_MAX)
             return bad(c, ne_at, "tensor '%s' has an invalid shape (dimension %u is %llu: the element count "
                        "overflows 64 bits)", name, d, (unsigned long long)t->ne[d]);
     }
@@ -368,9 +371,11 @@ static int read_tensor_infos(cursor *c, gguf_file *f, uint64_t n) {
     return 0;
 }
 
+/* By data offset, then by order of the infos (so the later one is blamed). */
 static int cmp_by_offset(const void *a, const void *b) {
     const gguf_tensor *x = *(const gguf_tensor *const *)a, *y = *(const gguf_tensor *const *)b;
-    return x->offset < y->offset ? -1 : x->offset > y->offset;
+    if (x->offset != y->offset) return x->offset < y->offset ? -1 : 1;
+    return x < y ? -1 : x > y;
 }
 
 /* Tensors must lie inside the data section and not overlap (alignment was
