@@ -712,7 +712,7 @@ struct gguf_writer {
 };
 
 static void buf_put(buf *b, const void *p, size_t n) {
-    if (b->oom) return;
+    if (b->oom || n == 0) return; /* n == 0: p may be NULL (an empty buffer) */
     if (b->len + n > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
         while (cap < b->len + n) cap *= 2;

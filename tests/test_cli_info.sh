@@ -139,5 +139,17 @@ grep -qF "architecture      gpt2 (unsupported: architecture 'gpt2' is not suppor
 grep -qF "metadata (1 keys)" "$tmp/gpt2.txt" || fail "gpt2 file: metadata not listed"
 json_check "$tmp/gpt2.gguf" -- 'd.architecture === "gpt2" && d.supported === false && /not supported/.test(d.unsupported_reason) && d.n_tensors === 0'
 
+# names from the file cannot drive the terminal: ESC and newline are escaped
+{
+  printf 'GGUF\003\000\000\000\000\000\000\000\000\000\000\000\001\000\000\000\000\000\000\000'
+  printf '\024\000\000\000\000\000\000\000general.architecture'
+  printf '\010\000\000\000\010\000\000\000\000\000\000\000x\033[31m\ny'  # "x ESC [31m LF y"
+} >"$tmp/escape.gguf"
+check
+"$bin" info "$tmp/escape.gguf" >"$tmp/escape.txt" || fail "info escape.gguf: exit $?"
+grep -qF 'architecture      x\x1b[31m\ny (unsupported' "$tmp/escape.txt" || fail "escape.gguf: $(head -4 "$tmp/escape.txt")"
+if grep -q $'\033' "$tmp/escape.txt"; then fail "escape.gguf: a raw ESC reached the output"; fi
+json_check "$tmp/escape.gguf" -- 'd.architecture === "x\u001b[31m\ny"'
+
 if [ "$failures" -ne 0 ]; then echo "test_cli_info: $failures of $checks checks failed" >&2; exit 1; fi
 echo "test_cli_info: all $checks checks passed"

@@ -56,6 +56,7 @@ typedef struct report {
     char ctx_source[128];   /* how ctx was chosen, in words */
     const kv_type *kv;
     uint64_t kv_bytes;      /* KV cache of one session at ctx */
+    uint64_t session_bytes; /* weights + KV cache */
 } report;
 
 static void usage(FILE *out) {
@@ -133,7 +134,9 @@ static void gather(report *r, const gguf_file *f, uint64_t ctx_flag, const kv_ty
     }
     r->size_class = shape_size_class(r->n_params);
     choose_ctx(r, ctx_flag);
-    if (r->has_shape) r->kv_bytes = shape_kv_bytes_per_token(&r->shape, kv->bytes) * r->ctx;
+    if (r->has_shape && rl_mul_overflow(shape_kv_bytes_per_token(&r->shape, kv->bytes), r->ctx, &r->kv_bytes))
+        r->kv_bytes = UINT64_MAX; /* only for absurd shapes; printed as is */
+    if (rl_add_overflow(r->weight_bytes, r->kv_bytes, &r->session_bytes)) r->session_bytes = UINT64_MAX;
 }
 
 /* ---- small formatting helpers ---- */
@@ -170,24 +173,35 @@ static const char *rope_scaling_name(int s) {
     return s == RL_ROPE_SCALING_LINEAR ? "linear" : s == RL_ROPE_SCALING_LLAMA3 ? "llama3" : "none";
 }
 
-/* A string from the file as valid UTF-8 without NUL bytes (cut at `max`
- * bytes, at a character boundary, with "..." appended when cut), so cJSON
- * and terminals get well-formed text. Invalid bytes become U+FFFD. */
+/* Length of the well-formed UTF-8 sequence at p (n bytes there), or 0 for
+ * a byte that does not start one (stray continuation, overlong, surrogate,
+ * beyond U+10FFFF, cut short). NUL counts as not well-formed: it would end
+ * a C string. */
+static int utf8_seq(const unsigned char *p, uint64_t n) {
+    unsigned char c = p[0];
+    int len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+    if (len == 0 || (uint64_t)len > n || c == 0) return 0;
+    for (int k = 1; k < len; k++)
+        if ((p[k] & 0xc0) != 0x80) return 0;
+    if (len == 2 && c < 0xc2) return 0;
+    if (len == 3 && ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] >= 0xa0))) return 0;
+    if (len == 4 && ((c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] >= 0x90) || c > 0xf4)) return 0;
+    return len;
+}
+
+/* A string from the file as well-formed UTF-8 without NUL bytes, for cJSON
+ * (which escapes control characters itself): at most `max` bytes, cut at a
+ * character boundary with "..." appended; bad bytes become U+FFFD. */
 static char *clean_utf8(gguf_str s, uint64_t max) {
-    uint64_t n = RL_MIN(s.len, max);
-    char *out = malloc(n * 3 + 4); /* each input byte yields at most 3 */
+    char *out = malloc(RL_MIN(s.len, max) * 3 + 4); /* each input byte yields at most 3 */
     if (!out) return NULL;
-    size_t o = 0;
     const unsigned char *p = (const unsigned char *)s.ptr;
-    for (uint64_t i = 0; i < n;) {
-        unsigned char c = p[i];
-        int len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
-        bool ok = len > 0 && i + (uint64_t)len <= n && c != 0;
-        for (int k = 1; ok && k < len; k++) ok = (p[i + k] & 0xc0) == 0x80;
-        if (ok && len == 2) ok = c >= 0xc2;                                     /* overlong */
-        if (ok && len == 3) ok = !(c == 0xe0 && p[i + 1] < 0xa0) && !(c == 0xed && p[i + 1] >= 0xa0);
-        if (ok && len == 4) ok = !(c == 0xf0 && p[i + 1] < 0x90) && !(c == 0xf4 && p[i + 1] >= 0x90) && c <= 0xf4;
-        if (ok) {
+    size_t o = 0;
+    uint64_t i = 0;
+    while (i < s.len) {
+        int len = utf8_seq(p + i, s.len - i);
+        if (i + (uint64_t)(len ? len : 1) > max) break;
+        if (len) {
             memcpy(out + o, p + i, (size_t)len);
             o += (size_t)len;
             i += (uint64_t)len;
@@ -197,12 +211,49 @@ static char *clean_utf8(gguf_str s, uint64_t max) {
             i++;
         }
     }
-    if (n < s.len) {
+    if (i < s.len) {
         memcpy(out + o, "...", 3);
         o += 3;
     }
     out[o] = 0;
     return out;
+}
+
+/* Prints a string from the file for a terminal: control characters (C0,
+ * DEL and C1, which could drive the terminal) and bad bytes escaped, the rest
+ * as is; at most `max` bytes, then "... (N bytes)". Quoted: in double quotes
+ * with " and \ escaped, like JSON. */
+static void put_text(FILE *out, gguf_str s, uint64_t max, bool quoted) {
+    const unsigned char *p = (const unsigned char *)s.ptr;
+    uint64_t i = 0;
+    if (quoted) fputc('"', out);
+    while (i < s.len && i < max) {
+        unsigned char c = p[i];
+        int len = utf8_seq(p + i, s.len - i);
+        if (quoted && (c == '"' || c == '\\')) fprintf(out, "\\%c", c);
+        else if (c == '\n') fputs("\\n", out);
+        else if (c == '\t') fputs("\\t", out);
+        else if (c == '\r') fputs("\\r", out);
+        else if (len == 0 || c < 0x20 || c == 0x7f) fprintf(out, "\\x%02x", c);
+        else if (len == 2 && c == 0xc2 && p[i + 1] < 0xa0) fprintf(out, "\\u%04x", p[i + 1]);
+        else fwrite(p + i, 1, (size_t)len, out);
+        i += len > 1 ? (uint64_t)len : 1;
+    }
+    if (quoted) fputc('"', out);
+    if (i < s.len) fprintf(out, "... (%" PRIu64 " bytes)", s.len);
+}
+
+static gguf_str cstr(const char *s) { return (gguf_str){s, strlen(s)}; }
+
+/* put_text into buf (for columns that printf pads). */
+static const char *render(gguf_str s, uint64_t max, char *buf, size_t cap) {
+    FILE *m = fmemopen(buf, cap, "w");
+    buf[0] = 0;
+    if (!m) return buf;
+    put_text(m, s, max, false);
+    fclose(m); /* writes the terminating NUL (the text is cut if buf is short) */
+    buf[cap - 1] = 0;
+    return buf;
 }
 
 /* Element i of an array as a value (fixed-size elements are decoded). */
@@ -237,13 +288,11 @@ static bool array_item(const gguf_value *v, uint64_t i, gguf_value *out) {
 
 /* ---- text ---- */
 
-/* One metadata value, shortened: strings cut, arrays summarised. */
-static void print_short(FILE *out, const gguf_value *v) {
+/* One metadata value, shortened: strings cut, arrays summarised (the
+ * outermost with its length and element type). */
+static void print_short(FILE *out, const gguf_value *v, bool outer) {
     if (v->type == GGUF_STRING) {
-        gguf_value cut = *v;
-        cut.str.len = RL_MIN(v->str.len, SHORT_STRING);
-        gguf_value_print_json(out, &cut, 0);
-        if (cut.str.len < v->str.len) fprintf(out, "... (%" PRIu64 " bytes)", v->str.len);
+        put_text(out, v->str, SHORT_STRING, true);
         return;
     }
     if (v->type != GGUF_ARRAY) {
@@ -255,11 +304,12 @@ static void print_short(FILE *out, const gguf_value *v) {
     for (uint64_t i = 0; i < shown; i++) {
         gguf_value item;
         if (i) fputs(", ", out);
-        if (array_item(v, i, &item)) print_short(out, &item);
+        if (array_item(v, i, &item)) print_short(out, &item, false);
         else fputs("?", out);
     }
     if (shown < v->arr.n) fputs(", ...", out);
-    fprintf(out, "] (%" PRIu64 " x %s)", v->arr.n, gguf_vtype_name(v->arr.type));
+    fputc(']', out);
+    if (outer) fprintf(out, " (%" PRIu64 " x %s)", v->arr.n, gguf_vtype_name(v->arr.type));
 }
 
 static void print_shape_text(const report *r) {
@@ -290,40 +340,43 @@ static void print_tensors_text(const gguf_file *f) {
         int o = 0;
         for (uint32_t d = 0; d < t->n_dims; d++)
             o += snprintf(shape + o, sizeof shape - (size_t)o, "%s%" PRIu64, d ? " x " : "", t->ne[d]);
-        char *name = clean_utf8(t->name, 96);
-        printf("  %-32s %-8s %-26s %14" PRIu64 "  (%s)\n", name ? name : "?", rl_type_name(t->type), shape, t->size,
-               human_bytes(t->size, b, sizeof b));
-        free(name);
+        char name[512];
+        printf("  %-32s %-8s %-26s %14" PRIu64 "  (%s)\n", render(t->name, 96, name, sizeof name),
+               rl_type_name(t->type), shape, t->size, human_bytes(t->size, b, sizeof b));
     }
 }
 
 static void print_metadata_text(const gguf_file *f) {
     printf("metadata (%" PRIu64 " keys)\n", f->n_kv);
     for (uint64_t i = 0; i < f->n_kv; i++) {
-        char *key = clean_utf8(f->kv[i].key, 96);
-        printf("  %-40s %-8s ", key ? key : "?", gguf_vtype_name(f->kv[i].val.type));
-        print_short(stdout, &f->kv[i].val);
+        char key[512];
+        printf("  %-40s %-8s ", render(f->kv[i].key, 96, key, sizeof key), gguf_vtype_name(f->kv[i].val.type));
+        print_short(stdout, &f->kv[i].val, true);
         putchar('\n');
-        free(key);
     }
 }
 
 static void print_text(const report *r) {
     const gguf_file *f = r->f;
     char b1[32], b2[32], b3[32], b4[32];
-    char *arch = clean_utf8(r->arch, 64), *tok = clean_utf8(r->tok_model, 64);
+    char arch[512], tok[512], why[1024];
+    gguf_str name;
     printf("file              %s\n", f->path);
     printf("file size         %" PRIu64 " bytes (%s)\n", f->size, human_bytes(f->size, b1, sizeof b1));
     printf("gguf              version %u, alignment %" PRIu64 ", %" PRIu64 " metadata keys, %" PRIu64
            " tensors, data at offset %" PRIu64 "\n",
            f->version, f->alignment, f->n_kv, f->n_tensors, f->data_offset);
-    printf("architecture      %s", r->arch.len ? arch : "(none)");
-    if (!r->has_shape) printf(" (unsupported: %s)", r->unsupported);
+    printf("architecture      %s", r->arch.len ? render(r->arch, 64, arch, sizeof arch) : "(none)");
+    if (!r->has_shape) printf(" (unsupported: %s)", render(cstr(r->unsupported), sizeof r->unsupported, why, sizeof why));
     putchar('\n');
-    if (r->has_shape && r->shape.name[0]) printf("name              %s\n", r->shape.name);
+    if (gguf_get_str(f, "general.name", &name)) {
+        printf("name              ");
+        put_text(stdout, name, 96, false);
+        putchar('\n');
+    }
     if (r->has_shape) print_shape_text(r);
     printf("tokenizer         %s", tokenizer_kind(r->tok_model));
-    if (r->tok_model.len) printf(" (%s), %" PRIu64 " tokens", tok, r->n_tokens);
+    if (r->tok_model.len) printf(" (%s), %" PRIu64 " tokens", render(r->tok_model, 64, tok, sizeof tok), r->n_tokens);
     if (r->has_bos) printf(", bos %" PRIu64, r->bos);
     if (r->has_eos) printf(", eos %" PRIu64, r->eos);
     putchar('\n');
@@ -335,7 +388,7 @@ static void print_text(const report *r) {
     printf("size class        %d: %s\n", r->size_class, shape_size_class_label(r->size_class));
     if (r->has_shape) {
         printf("RAM per session   %s = weights %s + KV cache %s (%s, context %u: %s)\n",
-               human_bytes(r->weight_bytes + r->kv_bytes, b1, sizeof b1), human_bytes(r->weight_bytes, b2, sizeof b2),
+               human_bytes(r->session_bytes, b1, sizeof b1), human_bytes(r->weight_bytes, b2, sizeof b2),
                human_bytes(r->kv_bytes, b3, sizeof b3), r->kv->name, r->ctx, r->ctx_source);
         if (r->shape.n_ctx_train && r->ctx > r->shape.n_ctx_train)
             printf("                  note: context %u is beyond the model's trained %u\n", r->ctx,
@@ -346,8 +399,6 @@ static void print_text(const report *r) {
     }
     print_tensors_text(f);
     print_metadata_text(f);
-    free(arch);
-    free(tok);
 }
 
 /* ---- JSON ---- */
@@ -440,12 +491,10 @@ static cJSON *json_report(const report *r) {
     cJSON_AddNumberToObject(o, "data_offset", (double)f->data_offset);
     cJSON_AddItemToObject(o, "architecture", r->arch.len ? json_string(r->arch, r->arch.len) : cJSON_CreateNull());
     cJSON_AddBoolToObject(o, "supported", r->has_shape);
-    if (r->has_shape) {
-        cJSON_AddStringToObject(o, "name", r->shape.name);
-        cJSON_AddItemToObject(o, "hyper_parameters", json_shape(&r->shape));
-    } else {
-        cJSON_AddStringToObject(o, "unsupported_reason", r->unsupported);
-    }
+    gguf_str name;
+    if (gguf_get_str(f, "general.name", &name)) cJSON_AddItemToObject(o, "name", json_string(name, name.len));
+    if (r->has_shape) cJSON_AddItemToObject(o, "hyper_parameters", json_shape(&r->shape));
+    else cJSON_AddItemToObject(o, "unsupported_reason", json_string(cstr(r->unsupported), sizeof r->unsupported));
     cJSON *tok = cJSON_AddObjectToObject(o, "tokenizer");
     cJSON_AddItemToObject(tok, "model", r->tok_model.len ? json_string(r->tok_model, 64) : cJSON_CreateNull());
     cJSON_AddStringToObject(tok, "kind", tokenizer_kind(r->tok_model));
@@ -464,7 +513,7 @@ static cJSON *json_report(const report *r) {
         cJSON_AddStringToObject(mem, "ctx_source", r->ctx_source);
         cJSON_AddStringToObject(mem, "kv_type", r->kv->name);
         cJSON_AddNumberToObject(mem, "kv_cache_bytes", (double)r->kv_bytes);
-        cJSON_AddNumberToObject(mem, "session_bytes", (double)(r->weight_bytes + r->kv_bytes));
+        cJSON_AddNumberToObject(mem, "session_bytes", (double)r->session_bytes);
     }
     cJSON_AddItemToObject(o, "tensors", json_tensors(f));
     cJSON *meta = cJSON_AddObjectToObject(o, "metadata");
