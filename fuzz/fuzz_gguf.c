@@ -102,6 +102,11 @@ static char *rewrite(const gguf_file *f, size_t *len) {
         if (f->tensors[i].name.len >= 256 || memchr(f->tensors[i].name.ptr, 0, f->tensors[i].name.len)) return NULL;
     gguf_writer *w = gguf_writer_new(f->version);
     require(w != NULL, "out of memory", NULL);
+    /* A file without tensors is padded only if the input was: an accepted
+     * file may declare general.alignment = 2^31 and stop after its metadata,
+     * and padding its copy would write gigabytes. (With tensors the input
+     * itself must hold that padding, so the copy stays about its size.) */
+    gguf_writer_set_pad_empty(w, f->data_offset > f->header_size && f->data_offset % f->alignment == 0);
     gguf_writer_copy_kv(w, f, NULL);
     for (uint64_t i = 0; i < f->n_tensors; i++) {
         const gguf_tensor *t = &f->tensors[i];

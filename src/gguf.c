@@ -493,10 +493,12 @@ gguf_file *gguf_open_memory(const void *data, uint64_t size, const char *name, r
 }
 
 gguf_file *gguf_open(const char *path, rl_err *err) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused
+     * below as not a regular file); it changes nothing for regular files. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
-        rl_fail(err, errno == ENOENT || errno == EACCES ? RL_ERR_INPUT : RL_ERR_INTERNAL, "%s: %s", path,
-                strerror(errno));
+        bool ours = errno == ENOMEM || errno == EMFILE || errno == ENFILE || errno == EIO;
+        rl_fail(err, ours ? RL_ERR_INTERNAL : RL_ERR_INPUT, "%s: %s", path, strerror(errno));
         return NULL;
     }
     struct stat st;

@@ -59,6 +59,9 @@ expect_bad "$tmp/nodata.gguf" "" "extends past the end of the file"
 expect_bad "$tmp/empty.gguf" 0 "file is empty"
 expect_exit 2 "No such file" "$tmp/missing.gguf"
 expect_exit 2 "not a regular file" "$tmp"
+mkfifo "$tmp/fifo.gguf"  # must be refused at once, not wait for a writer
+check; rc=0; timeout 20 "$bin" info "$tmp/fifo.gguf" 2>"$tmp/err" || rc=$?
+[ "$rc" -eq 2 ] && grep -qF "not a regular file" "$tmp/err" || fail "fifo: exit $rc, $(cat "$tmp/err")"
 
 # ---- usage ----
 expect_exit 2 "usage: rackllm info" # no file

@@ -119,7 +119,8 @@ static void gather(report *r, const gguf_file *f, uint64_t ctx_flag, const kv_ty
     if (!r->has_shape) {
         /* the shape's messages start with the path, which we print anyway */
         size_t n = strlen(f->path);
-        const char *msg = strncmp(err.msg, f->path, n) == 0 && err.msg[n] == ':' ? err.msg + n + 2 : err.msg;
+        bool prefixed = strncmp(err.msg, f->path, n) == 0 && err.msg[n] == ':' && err.msg[n + 1] == ' ';
+        const char *msg = prefixed ? err.msg + n + 2 : err.msg;
         snprintf(r->unsupported, sizeof r->unsupported, "%s", msg);
     }
     gather_tokenizer(r);
