@@ -18,10 +18,10 @@ shopt -s nullglob
 targets=("$build"/fuzz_*)
 [ ${#targets[@]} -gt 0 ] || { echo "fuzz: no targets in $build" >&2; exit 1; }
 for t in "${targets[@]}"; do
-  [ -x "$t" ] && [ -f "$t" ] || continue
+  if [ ! -f "$t" ] || [ ! -x "$t" ]; then continue; fi
   name=$(basename "$t")
   work="$build/fuzz-out/$name"; mkdir -p "$work/corpus"
-  [ -d "fuzz/corpus/$name" ] && cp -n fuzz/corpus/"$name"/* "$work/corpus/" 2>/dev/null || true
+  if [ -d "fuzz/corpus/$name" ]; then cp -n fuzz/corpus/"$name"/* "$work/corpus/" 2>/dev/null || true; fi
   flags=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb="$malloc_mb"
          -artifact_prefix="$work/" -print_final_stats=1)
   [ -f "fuzz/$name.dict" ] && flags+=(-dict="fuzz/$name.dict")

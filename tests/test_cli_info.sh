@@ -42,6 +42,7 @@ expect_exit() {
 }
 
 # patch FILE OFFSET PRINTF-BYTES: overwrite bytes in place.
+# shellcheck disable=SC2059  # the bytes are given as a printf format (octal escapes)
 patch() { printf "$3" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none; }
 
 # ---- broken files ----
@@ -61,7 +62,7 @@ expect_exit 2 "No such file" "$tmp/missing.gguf"
 expect_exit 2 "not a regular file" "$tmp"
 mkfifo "$tmp/fifo.gguf"  # must be refused at once, not wait for a writer
 check; rc=0; timeout 20 "$bin" info "$tmp/fifo.gguf" 2>"$tmp/err" || rc=$?
-[ "$rc" -eq 2 ] && grep -qF "not a regular file" "$tmp/err" || fail "fifo: exit $rc, $(cat "$tmp/err")"
+if [ "$rc" -ne 2 ] || ! grep -qF "not a regular file" "$tmp/err"; then fail "fifo: exit $rc, $(cat "$tmp/err")"; fi
 
 # ---- usage ----
 expect_exit 2 "usage: rackllm info" # no file
