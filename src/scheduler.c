@@ -549,6 +549,10 @@ static void finish_session(partition *p, int i, sched_finish why, const char *ms
     ss->seq = NULL;
     p->run[i] = p->run[--p->n_run];
 
+    pthread_mutex_lock(&p->stats_lock);
+    p->finished[why]++;
+    pthread_mutex_unlock(&p->stats_lock);
+
     /* the slot is free before the reader hears of the end, so a client
      * that asks again at once finds it free */
     pthread_mutex_lock(&s->lock);
@@ -558,10 +562,6 @@ static void finish_session(partition *p, int i, sched_finish why, const char *ms
     s->mean_duration = s->mean_duration > 0 ? 0.9 * s->mean_duration + 0.1 * dur : dur;
     admit_queue_locked(s);
     pthread_mutex_unlock(&s->lock);
-
-    pthread_mutex_lock(&p->stats_lock);
-    p->finished[why]++;
-    pthread_mutex_unlock(&p->stats_lock);
     session_end(ss, why, msg);
     session_unref(ss);
 }

@@ -9,7 +9,7 @@ set -u
 . "$(dirname "$0")/server_lib.sh"
 J='Content-Type: application/json'
 
-start_server api -m "$STORIES" --capacity 2 --queue 0 --ctx 256 --max-body 8192 --prefill-chunk 32
+start_server api -m "$STORIES" --floor 1 --capacity 2 --queue 0 --ctx 256 --max-body 8192 --prefill-chunk 32
 A=$URL
 APID=$PID
 check "default template announced" "yes" "$(grep -q 'no chat template; chat uses the default template (chatml)' "$TMP/api.err" && echo yes)"
@@ -21,7 +21,7 @@ check "health capacity" "2" "$(jq -r .capacity "$TMP/h.json")"
 check "health free" "2" "$(jq -r .free_sessions "$TMP/h.json")"
 check "health active" "0" "$(jq -r .active_sessions "$TMP/h.json")"
 check "health queue" "0 0" "$(jq -r '"\(.queue_length) \(.queue_limit)"' "$TMP/h.json")"
-check "health floor" "10" "$(jq -r .floor_tokens_per_second "$TMP/h.json")"
+check "health floor" "1" "$(jq -r .floor_tokens_per_second "$TMP/h.json")"
 check "health tok/s" "number" "$(jq -r '.tokens_per_second.min | type' "$TMP/h.json")"
 curl -s "$A/v1/models" >"$TMP/m.json"
 check "models" "list model stories260K" "$(jq -r '"\(.object) \(.data[0].object) \(.data[0].id)"' "$TMP/m.json")"
@@ -147,7 +147,7 @@ check "413 chunked upload" "413" "$(curl -s -o /dev/null -w '%{http_code}' "$A/v
 check "still serving after errors" "ok" "$(health "$A" .status)"
 
 # ---- 429: the capacity is taken and there is no queue ----
-start_server busy -m "$STORIES" --capacity 1 --queue 0 --step-delay 20
+start_server busy -m "$STORIES" --floor 1 --capacity 1 --queue 0 --step-delay 20
 B=$URL
 stream_bg "$B" '{"model":"stories260K","messages":[{"role":"user","content":"hi"}],"max_tokens":2000,"stream":true,"ignore_eos":true}' "$TMP/long.sse"
 LONG=$BGPID
@@ -161,7 +161,7 @@ kill "$LONG"
 check_true "slot freed after the client left" wait_until 10 health_is "$B" .active_sessions 0
 
 # ---- 401 with --api-key; /health and /metrics stay open ----
-start_server key -m "$STORIES" --capacity 1 --api-key s3cret
+start_server key -m "$STORIES" --floor 1 --capacity 1 --api-key s3cret
 K=$URL
 check "401 without key" "401" "$(curl -s -o "$TMP/e.json" -w '%{http_code}' "$K/v1/models")"
 check "401 error object" "invalid_request_error invalid_api_key" "$(jq -r '"\(.error.type) \(.error.code)"' "$TMP/e.json")"
@@ -173,7 +173,7 @@ check "health without key" "200" "$(curl -s -o /dev/null -w '%{http_code}' "$K/h
 check "metrics without key" "200" "$(curl -s -o /dev/null -w '%{http_code}' "$K/metrics")"
 
 # ---- a chat template by name ----
-start_server tmpl -m "$STORIES" --capacity 1 --chat-template llama2
+start_server tmpl -m "$STORIES" --floor 1 --capacity 1 --chat-template llama2
 check "named template" "200" "$(curl -s -o /dev/null -w '%{http_code}' "$URL/v1/chat/completions" -H "$J" -d "{$M,$U,\"max_tokens\":2}")"
 check "no default-template note" "no" "$(grep -q 'default template' "$TMP/tmpl.err" && echo yes || echo no)"
 "$BIN" serve -m "$STORIES" --chat-template nonsense 2>/dev/null

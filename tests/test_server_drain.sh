@@ -9,7 +9,7 @@ set -u
 
 REQ='{"model":"stories260K","messages":[{"role":"user","content":"Tell a story."}],"max_tokens":60,"stream":true,"stream_options":{"include_usage":true},"ignore_eos":true}'
 
-start_server drain -m "$STORIES" --capacity 2 --queue 2 --step-delay 30
+start_server drain -m "$STORIES" --floor 1 --capacity 2 --queue 2 --step-delay 30
 S=$URL
 SPID=$PID
 stream_bg "$S" "$REQ" "$TMP/a.sse"
@@ -38,7 +38,7 @@ check "queued: 503" "503" "$(cat "$TMP/c.sse.code")"
 check "queued: error object" "server_error server_shutting_down" "$(jq -r '"\(.error.type) \(.error.code)"' "$TMP/c.sse")"
 
 # A drain that runs out of time: the streams end with an error event.
-start_server cut -m "$STORIES" --capacity 1 --step-delay 30 --drain-timeout 0.5
+start_server cut -m "$STORIES" --floor 1 --capacity 1 --step-delay 30 --drain-timeout 0.5
 CPID=$PID
 stream_bg "$URL" '{"model":"stories260K","messages":[{"role":"user","content":"Hi"}],"max_tokens":1500,"stream":true,"ignore_eos":true}' "$TMP/d.sse"
 check_true "d streams" wait_until 20 has_content "$TMP/d.sse"
@@ -49,7 +49,7 @@ check "d: error event" "server_error" "$(sse_events "$TMP/d.sse" | jq -r '.error
 check "d: no [DONE]" "no" "$(grep -q '\[DONE\]' "$TMP/d.sse" && echo yes || echo no)"
 
 # SIGINT, nothing running.
-start_server idle -m "$STORIES" --capacity 1
+start_server idle -m "$STORIES" --floor 1 --capacity 1
 IPID=$PID
 kill -INT "$IPID"
 check_true "SIGINT exits" wait_until 20 bash -c "! kill -0 $IPID 2>/dev/null"

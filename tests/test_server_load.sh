@@ -23,7 +23,7 @@ watch() {
   PIDS+=("$WATCH")
 }
 
-start_server load -m "$STORIES" --capacity 2 --queue 1 --step-delay 40 --prefill-chunk 32
+start_server load -m "$STORIES" --floor 1 --capacity 2 --queue 1 --step-delay 40 --prefill-chunk 32
 S=$URL
 watch "$S" "$TMP/active.log"
 stream_bg "$S" "$LONG" "$TMP/s1.sse"
@@ -82,7 +82,7 @@ check_true "promtool check metrics" promtool check metrics <"$TMP/metrics.txt"
 check "no client left waiting" "" "$(for p in "$P3" "$P4"; do kill -0 "$p" 2>/dev/null && echo "$p"; done)"
 
 # ---- queue timeout: 429 after --queue-timeout ----
-start_server qt -m "$STORIES" --capacity 1 --queue 1 --queue-timeout 1 --step-delay 40
+start_server qt -m "$STORIES" --floor 1 --capacity 1 --queue 1 --queue-timeout 1 --step-delay 40
 Q=$URL
 stream_bg "$Q" "$LONG" "$TMP/q1.sse"
 Q1=$BGPID

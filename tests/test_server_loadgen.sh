@@ -7,7 +7,7 @@
 set -u
 . "$(dirname "$0")/server_lib.sh"
 
-start_server lg -m "$STORIES" --capacity 2 --queue 0 --step-delay 20
+start_server lg -m "$STORIES" --floor 1 --capacity 2 --queue 0 --step-delay 20
 timeout 60 "$BIN" loadgen --url "$URL" --sessions 4 --duration 2 --max-tokens 10 --prompt-len 8 --json >"$TMP/lg.json"
 check "loadgen exit" "0" "$?"
 check "valid JSON" "true" "$(jq -r 'has("requests")' "$TMP/lg.json")"
