@@ -28,7 +28,7 @@ static const double TTFT_BOUNDS[SCHED_HIST_BUCKETS] = {0.01, 0.025, 0.05, 0.1, 0
 static const double ITL_BOUNDS[SCHED_HIST_BUCKETS] = {0.005, 0.01, 0.02, 0.035, 0.05, 0.075,
                                                       0.1, 0.15, 0.25, 0.5, 1, 2.5};
 
-#define PROBE_TOKENS 64      /* prompt tokens timed to size the prefill chunk */
+#define PROBE_TOKENS 32      /* prompt tokens timed to size the prefill chunk */
 #define CHUNK_SHARE 0.25     /* a chunk may cost this share of a floor period */
 #define TEXT_INITIAL 4096    /* a session's text buffer at first */
 
@@ -730,23 +730,21 @@ static void filler(int32_t *ids, int n, int32_t n_vocab, int salt) {
     for (int i = 0; i < n; i++) ids[i] = (int32_t)(((int64_t)(i + 1) * 7919 + salt * 104729) % n_vocab);
 }
 
-/* Seconds per prompt token in one big prefill step (best of two). */
+/* Seconds per prompt token in one prefill step (the weights were touched
+ * at load: no warm-up round, which on a slow machine would double the
+ * start-up). */
 static int part_probe(partition *p, double *per_token, rl_err *err) {
     int32_t ids[PROBE_TOKENS];
     int n = RL_MIN(PROBE_TOKENS, engine_n_ctx(p->e));
     filler(ids, n, (int32_t)p->s->m->shape.n_vocab, 0);
-    double best = 0;
-    for (int round = 0; round < 2; round++) {
-        engine_seq *q = engine_seq_add(p->e, ids, n, NULL, err);
-        if (!q) return -1;
-        double t0 = rl_now();
-        int r = engine_step(p->e, err);
-        double dt = rl_now() - t0;
-        engine_seq_remove(p->e, q);
-        if (r < 0) return -1;
-        if (round == 0 || dt < best) best = dt;
-    }
-    *per_token = best / n;
+    engine_seq *q = engine_seq_add(p->e, ids, n, NULL, err);
+    if (!q) return -1;
+    double t0 = rl_now();
+    int r = engine_step(p->e, err);
+    double dt = rl_now() - t0;
+    engine_seq_remove(p->e, q);
+    if (r < 0) return -1;
+    *per_token = dt / n;
     return 0;
 }
 
