@@ -108,4 +108,34 @@ check "lowering counted" "yes" "$([ "$(metric "$F" rackllm_capacity_lowered_tota
 check "a new session is turned away" "429" "$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' -d "$SHORT" "$F/v1/chat/completions")"
 check "calibrated figure kept" "3" "$(health "$F" .capacity_calibrated)"
 
+# ---- slow and stalled clients ----
+start_server slow -m "$STORIES" --floor 1 --capacity 1 --queue 0 --timeout 1 --step-delay 10
+W=$URL
+port=${W##*:}
+# a request that stops half way through its body is cut after --timeout
+exec 3<>"/dev/tcp/127.0.0.1/$port"
+printf 'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"mo' >&3
+t0=$SECONDS
+timeout 20 cat <&3 >/dev/null
+check "stalled upload cut by the timeout" "yes" "$([ $((SECONDS - t0)) -le 10 ] && echo yes)"
+exec 3<&-
+# a client that never reads its stream does not keep the slot: generation
+# runs to its end and frees it
+exec 4<>"/dev/tcp/127.0.0.1/$port"
+body='{"model":"stories260K","messages":[{"role":"user","content":"Hi"}],"max_tokens":40,"stream":true,"ignore_eos":true}'
+printf 'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s' "${#body}" "$body" >&4
+check_true "the silent reader was admitted" wait_until 10 metric_is "$W" rackllm_admitted_total 1
+check_true "its slot frees without it reading" wait_until 20 health_is "$W" .active_sessions 0
+check "it ran whole" "40" "$(metric "$W" rackllm_completion_tokens_total)"
+check "the server takes the next" "200" "$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' -d "${body/true,\"ignore_eos\":true/false}" "$W/v1/chat/completions")"
+exec 4<&-
+
+# ---- two partitions over HTTP ----
+start_server parts -m "$STORIES" --floor 1 --capacity 2 --queue 0 --partitions 2 --threads 2
+check "two partitions" "2" "$(health "$URL" .partitions)"
+stream_bg "$URL" "$SHORT" "$TMP/p1.sse"
+stream_bg "$URL" "$SHORT" "$TMP/p2.sse"
+check_true "both answered" wait_until 30 bash -c "test -s '$TMP/p1.sse.code' && test -s '$TMP/p2.sse.code'"
+check "both whole" "200 200 10 10" "$(cat "$TMP/p1.sse.code") $(cat "$TMP/p2.sse.code") $(sse_events "$TMP/p1.sse" | jq -r '.usage.completion_tokens // empty') $(sse_events "$TMP/p2.sse" | jq -r '.usage.completion_tokens // empty')"
+
 finish test_server_load
