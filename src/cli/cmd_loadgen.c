@@ -203,6 +203,7 @@ static int loopback_base(const char *url, char *base, size_t cap) {
 /* ---- SSE parsing ---- */
 
 static void on_event(slot *s, const char *data, double now) {
+    if (s->done_seen) return; /* the stream is over at [DONE] (OpenAI's clients stop reading there) */
     if (strcmp(data, "[DONE]") == 0) {
         s->done_seen = true;
         return;
