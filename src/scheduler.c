@@ -945,7 +945,7 @@ static int configure(sched *s, rl_err *err) {
         double per_token = s->parts[0].result;
         double share = CHUNK_SHARE / p->floor_tps;
         s->chunk = per_token > 0 ? (int)(share / per_token) : 512;
-        s->chunk = RL_MAX(8, RL_MIN(512, s->chunk));
+        s->chunk = RL_MAX(4, RL_MIN(512, s->chunk));
         if (p->log)
             fprintf(p->log, "prefill: %.0f tok/s; chunk of %d tokens per step (%.0f%% of a %.0f tok/s period)\n",
                     per_token > 0 ? 1 / per_token : 0, s->chunk, CHUNK_SHARE * 100, p->floor_tps);
