@@ -14,6 +14,8 @@
 #   QUEUE [C]    rackllm's queue length
 #   LLAMA_SERVER [/work/peer/llama.cpp/build/bin/llama-server]; NP [C] its slots
 #   OUT [BUILD_DIR/serve-load]  where the JSON reports go
+#   ENDPOINT [completions]  completions (plain text: llama-server's chat parser rejects a
+#                random-weights model's output and fails the request) or chat
 # Everything listens on 127.0.0.1 only and stops by itself.
 set -euo pipefail
 build=${1:-build}
@@ -25,6 +27,9 @@ DURATION=${DURATION:-60}
 MAX_TOKENS=${MAX_TOKENS:-64}
 PROMPT_LEN=${PROMPT_LEN:-64}
 LLAMA_SERVER=${LLAMA_SERVER:-/work/peer/llama.cpp/build/bin/llama-server}
+ENDPOINT=${ENDPOINT:-completions}
+lg_mode=()
+[ "$ENDPOINT" = completions ] && lg_mode=(--completions)
 OUT=${OUT:-$build/serve-load}
 mkdir -p "$OUT"
 MODEL=${MODEL:-$build/bench-llama3.2-1b-q4_0.gguf}
@@ -34,7 +39,14 @@ if [ ! -f "$MODEL" ]; then
 fi
 
 pids=()
-trap 'for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done; wait 2>/dev/null' EXIT
+stop() { # stop PID: SIGTERM, then SIGKILL after 10 s
+  kill -TERM "$1" 2>/dev/null || return 0
+  local end=$((SECONDS + 10))
+  while kill -0 "$1" 2>/dev/null && [ "$SECONDS" -lt "$end" ]; do sleep 0.2; done
+  kill -KILL "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+trap 'for p in "${pids[@]}"; do stop "$p"; done' EXIT
 
 wait_for() { # wait_for SECONDS COMMAND...
   local end=$((SECONDS + $1))
@@ -54,7 +66,7 @@ url=$(sed -n 's/.*listening on //p' "$OUT/rackllm-serve.out")
 C=$(curl -s "$url/health" | jq -r .capacity_calibrated)
 if [ -z "${QUEUE:-}" ] && [ "$(curl -s "$url/health" | jq -r .queue_limit)" != "$C" ]; then
   # restart with a queue as long as the capacity (so 2xC = C running + C waiting, then 429s)
-  kill -TERM "${pids[-1]}"; wait "${pids[-1]}" || true
+  stop "${pids[-1]}"
   "$BIN" serve -m "$MODEL" --port 0 --threads "$THREADS" --floor "$FLOOR" --queue "$C" --capacity "$C" \
     >"$OUT/rackllm-serve.out" 2>>"$OUT/rackllm-serve.err" &
   pids+=($!)
@@ -64,27 +76,29 @@ fi
 S=$((2 * C))
 echo "rackllm: capacity $C at >= $FLOOR tok/s ($(grep -c '^calibration:' "$OUT/rackllm-serve.err") calibration trials); loadgen with $S sessions for $DURATION s" >&2
 "$BIN" loadgen --url "$url" --sessions "$S" --duration "$DURATION" --max-tokens "$MAX_TOKENS" \
-  --prompt-len "$PROMPT_LEN" --json >"$OUT/rackllm.json"
+  --prompt-len "$PROMPT_LEN" "${lg_mode[@]}" --json >"$OUT/rackllm.json"
 curl -s "$url/metrics" >"$OUT/rackllm-metrics.txt"
 curl -s "$url/health" >"$OUT/rackllm-health.json"
-kill -TERM "${pids[-1]}"; wait "${pids[-1]}" || true
+stop "${pids[-1]}"
 
 # ---- llama.cpp's llama-server, same load ----
 if [ -x "$LLAMA_SERVER" ]; then
   NP=${NP:-$C}
   port=$((20000 + RANDOM % 20000))
   ctx=$(((PROMPT_LEN * 2 + MAX_TOKENS + 64) * NP))
-  "$LLAMA_SERVER" -m "$MODEL" --host 127.0.0.1 --port "$port" -t "$THREADS" -np "$NP" -c "$ctx" \
+  # --no-jinja: its legacy template path, without the output parser that
+  # rejects a random-weights model's text as malformed tool/reasoning output
+  "$LLAMA_SERVER" -m "$MODEL" --host 127.0.0.1 --port "$port" -t "$THREADS" -np "$NP" -c "$ctx" --no-jinja \
     >"$OUT/llama-server.log" 2>&1 &
   pids+=($!)
   if wait_for 300 curl -sf "http://127.0.0.1:$port/health" -o /dev/null; then
     echo "llama-server -np $NP: loadgen with $S sessions for $DURATION s" >&2
     "$BIN" loadgen --url "http://127.0.0.1:$port" --sessions "$S" --duration "$DURATION" \
-      --max-tokens "$MAX_TOKENS" --prompt-len "$PROMPT_LEN" --json >"$OUT/llama-server.json"
+      --max-tokens "$MAX_TOKENS" --prompt-len "$PROMPT_LEN" "${lg_mode[@]}" --json >"$OUT/llama-server.json"
   else
     echo "serve-load: llama-server did not come up (see $OUT/llama-server.log)" >&2
   fi
-  kill -TERM "${pids[-1]}"; wait "${pids[-1]}" || true
+  stop "${pids[-1]}"
 else
   echo "serve-load: no llama-server at $LLAMA_SERVER: skipping the comparison" >&2
 fi
@@ -94,7 +108,7 @@ row() { # row NAME FILE
   jq -r --arg n "$1" '"| \($n) | \(.sessions) | \(.requests.completed) | \(.requests.rejected_429) | \(.requests.errors + .requests.cut) | \(.session_tps.min) | \(.session_tps.p50) | \(.ttft_s.p50) / \(.ttft_s.p99) | \(.itl_s.p50) / \(.itl_s.p99) |"' "$2"
 }
 echo
-echo "model $(basename "$MODEL"), $THREADS threads, floor $FLOOR tok/s, capacity $C, $MAX_TOKENS tokens per answer, ~$PROMPT_LEN-word prompts, $DURATION s"
+echo "model $(basename "$MODEL"), $ENDPOINT requests, $THREADS threads, floor $FLOOR tok/s, capacity $C, $MAX_TOKENS tokens per answer, ~$PROMPT_LEN-word prompts, $DURATION s"
 echo
 echo "| server | sessions | completed | 429 | errors+cut | slowest tok/s | p50 tok/s | TTFT p50 / p99 s | ITL p50 / p99 s |"
 echo "|---|---|---|---|---|---|---|---|---|"

@@ -36,7 +36,7 @@ typedef struct lg_opts {
     const char *url, *model, *api_key;
     int sessions, prompt_len, max_tokens, max_requests;
     double duration;
-    bool json, allow_eos;
+    bool json, allow_eos, completions;
 } lg_opts;
 
 /* A growing array of doubles (samples). */
@@ -116,18 +116,22 @@ static void usage(FILE *out) {
             "  --api-key KEY       sent as 'Authorization: Bearer KEY'\n"
             "  --allow-eos         let answers end early at end-of-text (default: ignore_eos, so\n"
             "                      every answer is M tokens long)\n"
+            "  --completions       use /v1/completions with the prompt as plain text instead of\n"
+            "                      chat (for servers whose chat parsing fails on a synthetic\n"
+            "                      model's random text, as llama-server's does)\n"
             "  --json              one JSON object instead of the table\n"
             "  -h, --help          this help\n");
 }
 
 static int parse(int argc, char **argv, lg_opts *o) {
-    enum { O_URL = 256, O_SESS, O_DUR, O_PLEN, O_MAXT, O_MAXR, O_MODEL, O_KEY, O_EOS, O_JSON };
+    enum { O_URL = 256, O_SESS, O_DUR, O_PLEN, O_MAXT, O_MAXR, O_MODEL, O_KEY, O_EOS, O_JSON, O_COMPL };
     static const struct option longs[] = {
         {"url", required_argument, 0, O_URL},         {"sessions", required_argument, 0, O_SESS},
         {"duration", required_argument, 0, O_DUR},    {"prompt-len", required_argument, 0, O_PLEN},
         {"max-tokens", required_argument, 0, O_MAXT}, {"max-requests", required_argument, 0, O_MAXR},
         {"model", required_argument, 0, O_MODEL},     {"api-key", required_argument, 0, O_KEY},
         {"allow-eos", no_argument, 0, O_EOS},         {"json", no_argument, 0, O_JSON},
+        {"completions", no_argument, 0, O_COMPL},
         {"help", no_argument, 0, 'h'},                {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
@@ -145,6 +149,7 @@ static int parse(int argc, char **argv, lg_opts *o) {
         case O_KEY: o->api_key = optarg; continue;
         case O_EOS: o->allow_eos = true; continue;
         case O_JSON: o->json = true; continue;
+        case O_COMPL: o->completions = true; continue;
         case 'h': usage(stdout); return -1;
         case O_SESS: case O_DUR: case O_PLEN: case O_MAXT: case O_MAXR: v = strtod(optarg, &end); break;
         default: usage(stderr); return 2;
@@ -218,7 +223,8 @@ static void on_event(slot *s, const char *data, double now) {
     }
     const cJSON *choice = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0);
     const cJSON *delta = cJSON_GetObjectItemCaseSensitive(choice, "delta");
-    const cJSON *content = cJSON_GetObjectItemCaseSensitive(delta, "content");
+    const cJSON *content = delta ? cJSON_GetObjectItemCaseSensitive(delta, "content")
+                                 : cJSON_GetObjectItemCaseSensitive(choice, "text"); /* a text completion */
     if (cJSON_IsString(content) && content->valuestring[0]) {
         if (s->n_content == 0) s->t_first = now;
         else sample_add(&s->res->itl, now - s->t_last);
@@ -277,11 +283,15 @@ static char *request_body(const lg_opts *o, const char *model, int serial) {
     char *prompt = make_prompt(o->prompt_len, serial);
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "model", model);
-    cJSON *msgs = cJSON_AddArrayToObject(j, "messages");
-    cJSON *m = cJSON_CreateObject();
-    cJSON_AddStringToObject(m, "role", "user");
-    cJSON_AddStringToObject(m, "content", prompt ? prompt : "hello");
-    cJSON_AddItemToArray(msgs, m);
+    if (o->completions) {
+        cJSON_AddStringToObject(j, "prompt", prompt ? prompt : "hello");
+    } else {
+        cJSON *msgs = cJSON_AddArrayToObject(j, "messages");
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "role", "user");
+        cJSON_AddStringToObject(m, "content", prompt ? prompt : "hello");
+        cJSON_AddItemToArray(msgs, m);
+    }
     cJSON_AddNumberToObject(j, "max_tokens", o->max_tokens);
     cJSON_AddBoolToObject(j, "stream", true);
     cJSON_AddItemToObject(cJSON_AddObjectToObject(j, "stream_options"), "include_usage", cJSON_CreateTrue());
@@ -305,7 +315,7 @@ static void start_request(CURLM *multi, slot *s, const lg_opts *o, const char *b
     s->line_len = 0;
     s->error[0] = 0;
     char url[2100];
-    snprintf(url, sizeof url, "%s/v1/chat/completions", base);
+    snprintf(url, sizeof url, "%s/v1/%s", base, o->completions ? "completions" : "chat/completions");
     curl_easy_reset(s->h);
     curl_easy_setopt(s->h, CURLOPT_URL, url);
     curl_easy_setopt(s->h, CURLOPT_HTTPHEADER, s->headers);
@@ -399,15 +409,21 @@ static void report(const lg_opts *o, const char *base, const char *model, result
         printf("{\"url\":\"%s\",\"model\":\"%s\",\"sessions\":%d,\"duration_s\":%g,\"prompt_words\":%d,\"max_tokens\":%d,"
                "\"wall_s\":%.3f,\"requests\":{\"completed\":%d,\"rejected_429\":%d,\"errors\":%d,\"cut\":%d},"
                "\"tokens\":%ld,\"session_tps\":{\"min\":%.3f,\"p50\":%.3f,\"mean\":%.3f,\"max\":%.3f},"
-               "\"ttft_s\":{\"p50\":%.4f,\"p99\":%.4f},\"itl_s\":{\"p50\":%.4f,\"p99\":%.4f}}\n",
+               "\"ttft_s\":{\"p50\":%.4f,\"p99\":%.4f},\"itl_s\":{\"p50\":%.4f,\"p99\":%.4f},\"first_error\":",
                base, model, o->sessions, o->duration, o->prompt_len, o->max_tokens, wall, r->completed, r->rejected,
                r->errors, r->cut, r->tokens, tps_min, pct(&r->tps, 50), mean(&r->tps),
                r->tps.n ? r->tps.v[r->tps.n - 1] : 0, pct(&r->ttft, 50), pct(&r->ttft, 99), pct(&r->itl, 50),
                pct(&r->itl, 99));
+        cJSON *e = r->first_error[0] ? cJSON_CreateString(r->first_error) : cJSON_CreateNull();
+        char *es = cJSON_PrintUnformatted(e);
+        printf("%s}\n", es ? es : "null");
+        free(es);
+        cJSON_Delete(e);
         return;
     }
-    printf("loadgen: %d session%s for %g s against %s (model %s, ~%d-word prompts, %d tokens max)\n", o->sessions,
-           o->sessions == 1 ? "" : "s", o->duration, base, model, o->prompt_len, o->max_tokens);
+    printf("loadgen: %d %s session%s for %g s against %s (model %s, ~%d-word prompts, %d tokens max)\n",
+           o->sessions, o->completions ? "completion" : "chat", o->sessions == 1 ? "" : "s", o->duration, base, model,
+           o->prompt_len, o->max_tokens);
     printf("requests:             %d completed, %d rejected (429), %d failed, %d cut at the end (%.1f s)\n",
            r->completed, r->rejected, r->errors, r->cut, wall);
     printf("per-session tok/s:    min %.2f  p50 %.2f  mean %.2f\n", tps_min, pct(&r->tps, 50), mean(&r->tps));
