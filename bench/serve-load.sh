@@ -76,7 +76,7 @@ fi
 S=$((2 * C))
 echo "rackllm: capacity $C at >= $FLOOR tok/s ($(grep -c '^calibration:' "$OUT/rackllm-serve.err") calibration trials); loadgen with $S sessions for $DURATION s" >&2
 "$BIN" loadgen --url "$url" --sessions "$S" --duration "$DURATION" --max-tokens "$MAX_TOKENS" \
-  --prompt-len "$PROMPT_LEN" "${lg_mode[@]}" --json >"$OUT/rackllm.json"
+  --prompt-len "$PROMPT_LEN" "${lg_mode[@]}" --json >"$OUT/rackllm.json" || true
 curl -s "$url/metrics" >"$OUT/rackllm-metrics.txt"
 curl -s "$url/health" >"$OUT/rackllm-health.json"
 stop "${pids[-1]}"
@@ -94,7 +94,7 @@ if [ -x "$LLAMA_SERVER" ]; then
   if wait_for 300 curl -sf "http://127.0.0.1:$port/health" -o /dev/null; then
     echo "llama-server -np $NP: loadgen with $S sessions for $DURATION s" >&2
     "$BIN" loadgen --url "http://127.0.0.1:$port" --sessions "$S" --duration "$DURATION" \
-      --max-tokens "$MAX_TOKENS" --prompt-len "$PROMPT_LEN" "${lg_mode[@]}" --json >"$OUT/llama-server.json"
+      --max-tokens "$MAX_TOKENS" --prompt-len "$PROMPT_LEN" "${lg_mode[@]}" --json >"$OUT/llama-server.json" || true
   else
     echo "serve-load: llama-server did not come up (see $OUT/llama-server.log)" >&2
   fi
