@@ -5,7 +5,8 @@
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config libpcre2-dev libcjson-dev libmicrohttpd-dev
-      clang libclang-rt-dev curl prometheus libxml2-utils
+      libcurl4-openssl-dev
+      clang libclang-rt-dev curl jq prometheus libxml2-utils
       gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static)
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
 command -v npm >/dev/null 2>&1 || pkgs+=(npm)

@@ -43,6 +43,7 @@ struct engine {
     engine_seq **seg_seq; /* the batch's sequences, in order ... */
     int *seg_len;         /* ... and how many of its tokens each has */
     int n_seg;
+    int prefill_budget;   /* prompt tokens per step, at most max_batch */
     engine_stats stats;
 };
 
@@ -65,6 +66,7 @@ engine *engine_open(const model *m, const engine_params *params, rl_err *err) {
     if (p->max_batch < p->max_seqs) p->max_batch = p->max_seqs; /* every decoder fits a step */
     if (p->n_ctx <= 0) p->n_ctx = (int)RL_MIN(m->shape.n_ctx_train, 4096u);
     if (p->n_ctx < 1) p->n_ctx = 1;
+    e->prefill_budget = p->max_batch;
     const rl_shape *s = &m->shape;
     kern_params kp = {.n_threads = p->n_threads, .cpus = p->cpus, .max_rows = p->max_batch,
                       .max_cols = RL_MAX((int64_t)s->n_ff, (int64_t)s->n_head * s->head_dim), .level = p->kern_level};
@@ -245,8 +247,12 @@ static void finish_seq(engine_seq *s, int took) {
     s->pos += took;
 }
 
+void engine_set_prefill_budget(engine *e, int tokens) {
+    e->prefill_budget = tokens < 0 || tokens > e->p.max_batch ? e->p.max_batch : tokens;
+}
+
 int engine_step(engine *e, rl_err *err) {
-    int n = 0, n_out = 0, budget = e->p.max_batch;
+    int n = 0, n_out = 0;
     e->n_seg = 0;
     /* decoders first: one token each */
     for (int i = 0; i < e->p.max_seqs; i++) {
@@ -254,6 +260,7 @@ int engine_step(engine *e, rl_err *err) {
         if (s && s->n_input == 1) n = add_to_batch(e, s, n, 1, &n_out);
     }
     int n_decode = n;
+    int budget = RL_MIN(e->p.max_batch, n_decode + e->prefill_budget);
     /* then prompt chunks, oldest first */
     uint64_t last = 0;
     bool first = true;

@@ -76,6 +76,12 @@ int engine_seq_feed(engine_seq *s, const int32_t *tokens, int n, rl_err *err);
  * -1 on error. */
 int engine_step(engine *e, rl_err *err);
 
+/* Caps the prompt tokens a step may take (after the decoders' one token
+ * each): 0 lets only decoders run, a negative value restores the default
+ * (max_batch). A scheduler uses it to spend only the time its running
+ * sessions can spare on new prompts. */
+void engine_set_prefill_budget(engine *e, int tokens);
+
 /* The token sampled in the last step, if any (true once per token). */
 bool engine_seq_take(engine_seq *s, int32_t *token);
 /* Logits (n_vocab) of the last token processed, valid after the step in

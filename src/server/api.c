@@ -1,0 +1,472 @@
+/*
+ * api.c — OpenAI request parsing and response JSON (see api.h).
+ */
+#include "api.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int api_fail(api_error *err, int status, const char *type, const char *param, const char *code, const char *fmt,
+             ...) {
+    err->status = status;
+    err->type = type;
+    err->code = code;
+    snprintf(err->param, sizeof err->param, "%s", param ? param : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int bad(api_error *err, const char *param, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int bad(api_error *err, const char *param, const char *fmt, ...) {
+    char msg[sizeof err->message];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return api_fail(err, 400, "invalid_request_error", param, NULL, "%s", msg);
+}
+
+/* ---- field readers: absent or null leaves *out alone ---- */
+
+static const cJSON *field(const cJSON *obj, const char *name) {
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(obj, name);
+    return f && !cJSON_IsNull(f) ? f : NULL;
+}
+
+static int get_number(const cJSON *obj, const char *name, double lo, double hi, float *out, api_error *err) {
+    const cJSON *f = field(obj, name);
+    if (!f) return 0;
+    double v = cJSON_GetNumberValue(f);
+    if (!cJSON_IsNumber(f) || !isfinite(v) || v < lo || v > hi)
+        return bad(err, name, "'%s' must be a number from %g to %g", name, lo, hi);
+    *out = (float)v;
+    return 0;
+}
+
+static int get_int(const cJSON *obj, const char *name, double lo, double hi, double *out, api_error *err) {
+    const cJSON *f = field(obj, name);
+    if (!f) return 0;
+    double v = cJSON_GetNumberValue(f);
+    if (!cJSON_IsNumber(f) || !isfinite(v) || v != floor(v) || v < lo || v > hi)
+        return bad(err, name, "'%s' must be an integer from %.0f to %.0f", name, lo, hi);
+    *out = v;
+    return 0;
+}
+
+static int get_bool(const cJSON *obj, const char *name, bool *out, api_error *err) {
+    const cJSON *f = field(obj, name);
+    if (!f) return 0;
+    if (!cJSON_IsBool(f)) return bad(err, name, "'%s' must be true or false", name);
+    *out = cJSON_IsTrue(f);
+    return 0;
+}
+
+static char *dup_str(const char *s, api_error *err) {
+    char *d = strdup(s);
+    if (!d) api_fail(err, 500, "server_error", NULL, NULL, "out of memory");
+    return d;
+}
+
+/* ---- messages ---- */
+
+/* A message's content: a string, or an array of {"type":"text","text":...}
+ * parts (joined), or null (an assistant message with nothing said). */
+static int message_content(const cJSON *c, int i, char **out, api_error *err) {
+    char param[64];
+    snprintf(param, sizeof param, "messages[%d].content", i);
+    if (!c || cJSON_IsNull(c)) return (*out = dup_str("", err)) ? 0 : -1;
+    if (cJSON_IsString(c)) return (*out = dup_str(c->valuestring, err)) ? 0 : -1;
+    if (!cJSON_IsArray(c)) return bad(err, param, "'%s' must be a string or an array of text parts", param);
+    size_t total = 0;
+    const cJSON *part;
+    cJSON_ArrayForEach(part, c) {
+        const cJSON *type = cJSON_GetObjectItemCaseSensitive(part, "type");
+        const cJSON *text = cJSON_GetObjectItemCaseSensitive(part, "text");
+        if (!cJSON_IsObject(part) || !cJSON_IsString(type) || strcmp(type->valuestring, "text") != 0)
+            return bad(err, param, "'%s': only parts of type \"text\" are supported", param);
+        if (!cJSON_IsString(text)) return bad(err, param, "'%s': a text part needs a string 'text'", param);
+        total += strlen(text->valuestring);
+    }
+    char *s = malloc(total + 1);
+    if (!s) return api_fail(err, 500, "server_error", NULL, NULL, "out of memory");
+    size_t n = 0;
+    cJSON_ArrayForEach(part, c) {
+        const char *t = cJSON_GetObjectItemCaseSensitive(part, "text")->valuestring;
+        size_t k = strlen(t);
+        memcpy(s + n, t, k);
+        n += k;
+    }
+    s[n] = 0;
+    *out = s;
+    return 0;
+}
+
+static int parse_messages(const cJSON *root, api_request *r, api_error *err) {
+    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(root, "messages");
+    if (!msgs) return bad(err, "messages", "'messages' is required");
+    if (!cJSON_IsArray(msgs)) return bad(err, "messages", "'messages' must be an array");
+    int n = cJSON_GetArraySize(msgs);
+    if (n < 1) return bad(err, "messages", "'messages' must hold at least one message");
+    if (n > API_MAX_MESSAGES) return bad(err, "messages", "'messages' holds %d messages, at most %d", n, API_MAX_MESSAGES);
+    r->messages = calloc((size_t)n, sizeof *r->messages);
+    if (!r->messages) return api_fail(err, 500, "server_error", NULL, NULL, "out of memory");
+    static const char *const ROLES[][2] = {
+        {"system", "system"}, {"developer", "system"}, {"user", "user"}, {"assistant", "assistant"}};
+    const cJSON *m;
+    int i = 0;
+    cJSON_ArrayForEach(m, msgs) {
+        char param[64];
+        snprintf(param, sizeof param, "messages[%d].role", i);
+        if (!cJSON_IsObject(m)) return bad(err, param, "'messages[%d]' must be an object", i);
+        const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
+        if (!cJSON_IsString(role)) return bad(err, param, "'%s' must be a string", param);
+        const char *mapped = NULL;
+        for (size_t k = 0; k < sizeof ROLES / sizeof ROLES[0]; k++)
+            if (strcmp(role->valuestring, ROLES[k][0]) == 0) mapped = ROLES[k][1];
+        if (!mapped) return bad(err, param, "'%s' must be system, developer, user or assistant", param);
+        r->messages[i].role = mapped;
+        if (message_content(cJSON_GetObjectItemCaseSensitive(m, "content"), i, &r->messages[i].content, err))
+            return -1;
+        r->n_messages = ++i;
+    }
+    return 0;
+}
+
+static int parse_prompt(const cJSON *root, api_request *r, api_error *err) {
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(root, "prompt");
+    if (!p) return bad(err, "prompt", "'prompt' is required");
+    if (cJSON_IsArray(p) && cJSON_GetArraySize(p) == 1 && cJSON_IsString(cJSON_GetArrayItem(p, 0)))
+        p = cJSON_GetArrayItem(p, 0);
+    if (!cJSON_IsString(p)) return bad(err, "prompt", "'prompt' must be a string (or an array of one string)");
+    return (r->prompt = dup_str(p->valuestring, err)) ? 0 : -1;
+}
+
+static int parse_stop(const cJSON *root, api_request *r, api_error *err) {
+    const cJSON *s = field(root, "stop");
+    if (!s) return 0;
+    if (cJSON_IsString(s)) {
+        if (strlen(s->valuestring) > STOP_MAX_LEN) return bad(err, "stop", "a stop string is at most %d bytes", STOP_MAX_LEN);
+        return (r->stops[r->n_stops++] = dup_str(s->valuestring, err)) ? 0 : -1;
+    }
+    if (!cJSON_IsArray(s)) return bad(err, "stop", "'stop' must be a string or an array of strings");
+    if (cJSON_GetArraySize(s) > API_MAX_STOPS) return bad(err, "stop", "'stop' holds at most %d strings", API_MAX_STOPS);
+    const cJSON *e;
+    cJSON_ArrayForEach(e, s) {
+        if (!cJSON_IsString(e)) return bad(err, "stop", "'stop' must be a string or an array of strings");
+        if (strlen(e->valuestring) > STOP_MAX_LEN) return bad(err, "stop", "a stop string is at most %d bytes", STOP_MAX_LEN);
+        if (!(r->stops[r->n_stops++] = dup_str(e->valuestring, err))) return -1;
+    }
+    return 0;
+}
+
+/* Fields of the API that rackllm does not implement: refused by name. */
+static int refuse_unsupported(const cJSON *root, api_kind kind, api_error *err) {
+    double n = 1;
+    if (get_int(root, "n", 1, 1, &n, err)) return bad(err, "n", "'n' must be 1 (one choice per request)");
+    const cJSON *lp = field(root, "logprobs");
+    if (lp && !cJSON_IsFalse(lp) && !(kind == API_COMPLETION && cJSON_IsNumber(lp) && lp->valuedouble == 0))
+        return bad(err, "logprobs", "'logprobs' is not supported");
+    static const char *const NAMES[] = {"tools", "functions", "tool_choice", "function_call"};
+    for (size_t i = 0; i < sizeof NAMES / sizeof NAMES[0]; i++) {
+        const cJSON *f = field(root, NAMES[i]);
+        if (f && !(cJSON_IsArray(f) && cJSON_GetArraySize(f) == 0) && !(cJSON_IsString(f) && !strcmp(f->valuestring, "none")))
+            return bad(err, NAMES[i], "'%s' is not supported", NAMES[i]);
+    }
+    const cJSON *echo = field(root, "echo");
+    if (echo && !cJSON_IsFalse(echo)) return bad(err, "echo", "'echo' is not supported");
+    const cJSON *suffix = field(root, "suffix");
+    if (suffix && !(cJSON_IsString(suffix) && !*suffix->valuestring)) return bad(err, "suffix", "'suffix' is not supported");
+    const cJSON *fmt = field(root, "response_format");
+    if (fmt) {
+        const cJSON *type = cJSON_GetObjectItemCaseSensitive(fmt, "type");
+        if (!cJSON_IsObject(fmt) || !cJSON_IsString(type) || strcmp(type->valuestring, "text") != 0)
+            return bad(err, "response_format", "only the \"text\" response format is supported");
+    }
+    return 0;
+}
+
+static int parse_sampling(const cJSON *root, api_request *r, api_error *err) {
+    sampler_params *sp = &r->sp;
+    double v;
+    if (get_number(root, "temperature", 0, 2, &sp->temperature, err) || get_number(root, "top_p", 0, 1, &sp->top_p, err) ||
+        get_number(root, "min_p", 0, 1, &sp->min_p, err) ||
+        get_number(root, "presence_penalty", -2, 2, &sp->presence_penalty, err) ||
+        get_number(root, "frequency_penalty", -2, 2, &sp->frequency_penalty, err))
+        return -1;
+    r->penalties = sp->presence_penalty != 0 || sp->frequency_penalty != 0;
+    v = sp->top_k;
+    if (get_int(root, "top_k", 0, 1e9, &v, err)) return -1;
+    sp->top_k = (int32_t)v;
+    v = 0;
+    if (get_int(root, "seed", -9.2e18, 9.2e18, &v, err)) return -1;
+    if (field(root, "seed")) {
+        r->has_seed = true;
+        sp->seed = (uint64_t)(int64_t)v;
+    }
+    /* max_completion_tokens is the newer name of max_tokens: it wins */
+    v = 0;
+    if (get_int(root, "max_tokens", 1, 1e9, &v, err)) return -1;
+    if (get_int(root, "max_completion_tokens", 1, 1e9, &v, err)) return -1;
+    r->max_tokens = (int)v;
+    return 0;
+}
+
+static int parse_stream(const cJSON *root, api_request *r, api_error *err) {
+    if (get_bool(root, "stream", &r->stream, err) || get_bool(root, "ignore_eos", &r->ignore_eos, err)) return -1;
+    const cJSON *so = field(root, "stream_options");
+    if (!so) return 0;
+    if (!cJSON_IsObject(so)) return bad(err, "stream_options", "'stream_options' must be an object");
+    const cJSON *iu = field(so, "include_usage");
+    if (iu && !cJSON_IsBool(iu))
+        return bad(err, "stream_options.include_usage", "'stream_options.include_usage' must be true or false");
+    r->include_usage = iu && cJSON_IsTrue(iu);
+    return 0;
+}
+
+int api_parse_request(api_kind kind, const char *body, size_t len, api_request *out, api_error *err) {
+    memset(out, 0, sizeof *out);
+    out->kind = kind;
+    out->sp = sampler_default_params();
+    cJSON *root = cJSON_ParseWithLengthOpts(body, len, NULL, false);
+    if (!root) return bad(err, NULL, "the body is not valid JSON");
+    int rc = -1;
+    if (!cJSON_IsObject(root)) {
+        bad(err, NULL, "the body must be a JSON object");
+        goto done;
+    }
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
+    if (!model) {
+        bad(err, "model", "'model' is required");
+        goto done;
+    }
+    if (!cJSON_IsString(model)) {
+        bad(err, "model", "'model' must be a string");
+        goto done;
+    }
+    if (!(out->model = dup_str(model->valuestring, err))) goto done;
+    if (kind == API_CHAT ? parse_messages(root, out, err) : parse_prompt(root, out, err)) goto done;
+    if (refuse_unsupported(root, kind, err) || parse_sampling(root, out, err) || parse_stop(root, out, err) ||
+        parse_stream(root, out, err))
+        goto done;
+    rc = 0;
+done:
+    cJSON_Delete(root);
+    if (rc) api_request_free(out);
+    return rc;
+}
+
+void api_request_free(api_request *r) {
+    free(r->model);
+    for (int i = 0; i < r->n_messages; i++) free(r->messages[i].content);
+    free(r->messages);
+    free(r->prompt);
+    for (int i = 0; i < r->n_stops; i++) free(r->stops[i]);
+    memset(r, 0, sizeof *r);
+}
+
+/* ---- whole responses ---- */
+
+/* cJSON passes bytes through: make strings valid UTF-8 first. */
+static cJSON *json_string(const char *s, size_t len) {
+    size_t need = api_json_escape(NULL, 0, s, len);
+    char *esc = malloc(need + 3);
+    if (!esc) return NULL;
+    esc[0] = '"';
+    api_json_escape(esc + 1, need, s, len);
+    esc[need + 1] = '"';
+    esc[need + 2] = 0;
+    cJSON *item = cJSON_CreateRaw(esc);
+    free(esc);
+    return item;
+}
+
+static char *print(cJSON *root) {
+    char *s = root ? cJSON_PrintUnformatted(root) : NULL;
+    cJSON_Delete(root);
+    return s;
+}
+
+char *api_error_json(const api_error *err) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON *e = cJSON_AddObjectToObject(root, "error");
+    cJSON_AddItemToObject(e, "message", json_string(err->message, strlen(err->message)));
+    cJSON_AddStringToObject(e, "type", err->type ? err->type : "invalid_request_error");
+    if (err->param[0]) cJSON_AddItemToObject(e, "param", json_string(err->param, strlen(err->param)));
+    else cJSON_AddNullToObject(e, "param");
+    if (err->code) cJSON_AddStringToObject(e, "code", err->code);
+    else cJSON_AddNullToObject(e, "code");
+    return print(root);
+}
+
+static void add_usage(cJSON *root, api_usage u) {
+    cJSON *usage = cJSON_AddObjectToObject(root, "usage");
+    cJSON_AddNumberToObject(usage, "prompt_tokens", u.prompt_tokens);
+    cJSON_AddNumberToObject(usage, "completion_tokens", u.completion_tokens);
+    cJSON_AddNumberToObject(usage, "total_tokens", u.prompt_tokens + u.completion_tokens);
+}
+
+char *api_completion_json(api_kind kind, const char *id, long created, const char *model, const char *text,
+                          size_t len, const char *finish_reason, api_usage usage) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "id", id);
+    cJSON_AddStringToObject(root, "object", kind == API_CHAT ? "chat.completion" : "text_completion");
+    cJSON_AddNumberToObject(root, "created", (double)created);
+    cJSON_AddItemToObject(root, "model", json_string(model, strlen(model)));
+    cJSON_AddStringToObject(root, "system_fingerprint", "rackllm");
+    cJSON *choices = cJSON_AddArrayToObject(root, "choices");
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddItemToArray(choices, c);
+    cJSON_AddNumberToObject(c, "index", 0);
+    if (kind == API_CHAT) {
+        cJSON *msg = cJSON_AddObjectToObject(c, "message");
+        cJSON_AddStringToObject(msg, "role", "assistant");
+        cJSON_AddItemToObject(msg, "content", json_string(text, len));
+        cJSON_AddNullToObject(msg, "refusal");
+    } else {
+        cJSON_AddItemToObject(c, "text", json_string(text, len));
+    }
+    cJSON_AddNullToObject(c, "logprobs");
+    cJSON_AddStringToObject(c, "finish_reason", finish_reason);
+    add_usage(root, usage);
+    return print(root);
+}
+
+static cJSON *model_object(const char *model, long created) {
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddItemToObject(m, "id", json_string(model, strlen(model)));
+    cJSON_AddStringToObject(m, "object", "model");
+    cJSON_AddNumberToObject(m, "created", (double)created);
+    cJSON_AddStringToObject(m, "owned_by", "rackllm");
+    return m;
+}
+
+char *api_models_json(const char *model, long created) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "object", "list");
+    cJSON *data = cJSON_AddArrayToObject(root, "data");
+    cJSON_AddItemToArray(data, model_object(model, created));
+    return print(root);
+}
+
+char *api_model_json(const char *model, long created) { return print(model_object(model, created)); }
+
+/* ---- streaming ---- */
+
+/* Length of the valid UTF-8 character at s (1..4), 0 if it is not one. */
+static int utf8_char(const unsigned char *s, size_t len) {
+    unsigned c = s[0];
+    int n;
+    unsigned min;
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) n = 2, min = 0x80;
+    else if (c >= 0xE0 && c <= 0xEF) n = 3, min = 0x800;
+    else if (c >= 0xF0 && c <= 0xF4) n = 4, min = 0x10000;
+    else return 0;
+    if ((size_t)n > len) return 0;
+    unsigned cp = c & (0x7F >> n);
+    for (int i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80) return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    return n;
+}
+
+static void put_bytes(char *out, size_t cap, size_t *n, const char *s, size_t k) {
+    if (*n + k <= cap) memcpy(out + *n, s, k);
+    *n += k;
+}
+
+size_t api_json_escape(char *out, size_t cap, const char *s, size_t len) {
+    const unsigned char *u = (const unsigned char *)s;
+    size_t n = 0;
+    for (size_t i = 0; i < len;) {
+        unsigned c = u[i];
+        const char *esc = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '\n' ? "\\n" : c == '\r' ? "\\r" : c == '\t' ? "\\t" : NULL;
+        if (esc) {
+            put_bytes(out, cap, &n, esc, 2);
+            i++;
+        } else if (c < 0x20 || c == 0x7F) {
+            char hex[8];
+            snprintf(hex, sizeof hex, "\\u%04x", c);
+            put_bytes(out, cap, &n, hex, 6);
+            i++;
+        } else {
+            int k = utf8_char(u + i, len - i);
+            if (k == 0) put_bytes(out, cap, &n, "\\ufffd", 6), i++;
+            else put_bytes(out, cap, &n, s + i, (size_t)k), i += (size_t)k;
+        }
+    }
+    return n;
+}
+
+size_t api_chunk_bound(size_t text_len) { return 6 * text_len + 640; }
+
+/* Appends printf output; on overflow marks *n past cap. */
+static void put(char *out, size_t cap, size_t *n, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void put(char *out, size_t cap, size_t *n, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(*n < cap ? out + *n : NULL, *n < cap ? cap - *n : 0, fmt, ap);
+    va_end(ap);
+    *n += k > 0 ? (size_t)k : 0;
+}
+
+static void put_escaped(char *out, size_t cap, size_t *n, const char *s, size_t len) {
+    *n += api_json_escape(*n < cap ? out + *n : NULL, *n < cap ? cap - *n : 0, s, len);
+}
+
+static void chunk_head(const api_stream *st, char *out, size_t cap, size_t *n) {
+    put(out, cap, n, "data: {\"id\":\"%s\",\"object\":\"%s\",\"created\":%ld,\"model\":\"", st->id,
+        st->kind == API_CHAT ? "chat.completion.chunk" : "text_completion", st->created);
+    put_escaped(out, cap, n, st->model, strlen(st->model));
+    put(out, cap, n, "\",\"system_fingerprint\":\"rackllm\",\"choices\":[");
+}
+
+size_t api_chunk(const api_stream *st, char *out, size_t cap, const char *text, size_t len, bool role,
+                 const char *finish_reason) {
+    size_t n = 0;
+    chunk_head(st, out, cap, &n);
+    if (st->kind == API_CHAT) {
+        put(out, cap, &n, "{\"index\":0,\"delta\":{");
+        if (role) put(out, cap, &n, "\"role\":\"assistant\"%s", len || !finish_reason ? "," : "");
+        if (len || !finish_reason) {
+            put(out, cap, &n, "\"content\":\"");
+            put_escaped(out, cap, &n, text, len);
+            put(out, cap, &n, "\"");
+        }
+        put(out, cap, &n, "},");
+    } else {
+        put(out, cap, &n, "{\"text\":\"");
+        put_escaped(out, cap, &n, text, len);
+        put(out, cap, &n, "\",\"index\":0,");
+    }
+    put(out, cap, &n, "\"logprobs\":null,\"finish_reason\":");
+    if (finish_reason) put(out, cap, &n, "\"%s\"}]", finish_reason);
+    else put(out, cap, &n, "null}]");
+    put(out, cap, &n, "%s}\n\n", st->include_usage ? ",\"usage\":null" : "");
+    return n < cap ? n : 0;
+}
+
+size_t api_usage_chunk(const api_stream *st, char *out, size_t cap, api_usage u) {
+    size_t n = 0;
+    chunk_head(st, out, cap, &n);
+    put(out, cap, &n, "],\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,\"total_tokens\":%d}}\n\n",
+        u.prompt_tokens, u.completion_tokens, u.prompt_tokens + u.completion_tokens);
+    return n < cap ? n : 0;
+}
+
+size_t api_error_chunk(char *out, size_t cap, const char *type, const char *message) {
+    size_t n = 0;
+    put(out, cap, &n, "data: {\"error\":{\"message\":\"");
+    put_escaped(out, cap, &n, message, strlen(message));
+    put(out, cap, &n, "\",\"type\":\"%s\",\"param\":null,\"code\":null}}\n\n", type);
+    return n < cap ? n : 0;
+}

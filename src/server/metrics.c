@@ -1,0 +1,137 @@
+/*
+ * metrics.c — counting answers and writing the Prometheus exposition (see
+ * metrics.h). Names follow Prometheus' conventions: base units (seconds),
+ * counters end in _total, histograms have cumulative `le` buckets.
+ */
+#include "metrics.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const int CODES[METRICS_N_CODES - 1] = {200, 400, 401, 404, 405, 408, 413, 429, 500, 503};
+static const char *const ENDPOINTS[EP_COUNT] = {"chat_completions", "completions", "models",
+                                                "health", "metrics", "other"};
+
+void metrics_count(metrics *m, metrics_endpoint ep, int status) {
+    int i = 0;
+    while (i < METRICS_N_CODES - 1 && CODES[i] != status) i++;
+    atomic_fetch_add_explicit(&m->requests[ep][i], 1, memory_order_relaxed);
+}
+
+/* A growing text. */
+typedef struct buf {
+    char *s;
+    size_t n, cap;
+    bool failed;
+} buf;
+
+static void out(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void out(buf *b, const char *fmt, ...) {
+    if (b->failed) return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int k = vsnprintf(b->s + b->n, b->cap - b->n, fmt, ap);
+        va_end(ap);
+        if (k < 0) {
+            b->failed = true;
+            return;
+        }
+        if ((size_t)k < b->cap - b->n) {
+            b->n += (size_t)k;
+            return;
+        }
+        size_t cap = b->cap * 2 + (size_t)k;
+        char *s = realloc(b->s, cap);
+        if (!s) {
+            b->failed = true;
+            return;
+        }
+        b->s = s;
+        b->cap = cap;
+    }
+}
+
+static void head(buf *b, const char *name, const char *type, const char *help) {
+    out(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void gauge(buf *b, const char *name, const char *help, double v) {
+    head(b, name, "gauge", help);
+    out(b, "%s %.17g\n", name, v);
+}
+
+static void counter(buf *b, const char *name, const char *help, unsigned long long v) {
+    head(b, name, "counter", help);
+    out(b, "%s %llu\n", name, v);
+}
+
+static void histogram(buf *b, const char *name, const char *help, const sched_hist *h) {
+    head(b, name, "histogram", help);
+    unsigned long long cum = 0;
+    for (int i = 0; i < SCHED_HIST_BUCKETS; i++) {
+        cum += h->counts[i];
+        out(b, "%s_bucket{le=\"%g\"} %llu\n", name, h->bounds[i], cum);
+    }
+    out(b, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)h->count);
+    out(b, "%s_sum %.17g\n%s_count %llu\n", name, h->sum, name, (unsigned long long)h->count);
+}
+
+char *metrics_render(const metrics *m, const sched_stats *st) {
+    buf b = {.cap = 8192};
+    b.s = malloc(b.cap);
+    if (!b.s) return NULL;
+
+    head(&b, "rackllm_requests_total", "counter", "HTTP requests answered, by endpoint and status code.");
+    for (int e = 0; e < EP_COUNT; e++)
+        for (int i = 0; i < METRICS_N_CODES; i++) {
+            unsigned long long v = atomic_load_explicit(&m->requests[e][i], memory_order_relaxed);
+            if (!v) continue;
+            char code[16];
+            if (i < METRICS_N_CODES - 1) snprintf(code, sizeof code, "%d", CODES[i]);
+            else snprintf(code, sizeof code, "other");
+            out(&b, "rackllm_requests_total{endpoint=\"%s\",code=\"%s\"} %llu\n", ENDPOINTS[e], code, v);
+        }
+
+    counter(&b, "rackllm_prompt_tokens_total", "Prompt tokens of admitted requests.", st->prompt_tokens);
+    counter(&b, "rackllm_completion_tokens_total", "Tokens generated.", st->completion_tokens);
+    histogram(&b, "rackllm_time_to_first_token_seconds",
+              "Seconds from a request's arrival (queueing included) to its first token.", &st->ttft);
+    histogram(&b, "rackllm_inter_token_latency_seconds", "Seconds between consecutive tokens of a session.",
+              &st->itl);
+
+    gauge(&b, "rackllm_active_sessions", "Sessions admitted and not finished.", st->active);
+    gauge(&b, "rackllm_active_sessions_peak", "Most sessions in the engines at once since start.", st->active_peak);
+    gauge(&b, "rackllm_queue_length", "Requests waiting for a session slot.", st->queued);
+    gauge(&b, "rackllm_queue_limit", "Most requests that may wait.", st->queue_max);
+    gauge(&b, "rackllm_capacity_sessions", "Sessions admitted at once now (lowered while sessions fall below the floor).",
+          st->capacity);
+    gauge(&b, "rackllm_capacity_calibrated_sessions", "Sessions that hold the floor, from calibration or --capacity.",
+          st->capacity_base);
+    counter(&b, "rackllm_capacity_lowered_total", "Times a partition lowered its capacity (sessions below the floor).",
+            st->capacity_lowered);
+    gauge(&b, "rackllm_floor_tokens_per_second", "The per-session speed the server promises.", st->floor_tps);
+    head(&b, "rackllm_session_tokens_per_second", "gauge",
+         "Measured tok/s of running sessions over their last tokens (slowest and mean).");
+    out(&b, "rackllm_session_tokens_per_second{stat=\"min\"} %.17g\n", st->tps_min);
+    out(&b, "rackllm_session_tokens_per_second{stat=\"mean\"} %.17g\n", st->tps_mean);
+    gauge(&b, "rackllm_draining", "1 while shutting down.", st->draining);
+
+    counter(&b, "rackllm_admitted_total", "Requests given a session slot.", st->admitted);
+    head(&b, "rackllm_rejections_total", "counter", "Requests turned away, by reason.");
+    out(&b, "rackllm_rejections_total{reason=\"queue_full\"} %llu\n", (unsigned long long)st->rejected_full);
+    out(&b, "rackllm_rejections_total{reason=\"queue_timeout\"} %llu\n", (unsigned long long)st->rejected_timeout);
+    out(&b, "rackllm_rejections_total{reason=\"draining\"} %llu\n", (unsigned long long)st->rejected_draining);
+    static const char *const FINISH[] = {NULL, "stop", "length", "cancelled", "aborted", "error"};
+    head(&b, "rackllm_sessions_finished_total", "counter", "Sessions ended, by reason.");
+    for (int f = SCHED_FINISH_STOP; f <= SCHED_FINISH_ERROR; f++)
+        out(&b, "rackllm_sessions_finished_total{reason=\"%s\"} %llu\n", FINISH[f], (unsigned long long)st->finished[f]);
+
+    if (b.failed) {
+        free(b.s);
+        return NULL;
+    }
+    return b.s;
+}

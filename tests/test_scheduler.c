@@ -1,0 +1,443 @@
+/*
+ * test_scheduler.c — the scheduler without HTTP: the capacity controller on
+ * made-up measurements, then the real thing on stories260K: admission
+ * (run, queue, reject), texts identical to a lone engine's, stop strings,
+ * cancellation, queue timeout, drain and abort, calibration, and capacity
+ * lowered below the floor and recovered.
+ *
+ * Sessions are kept running long enough to be seen by a step delay (the
+ * scheduler's simulated slower machine), never by sleeping in the test:
+ * every wait here is on the scheduler's own condition, with a deadline.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine.h"
+#include "scheduler.h"
+#include "test.h"
+
+static model *M;
+static int32_t PROMPT[64];
+static int N_PROMPT;
+
+/* ---- the controller ---- */
+
+static void test_ctl(void) {
+    sched_ctl c;
+    sched_ctl_init(&c, 4, 10, 3);
+    CHECK_EQ_INT(c.cap, 4);
+    /* nothing measured yet: no change */
+    sched_ctl_update(&c, 0.0, 4, 0, 0);
+    CHECK_EQ_INT(c.cap, 4);
+    /* 4 running, the slowest at 8 tok/s: one less than runs */
+    sched_ctl_update(&c, 1.0, 4, 4, 8);
+    CHECK_EQ_INT(c.cap, 3);
+    CHECK_EQ_INT(c.lowered, 1);
+    /* the same 4 still slow: idempotent (no further drop until one ends) */
+    sched_ctl_update(&c, 1.1, 4, 4, 8);
+    sched_ctl_update(&c, 1.2, 4, 4, 8);
+    CHECK_EQ_INT(c.cap, 3);
+    /* one ended, the other 3 still slow */
+    sched_ctl_update(&c, 2.0, 3, 3, 9);
+    CHECK_EQ_INT(c.cap, 2);
+    /* never below 1 */
+    sched_ctl_update(&c, 3.0, 1, 1, 1);
+    sched_ctl_update(&c, 3.1, 0, 1, 1);
+    CHECK_EQ_INT(c.cap, 1);
+    /* healthy: nothing for 3.0, then one step at a time */
+    sched_ctl_update(&c, 10.0, 1, 1, 20);
+    CHECK_EQ_INT(c.cap, 1);
+    sched_ctl_update(&c, 10.0 + 3.0 * 0.5, 1, 1, 20);
+    CHECK_EQ_INT(c.cap, 1);
+    sched_ctl_update(&c, 10.0 + 3.0, 1, 1, 20);
+    CHECK_EQ_INT(c.cap, 2);
+    /* a slow observation resets the healthy clock (and, one running,
+     * brings the cap to 1) */
+    sched_ctl_update(&c, 10.0 + 3.0 * 1.5, 1, 1, 5);
+    CHECK_EQ_INT(c.cap, 1);
+    sched_ctl_update(&c, 10.0 + 3.0 * 2.1, 0, 0, 0);
+    sched_ctl_update(&c, 10.0 + 3.0 * 2.9, 0, 0, 0);
+    CHECK_EQ_INT(c.cap, 1); /* healthy again only since 2.1: not long enough */
+    sched_ctl_update(&c, 10.0 + 3.0 * 3.1, 0, 0, 0);
+    CHECK_EQ_INT(c.cap, 2);
+    /* idle counts as healthy: back to base, never above */
+    for (double t = 20; t < 40; t += 0.5) sched_ctl_update(&c, t, 0, 0, 0);
+    CHECK_EQ_INT(c.cap, 4);
+    /* exactly at the floor is not below it */
+    sched_ctl_update(&c, 50, 4, 4, 10);
+    CHECK_EQ_INT(c.cap, 4);
+}
+
+/* ---- the real scheduler ---- */
+
+static sched_params base_params(int capacity, int queue) {
+    sched_params p = sched_default_params();
+    p.capacity = capacity;
+    p.queue_max = queue;
+    p.n_threads = 1;
+    p.prefill_chunk = 16;
+    p.n_ctx = 256;
+    p.floor_tps = 1; /* any machine, even under a sanitizer: admission is what is tested */
+    return p;
+}
+
+static sched_request greedy_request(int max_tokens) {
+    sched_request r = {.prompt = PROMPT, .n_prompt = N_PROMPT, .max_tokens = max_tokens, .ignore_eos = true};
+    r.sp = sampler_default_params();
+    r.sp.temperature = 0;
+    return r;
+}
+
+/* Reads a session to its end (bounded), appending its text to buf. */
+static size_t read_all(sched_session *ss, char *buf, size_t cap, sched_progress *pr) {
+    size_t n = 0;
+    double end = rl_now() + 60;
+    memset(pr, 0, sizeof *pr);
+    while (!pr->done && rl_now() < end) n += sched_read(ss, buf + n, cap - 1 - n, 0.5, pr);
+    buf[n] = 0;
+    return n;
+}
+
+/* The text a lone engine generates greedily (every token's bytes, control
+ * tokens giving none) — what a session must stream. */
+static void reference_text(int n_tokens, char *out, size_t cap) {
+    rl_err err = {0};
+    engine_params ep = engine_default_params();
+    ep.n_threads = 1;
+    ep.n_ctx = 256;
+    engine *e = engine_open(M, &ep, &err);
+    sampler_params sp = sampler_default_params();
+    sp.temperature = 0;
+    engine_seq *q = e ? engine_seq_add(e, PROMPT, N_PROMPT, &sp, &err) : NULL;
+    CHECKF(q != NULL, "%s", err.msg);
+    size_t n = 0;
+    int got = 0;
+    while (q && got < n_tokens && engine_step(e, &err) > 0) {
+        int32_t t;
+        if (!engine_seq_take(q, &t)) continue;
+        got++;
+        char piece[256];
+        int k = tok_token_bytes(M->tok, t, false, piece, sizeof piece);
+        if (k > 0 && n + (size_t)k < cap) {
+            memcpy(out + n, piece, (size_t)k);
+            n += (size_t)k;
+        }
+    }
+    out[n] = 0;
+    engine_close(e);
+}
+
+static void test_admission(void) {
+    rl_err err = {0};
+    sched_params p = base_params(2, 1);
+    p.step_delay = 0.02; /* 40 tokens take >= 0.8 s: all four arrive while two run */
+    sched *s = sched_new(M, &p, &err);
+    CHECKF(s != NULL, "%s", err.msg);
+    if (!s) return;
+    char want[8192];
+    reference_text(40, want, sizeof want);
+    CHECK(strlen(want) > 20);
+
+    sched_request r = greedy_request(40);
+    sched_session *ss[4] = {0};
+    int how[4];
+    for (int i = 0; i < 4; i++) how[i] = sched_submit(s, &r, &ss[i], &err);
+    CHECK_EQ_INT(how[0], SCHED_RUN);
+    CHECK_EQ_INT(how[1], SCHED_RUN);
+    CHECK_EQ_INT(how[2], SCHED_QUEUED);
+    CHECK_EQ_INT(how[3], SCHED_REJECT_FULL);
+    CHECK(ss[3] == NULL);
+    sched_stats st;
+    sched_get_stats(s, &st);
+    CHECK_EQ_INT(st.active, 2);
+    CHECK_EQ_INT(st.queued, 1);
+    CHECK_EQ_INT(st.rejected_full, 1);
+    CHECK_EQ_INT(st.capacity, 2);
+    CHECK(sched_retry_after(s) >= 1);
+
+    /* the queued one gets the first free slot */
+    CHECK_EQ_INT(sched_wait_admission(s, ss[2], 0), SCHED_QUEUED);
+    char text[8192];
+    sched_progress pr;
+    for (int i = 0; i < 3; i++) {
+        if (i == 2) CHECK_EQ_INT(sched_wait_admission(s, ss[2], 30), SCHED_RUN);
+        read_all(ss[i], text, sizeof text, &pr);
+        CHECK(pr.done);
+        CHECK_EQ_INT(pr.finish, SCHED_FINISH_LENGTH);
+        CHECK_EQ_INT(pr.n_generated, 40);
+        CHECK_EQ_INT(pr.n_prompt, N_PROMPT);
+        CHECK(pr.ttft > 0);
+        CHECK_STR(text, want); /* batched or alone, the same text */
+        sched_release(s, ss[i]);
+    }
+    CHECK(sched_wait_idle(s, 10));
+    sched_get_stats(s, &st);
+    CHECK_EQ_INT(st.active, 0);
+    CHECK(st.active_peak <= 2);
+    CHECK_EQ_INT(st.active_peak, 2);
+    CHECK_EQ_INT(st.admitted, 3);
+    CHECK_EQ_INT(st.finished[SCHED_FINISH_LENGTH], 3);
+    CHECK_EQ_INT(st.completion_tokens, 120);
+    CHECK_EQ_INT(st.prompt_tokens, 3 * N_PROMPT);
+    CHECK_EQ_INT(st.ttft.count, 3);
+    CHECK_EQ_INT(st.itl.count, 3 * 39);
+    uint64_t sum = 0;
+    for (int i = 0; i <= SCHED_HIST_BUCKETS; i++) sum += st.itl.counts[i];
+    CHECK_EQ_INT(sum, st.itl.count);
+    sched_free(s);
+}
+
+static void test_stop_and_eos(void) {
+    rl_err err = {0};
+    sched_params p = base_params(2, 0);
+    sched *s = sched_new(M, &p, &err);
+    CHECKF(s != NULL, "%s", err.msg);
+    if (!s) return;
+    char want[8192], text[8192];
+    reference_text(40, want, sizeof want);
+    /* a stop string from the middle of the text: output ends before its
+     * first occurrence */
+    char stop[8];
+    size_t at = strlen(want) / 2;
+    memcpy(stop, want + at, 5);
+    stop[5] = 0;
+    const char *stops[] = {"never appears", stop};
+    sched_request r = greedy_request(40);
+    r.stops = stops;
+    r.n_stops = 2;
+    sched_session *ss;
+    CHECK_EQ_INT(sched_submit(s, &r, &ss, &err), SCHED_RUN);
+    sched_progress pr;
+    size_t n = read_all(ss, text, sizeof text, &pr);
+    size_t first = (size_t)(strstr(want, stop) - want);
+    CHECK_EQ_INT(pr.finish, SCHED_FINISH_STOP);
+    CHECK_EQ_INT(n, first);
+    CHECK(strncmp(text, want, first) == 0);
+    CHECK(pr.n_generated < 40);
+    sched_release(s, ss);
+
+    /* ignore_eos: generation runs until the context is full */
+    r = greedy_request(0);
+    CHECK_EQ_INT(sched_submit(s, &r, &ss, &err), SCHED_RUN);
+    read_all(ss, text, sizeof text, &pr);
+    CHECK_EQ_INT(pr.finish, SCHED_FINISH_LENGTH);
+    /* every position holds a token, and the last one sampled is output
+     * though nothing is left to feed it to */
+    CHECK_EQ_INT(pr.n_generated + N_PROMPT, 256 + 1);
+    sched_release(s, ss);
+
+    /* requests that cannot run */
+    int32_t big[300];
+    for (int i = 0; i < 300; i++) big[i] = 1;
+    r.prompt = big;
+    r.n_prompt = 256;
+    CHECK_EQ_INT(sched_submit(s, &r, &ss, &err), -1);
+    CHECK_EQ_INT(err.code, RL_ERR_INPUT);
+    r.n_prompt = 0;
+    CHECK_EQ_INT(sched_submit(s, &r, &ss, &err), -1);
+    big[0] = 100000;
+    r.n_prompt = 3;
+    CHECK_EQ_INT(sched_submit(s, &r, &ss, &err), -1);
+    sched_free(s);
+}
+
+static void test_cancel_and_timeout(void) {
+    rl_err err = {0};
+    sched_params p = base_params(1, 2);
+    p.step_delay = 0.01;
+    p.queue_timeout = 0.3;
+    sched *s = sched_new(M, &p, &err);
+    CHECKF(s != NULL, "%s", err.msg);
+    if (!s) return;
+    sched_request r = greedy_request(10000); /* the context (256) ends it: >= 2.5 s */
+    sched_session *a, *b, *c;
+    CHECK_EQ_INT(sched_submit(s, &r, &a, &err), SCHED_RUN);
+    CHECK_EQ_INT(sched_submit(s, &r, &b, &err), SCHED_QUEUED);
+    /* b times out in the queue */
+    double t0 = rl_now();
+    sched_admit how = SCHED_QUEUED;
+    while (how == SCHED_QUEUED && rl_now() - t0 < 10) how = sched_wait_admission(s, b, 1);
+    CHECK_EQ_INT(how, SCHED_REJECT_TIMEOUT);
+    CHECK(rl_now() - t0 < 2);
+    sched_release(s, b);
+    /* c is queued, then its client goes away */
+    CHECK_EQ_INT(sched_submit(s, &r, &c, &err), SCHED_QUEUED);
+    sched_release(s, c);
+    sched_stats st;
+    sched_get_stats(s, &st);
+    CHECK_EQ_INT(st.queued, 0);
+    CHECK_EQ_INT(st.rejected_timeout, 1);
+    /* a streams; its client leaves after some text: the slot frees */
+    char buf[256];
+    sched_progress pr = {0};
+    size_t got = 0;
+    while (got == 0 && rl_now() - t0 < 30) got = sched_read(a, buf, sizeof buf, 1, &pr);
+    CHECK(got > 0 && !pr.done);
+    sched_get_stats(s, &st);
+    uint64_t before = st.completion_tokens; /* a's tokens so far (b and c never ran) */
+    sched_release(s, a);
+    CHECK(sched_wait_idle(s, 5));
+    sched_get_stats(s, &st);
+    CHECK_EQ_INT(st.active, 0);
+    CHECK_EQ_INT(st.finished[SCHED_FINISH_CANCELLED], 2);
+    /* gone within one step: at most the step already running when the
+     * client left produced a token after it */
+    CHECKF(st.completion_tokens <= before + 1, "%llu tokens after the cancel",
+           (unsigned long long)(st.completion_tokens - before));
+    sched_free(s);
+}
+
+static void test_drain(void) {
+    rl_err err = {0};
+    sched_params p = base_params(1, 2);
+    p.step_delay = 0.01;
+    sched *s = sched_new(M, &p, &err);
+    CHECKF(s != NULL, "%s", err.msg);
+    if (!s) return;
+    sched_request r = greedy_request(20);
+    sched_session *a, *b, *c;
+    CHECK_EQ_INT(sched_submit(s, &r, &a, &err), SCHED_RUN);
+    r.max_tokens = 10000;
+    CHECK_EQ_INT(sched_submit(s, &r, &b, &err), SCHED_QUEUED);
+    sched_drain(s);
+    CHECK_EQ_INT(sched_wait_admission(s, b, 1), SCHED_REJECT_DRAINING);
+    CHECK_EQ_INT(sched_submit(s, &r, &c, &err), SCHED_REJECT_DRAINING);
+    sched_release(s, b);
+    /* the running one completes */
+    char text[4096];
+    sched_progress pr;
+    read_all(a, text, sizeof text, &pr);
+    CHECK_EQ_INT(pr.finish, SCHED_FINISH_LENGTH);
+    CHECK_EQ_INT(pr.n_generated, 20);
+    sched_release(s, a);
+    CHECK(sched_wait_idle(s, 5));
+    sched_free(s);
+
+    /* abort: what still runs ends as aborted */
+    p.capacity = 2;
+    s = sched_new(M, &p, &err);
+    CHECKF(s != NULL, "%s", err.msg);
+    if (!s) return;
+    CHECK_EQ_INT(sched_submit(s, &r, &a, &err), SCHED_RUN);
+    sched_drain(s);
+    CHECK(!sched_wait_idle(s, 0.05));
+    sched_abort_all(s);
+    read_all(a, text, sizeof text, &pr);
+    CHECK_EQ_INT(pr.finish, SCHED_FINISH_ABORTED);
+    CHECK(pr.n_generated < 10000);
+    sched_release(s, a);
+    CHECK(sched_wait_idle(s, 5));
+    sched_free(s);
+}
+
+static void test_calibration(void) {
+    rl_err err = {0};
+    sched_params p = base_params(0, 0);
+    p.prefill_chunk = 0; /* measured too */
+    p.max_sessions = 3;
+    p.floor_tps = 1; /* stories260K is far faster: the cap decides */
+    sched *s = sched_new(M, &p, &err);
+    CHECKF(s != NULL, "%s", err.msg);
+    if (!s) return;
+    sched_stats st;
+    sched_get_stats(s, &st);
+    CHECK_EQ_INT(st.capacity_base, 3);
+    CHECK_EQ_INT(st.capacity, 3);
+    CHECK(st.prefill_chunk >= 8 && st.prefill_chunk <= 512);
+    sched_free(s);
+
+    /* a floor no machine reaches: one session, with a warning */
+    p.floor_tps = 1e12;
+    p.max_sessions = 2;
+    s = sched_new(M, &p, &err);
+    CHECKF(s != NULL, "%s", err.msg);
+    if (!s) return;
+    sched_get_stats(s, &st);
+    CHECK_EQ_INT(st.capacity_base, 1);
+    sched_free(s);
+
+    /* two partitions: capacity split between them, sessions in both */
+    p = base_params(2, 0);
+    p.partitions = 2;
+    p.n_threads = 2;
+    s = sched_new(M, &p, &err);
+    CHECKF(s != NULL, "%s", err.msg);
+    if (!s) return;
+    sched_request r = greedy_request(30);
+    sched_session *a, *b, *c;
+    CHECK_EQ_INT(sched_submit(s, &r, &a, &err), SCHED_RUN);
+    CHECK_EQ_INT(sched_submit(s, &r, &b, &err), SCHED_RUN);
+    CHECK_EQ_INT(sched_submit(s, &r, &c, &err), SCHED_REJECT_FULL);
+    char t1[4096], t2[4096];
+    sched_progress pr;
+    read_all(a, t1, sizeof t1, &pr);
+    read_all(b, t2, sizeof t2, &pr);
+    CHECK_STR(t1, t2);
+    sched_release(s, a);
+    sched_release(s, b);
+    sched_get_stats(s, &st);
+    CHECK_EQ_INT(st.partitions, 2);
+    CHECK_EQ_INT(st.active_peak, 2);
+    sched_free(s);
+
+    /* more partitions than threads is bad input */
+    p.partitions = 3;
+    p.n_threads = 2;
+    CHECK(sched_new(M, &p, &err) == NULL);
+    CHECK_EQ_INT(err.code, RL_ERR_INPUT);
+}
+
+static void test_lowering(void) {
+    rl_err err = {0};
+    sched_params p = base_params(3, 4);
+    p.floor_tps = 1e12; /* every session falls below it */
+    p.recover_seconds = 0.3;
+    sched *s = sched_new(M, &p, &err);
+    CHECKF(s != NULL, "%s", err.msg);
+    if (!s) return;
+    sched_request r = greedy_request(100);
+    sched_session *ss[3];
+    for (int i = 0; i < 3; i++) CHECK_EQ_INT(sched_submit(s, &r, &ss[i], &err), SCHED_RUN);
+    char text[8192];
+    sched_progress pr;
+    for (int i = 0; i < 3; i++) {
+        read_all(ss[i], text, sizeof text, &pr);
+        CHECK_EQ_INT(pr.n_generated, 100);
+        sched_release(s, ss[i]);
+    }
+    sched_stats st;
+    sched_get_stats(s, &st);
+    CHECK(st.capacity_lowered >= 1);
+    CHECK(st.capacity < 3);
+    CHECK_EQ_INT(st.capacity_base, 3);
+    /* idle counts as healthy: capacity climbs back, one step per
+     * recover_seconds (polled, with a deadline) */
+    double end = rl_now() + 30;
+    while (st.capacity < 3 && rl_now() < end) {
+        nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
+        sched_get_stats(s, &st);
+    }
+    CHECK_EQ_INT(st.capacity, 3);
+    sched_free(s);
+}
+
+int main(void) {
+    test_ctl();
+    rl_err err = {0};
+    model_load_params lp = {0};
+    M = model_load(shared_path("models/stories260K.gguf"), &lp, &err);
+    CHECKF(M != NULL, "%s", err.msg);
+    if (!M) return test_report("test_scheduler");
+    const char *text = "Once upon a time, there was a little dog";
+    N_PROMPT = tok_encode(M->tok, text, strlen(text), true, false, PROMPT, 64, &err);
+    CHECK(N_PROMPT > 5 && N_PROMPT < 64);
+    test_admission();
+    test_stop_and_eos();
+    test_cancel_and_timeout();
+    test_drain();
+    test_calibration();
+    test_lowering();
+    model_free(M);
+    return test_report("test_scheduler");
+}
