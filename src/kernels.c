@@ -239,6 +239,31 @@ static void gemm_ref(uint32_t type, const kern_gemm_args *g) {
     }
 }
 
+int kern_matrix_pack(kern_matrix *W, rl_err *err) { return kern_matrix_pack_level(W, kern_default_level(), err); }
+
+int kern_matrix_pack_level(kern_matrix *W, kern_level level, rl_err *err) {
+    const kern_impl *impl = kern_impl_for(level);
+    if (W->packed || !impl || !impl->panel_bytes || !impl->pack_panel) return 0;
+    size_t pb = impl->panel_bytes(W->type, W->cols);
+    if (pb == 0) return 0;
+    int64_t panels = (W->rows + 7) / 8;
+    uint8_t *out = rl_aligned_alloc(pb * (size_t)panels, err);
+    if (!out) return rl_fail_prefix(err, "packing a %lldx%lld matrix: ", (long long)W->rows, (long long)W->cols);
+    for (int64_t p = 0; p < panels; p++) {
+        int rows = (int)RL_MIN(8, W->rows - 8 * p);
+        impl->pack_panel(W->type, (const uint8_t *)W->data + (size_t)(8 * p) * W->row_bytes, W->row_bytes, rows,
+                         W->cols, out + (size_t)p * pb);
+    }
+    W->packed = out;
+    W->packed_level = (int)level;
+    return 0;
+}
+
+void kern_matrix_unpack(kern_matrix *W) {
+    free((void *)W->packed);
+    W->packed = NULL;
+}
+
 /* How matrix m of a product is computed. */
 typedef struct mm_plan {
     kern_gemm_fn fn; /* NULL: gemm_ref */
@@ -264,7 +289,8 @@ static void mm_task(void *ctx, int task, int thread) {
     while (task >= j->task_start[m + 1]) m++;
     const kern_matrix *W = j->W[m];
     const mm_plan *p = &j->plan[m];
-    kern_gemm_args g = {.cols = W->cols, .w = W->data, .w_stride = W->row_bytes, .a = p->a,
+    const uint8_t *packed = W->packed && W->packed_level == (int)j->k->level ? W->packed : NULL;
+    kern_gemm_args g = {.cols = W->cols, .w = W->data, .w_stride = W->row_bytes, .packed = packed, .a = p->a,
                         .a_stride = p->a_stride, .n = j->n, .y = j->Y[m], .ldy = j->ldy[m],
                         .scratch = j->k->scratch + (size_t)thread * j->k->scratch_per_thread};
     g.r0 = (int64_t)(task - j->task_start[m]) * j->rows_per_task;

@@ -44,13 +44,28 @@ const char *kern_level_name(kern_level l);
 int kern_level_from_name(const char *name); /* -1 if unknown */
 bool kern_level_supported(kern_level l);
 
-/* A weight matrix as stored: `rows` rows of `cols` elements of `type`. */
+/* A weight matrix as stored: `rows` rows of `cols` elements of `type`;
+ * optionally also repacked by kern_matrix_pack. */
 typedef struct kern_matrix {
     const void *data;
     uint32_t type;
     int64_t rows, cols;
     size_t row_bytes;
+    const void *packed; /* NULL, or the same weights in the layout of level packed_level */
+    int packed_level;
 } kern_matrix;
+
+/* Repacks W's weights once into the layout the kernels of this CPU's
+ * default level read fastest (AVX2: 8 rows interleaved block by block, as
+ * its tiles consume them), beside the original, which stays as it is. Each
+ * product then reads the packed copy: no per-call rearranging, and a single
+ * sequential stream per 8 rows. Does nothing (0) for a level or type with
+ * no packed layout; -1 with err when memory is short. Results are the same
+ * with or without it (bit for bit). */
+int kern_matrix_pack(kern_matrix *W, rl_err *err);
+
+/* Frees W's packed copy (if any). */
+void kern_matrix_unpack(kern_matrix *W);
 
 typedef struct kernels kernels;
 

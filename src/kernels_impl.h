@@ -94,6 +94,7 @@ typedef struct kern_gemm_args {
     int64_t cols;
     const uint8_t *w;
     size_t w_stride;
+    const uint8_t *packed; /* the matrix's packed panels for this level, or NULL */
     const uint8_t *a;
     size_t a_stride;
     int n;
@@ -113,6 +114,11 @@ typedef struct kern_impl {
      * activations it reads */
     kern_gemm_fn gemm[RL_TYPE_COUNT];
     uint8_t act[RL_TYPE_COUNT];
+    /* packed layout: bytes of one panel of 8 rows of `cols` elements of a
+     * type (0: none for this type), and the packer (rows <= 8; missing
+     * rows are zeros) */
+    size_t (*panel_bytes)(uint32_t type, int64_t cols);
+    void (*pack_panel)(uint32_t type, const uint8_t *w, size_t stride, int rows, int64_t cols, uint8_t *out);
     /* converts one activation row; NULL or a format it does not handle:
      * kact_convert_ref (returns -1 to fall back) */
     int (*convert_act)(kern_act act, const float *x, uint8_t *out, int64_t cols);
@@ -123,6 +129,9 @@ typedef struct kern_impl {
     void (*to_f16)(rl_f16 *dst, const float *src, int64_t n);
     void (*attention)(const kern_attn *a);
 } kern_impl;
+
+/* kern_matrix_pack for a given level (the tests pack for each level). */
+int kern_matrix_pack_level(kern_matrix *W, kern_level level, rl_err *err);
 
 /* The table for a level, NULL if this build has none (then ref is used). */
 const kern_impl *kern_impl_for(kern_level level);

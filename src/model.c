@@ -84,6 +84,24 @@ static int load_layer(loader *L, uint32_t i, model_layer *ly) {
     return 0;
 }
 
+/* The matrices that are multiplied (every layer's and the output; the
+ * embeddings are only looked up, unless tied to the output). */
+static int for_each_product_matrix(model *m, int (*fn)(kern_matrix *, rl_err *), rl_err *err) {
+    for (uint32_t i = 0; m->layers && i < m->shape.n_layer; i++) {
+        model_layer *l = &m->layers[i];
+        kern_matrix *ms[] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w_gate, &l->w_up, &l->w_down};
+        for (size_t j = 0; j < RL_ARRAY_LEN(ms); j++)
+            if (ms[j]->data && fn(ms[j], err)) return -1;
+    }
+    return m->output.data ? fn(&m->output, err) : 0;
+}
+
+static int unpack_matrix(kern_matrix *w, rl_err *err) {
+    (void)err;
+    kern_matrix_unpack(w);
+    return 0;
+}
+
 /* Reads every page of the weights so the first tokens do not pay for page
  * faults, with a progress bar. */
 static void prefault(const gguf_file *f, bool show) {
@@ -128,6 +146,8 @@ model *model_from_gguf(gguf_file *f, const model_load_params *p, rl_err *err) {
         m->n_params += gguf_tensor_nelements(&f->tensors[i]);
         m->weight_bytes += f->tensors[i].size;
     }
+    /* the kernels' own layout of the weights, made once (kernels.h) */
+    if (for_each_product_matrix(m, kern_matrix_pack, err)) goto fail;
     m->tok = tok_load(f, err);
     if (!m->tok) goto fail;
     if (tok_n_vocab(m->tok) > (int32_t)s->n_vocab) {
@@ -158,6 +178,7 @@ model *model_load(const char *path, const model_load_params *p, rl_err *err) {
 
 void model_free(model *m) {
     if (!m) return;
+    for_each_product_matrix(m, unpack_matrix, NULL);
     tok_free(m->tok);
     free(m->chat_template);
     free(m->layers);

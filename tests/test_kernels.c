@@ -227,6 +227,8 @@ static double magnitude(uint32_t type, const uint8_t *row, const float *x, int64
     return m;
 }
 
+static int packed_tested; /* products also run from packed weights */
+
 typedef struct mm_case {
     uint32_t type;
     int64_t rows, cols;
@@ -238,7 +240,7 @@ typedef struct mm_case {
 static void check_product(kern_level l, int threads, const mm_case *mc) {
     size_t rb;
     uint8_t *w = make_weights(mc->type, mc->rows, mc->cols, &rb);
-    kern_matrix W = {w, mc->type, mc->rows, mc->cols, rb};
+    kern_matrix W = {.data = w, .type = mc->type, .rows = mc->rows, .cols = mc->cols, .row_bytes = rb};
     float *X = malloc((size_t)mc->n * (size_t)mc->cols * sizeof *X);
     for (int64_t i = 0; i < mc->n * mc->cols; i++) X[i] = gauss() * (i % 7 == 0 ? 3.0f : 1.0f);
     float *Y = malloc((size_t)mc->n * (size_t)mc->rows * sizeof *Y), *Y1 = malloc((size_t)mc->rows * sizeof *Y1);
@@ -270,6 +272,19 @@ static void check_product(kern_level l, int threads, const mm_case *mc) {
         kern_matmul(k, &W, x, 1, Y1, mc->rows);
         if (memcmp(Y1, Y + (size_t)t * mc->rows, (size_t)mc->rows * sizeof *Y1) != 0) not_alone++;
     }
+    /* the packed layout (when the level has one) gives the same bits */
+    rl_err perr = {0};
+    CHECK(kern_matrix_pack_level(&W, l, &perr) == 0);
+    if (W.packed) {
+        float *Yp = malloc((size_t)mc->n * (size_t)mc->rows * sizeof *Yp);
+        kern_matmul(k, &W, X, mc->n, Yp, mc->rows);
+        CHECKF(memcmp(Yp, Y, (size_t)mc->n * (size_t)mc->rows * sizeof *Yp) == 0,
+               "%s x%d: %s %lldx%lld n=%d: packed weights give different results", kern_level_name(l), threads,
+               rl_type_name(mc->type), (long long)mc->rows, (long long)mc->cols, mc->n);
+        packed_tested++;
+        free(Yp);
+        kern_matrix_unpack(&W);
+    }
     CHECKF(bad == 0, "%s x%d: %s %lldx%lld n=%d: %d outputs off the reference (worst %.2f x tolerance)",
            kern_level_name(l), threads, rl_type_name(mc->type), (long long)mc->rows, (long long)mc->cols, mc->n, bad,
            worst);
@@ -287,6 +302,7 @@ static void check_product(kern_level l, int threads, const mm_case *mc) {
 
 static void test_products(kern_level l) {
     static const int64_t ROWS[] = {1, 7, 13, 37};
+    packed_tested = 0;
     for (size_t ti = 0; ti < RL_ARRAY_LEN(TYPES); ti++) {
         uint32_t type = TYPES[ti];
         int64_t bs = quant_block_size(type);
@@ -307,6 +323,10 @@ static void test_products(kern_level l) {
             }
         }
     }
+    /* a level with a packed layout must have used it for every quantized type */
+    const kern_impl *impl = kern_impl_for(l);
+    if (impl && impl->panel_bytes) CHECKF(packed_tested > 0, "%s: no packed products tested", kern_level_name(l));
+    printf("  %s: %d products also from packed weights\n", kern_level_name(l), packed_tested);
 }
 
 /* Matrices of different types sharing one input: up to three activation
@@ -330,7 +350,11 @@ static void test_multi(kern_level l) {
         for (int i = 0; i < 3; i++) {
             size_t rb;
             w[i] = make_weights(MIX[m][i], rows[i], cols, &rb);
-            W[i] = (kern_matrix){w[i], MIX[m][i], rows[i], cols, rb};
+            W[i] = (kern_matrix){.data = w[i], .type = MIX[m][i], .rows = rows[i], .cols = cols, .row_bytes = rb};
+            if (i == 1) { /* one of them packed */
+                rl_err err = {0};
+                CHECK(kern_matrix_pack_level(&W[i], l, &err) == 0);
+            }
             Wp[i] = &W[i];
             Y[i] = malloc((size_t)n * rows[i] * sizeof *Y[i]);
             ldy[i] = rows[i];
@@ -341,6 +365,7 @@ static void test_multi(kern_level l) {
             CHECKF(memcmp(Yone, Y[i], (size_t)n * rows[i] * sizeof *Yone) == 0,
                    "%s: kern_matmul_multi matrix %d (%s) differs from kern_matmul", kern_level_name(l), i,
                    rl_type_name(MIX[m][i]));
+            kern_matrix_unpack(&W[i]);
             free(w[i]);
             free(Y[i]);
         }

@@ -18,6 +18,22 @@ void avx2_gemm_f32(const kern_gemm_args *g);
 void avx2_gemm_f16(const kern_gemm_args *g);
 void avx2_gemm_bf16(const kern_gemm_args *g);
 int avx2_convert_act(kern_act act, const float *x, uint8_t *out, int64_t cols);
+size_t avx2_q32_panel_bytes(uint32_t type, int64_t cols);
+void avx2_q32_pack_panel(uint32_t type, const uint8_t *w, size_t stride, int rows, int64_t cols, uint8_t *out);
+size_t avx2_kq_panel_bytes(uint32_t type, int64_t cols);
+void avx2_kq_pack_panel(uint32_t type, const uint8_t *w, size_t stride, int rows, int64_t cols, uint8_t *out);
+
+static size_t panel_bytes(uint32_t type, int64_t cols) {
+    size_t b = avx2_q32_panel_bytes(type, cols);
+    return b ? b : avx2_kq_panel_bytes(type, cols);
+}
+
+static void pack_panel(uint32_t type, const uint8_t *w, size_t stride, int rows, int64_t cols, uint8_t *out) {
+    if (avx2_q32_panel_bytes(type, cols))
+        avx2_q32_pack_panel(type, w, stride, rows, cols, out);
+    else
+        avx2_kq_pack_panel(type, w, stride, rows, cols, out);
+}
 
 /* Sum of squares in double like the reference (each square rounded to
  * float first, as there), four doubles at a time. */
@@ -187,6 +203,8 @@ const kern_impl kern_impl_avx2 = {
         [RL_TYPE_Q4_K] = KACT_Q8_K, [RL_TYPE_Q5_K] = KACT_Q8_K, [RL_TYPE_Q6_K] = KACT_Q8_K,
         [RL_TYPE_F32] = KACT_F32, [RL_TYPE_F16] = KACT_F16R, [RL_TYPE_BF16] = KACT_BF16R,
     },
+    .panel_bytes = panel_bytes,
+    .pack_panel = pack_panel,
     .convert_act = avx2_convert_act,
     .rmsnorm = rmsnorm,
     .swiglu = swiglu,
