@@ -32,9 +32,6 @@
 #include "avx2.h"
 
 enum { SB = 256, TMAX = 4 };
-#ifndef PREFETCH_SB
-#define PREFETCH_SB 2 /* super-blocks ahead in the panel stream */
-#endif
 
 typedef enum kq_mode { K4, K5, K6 } kq_mode;
 
@@ -185,15 +182,15 @@ static inline __m256i ld(const void *p) { return _mm256_loadu_si256((const __m25
 
 /* 8 rows x T activation rows over all super-blocks of a packed panel. */
 static inline __attribute__((always_inline)) void tile(kq_mode mode, int T, const uint8_t *panel, int64_t nsb,
-                                                       const kact_q8 *A, float *y, int64_t ldy, int rows) {
+                                                       const kact_q8 *A, float *y, int64_t ldy, int rows, size_t ahead) {
     const size_t pb = panel_block_bytes(mode);
     __m256 acc[TMAX];
     #pragma GCC unroll 8
     for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t s = 0; s < nsb; s++) {
         const uint8_t *blk = panel + (size_t)s * pb;
-        /* a whole super-block, PREFETCH_SB ahead (no-op past the end) */
-        for (size_t o = 0; o < pb; o += 64) _mm_prefetch((const char *)blk + PREFETCH_SB * pb + o, _MM_HINT_T0);
+        /* the same super-block of the next panel (no-op past the end) */
+        for (size_t o = 0; o < pb; o += 64) _mm_prefetch((const char *)blk + ahead + o, _MM_HINT_T0);
         __m256i isum[TMAX], msum[TMAX];
         #pragma GCC unroll 8
         for (int j = 0; j < 8; j++) {
@@ -265,10 +262,10 @@ static inline __attribute__((always_inline)) void gemm_mode(kq_mode mode, const 
             for (int t = 0; t < T; t++) A[t] = kact_q8_view(g->a + (size_t)(t0 + t) * g->a_stride, g->cols);
             float *y = g->y + (size_t)t0 * g->ldy + r;
             switch (T) {
-            case 4: tile(mode, 4, panel, nsb, A, y, g->ldy, rows); break;
-            case 3: tile(mode, 3, panel, nsb, A, y, g->ldy, rows); break;
-            case 2: tile(mode, 2, panel, nsb, A, y, g->ldy, rows); break;
-            default: tile(mode, 1, panel, nsb, A, y, g->ldy, rows); break;
+            case 4: tile(mode, 4, panel, nsb, A, y, g->ldy, rows, panel_bytes); break;
+            case 3: tile(mode, 3, panel, nsb, A, y, g->ldy, rows, panel_bytes); break;
+            case 2: tile(mode, 2, panel, nsb, A, y, g->ldy, rows, panel_bytes); break;
+            default: tile(mode, 1, panel, nsb, A, y, g->ldy, rows, panel_bytes); break;
             }
         }
     }

@@ -40,7 +40,6 @@
 #include "avx2.h"
 
 enum { BLK = 32, GROUPS = 8, TMAX = 4 };
-#define PREFETCH 1024 /* bytes ahead in the panel stream */
 
 typedef enum q32_mode { Q4_OFF, Q4_AFF, Q5_OFF, Q5_AFF, Q8_SIGNED } q32_mode;
 
@@ -153,7 +152,7 @@ static inline __m256i group(q32_mode mode, const uint8_t *blk, int g) {
 /* 8 rows x T activation rows over all blocks of a packed panel: y[t*ldy + i]
  * for the first `rows` rows. */
 static inline __attribute__((always_inline)) void tile(q32_mode mode, int T, const uint8_t *panel, int64_t nb,
-                                                       const kact_q8 *A, float *y, int64_t ldy, int rows) {
+                                                       const kact_q8 *A, float *y, int64_t ldy, int rows, size_t ahead) {
     const size_t pb = panel_block_bytes(mode);
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc[TMAX];
@@ -161,7 +160,7 @@ static inline __attribute__((always_inline)) void tile(q32_mode mode, int T, con
     for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *blk = panel + (size_t)b * pb;
-        for (size_t o = 0; o < pb; o += 64) _mm_prefetch((const char *)blk + PREFETCH + o, _MM_HINT_T0);
+        for (size_t o = 0; o < pb; o += 64) _mm_prefetch((const char *)blk + ahead + o, _MM_HINT_T0);
         __m256i s32[TMAX];
         if (mode == Q8_SIGNED) {
             #pragma GCC unroll 8
@@ -228,10 +227,10 @@ static inline __attribute__((always_inline)) void gemm_mode(q32_mode mode, const
             for (int t = 0; t < T; t++) A[t] = kact_q8_view(g->a + (size_t)(t0 + t) * g->a_stride, g->cols);
             float *y = g->y + (size_t)t0 * g->ldy + r;
             switch (T) {
-            case 4: tile(mode, 4, panel, nb, A, y, g->ldy, rows); break;
-            case 3: tile(mode, 3, panel, nb, A, y, g->ldy, rows); break;
-            case 2: tile(mode, 2, panel, nb, A, y, g->ldy, rows); break;
-            default: tile(mode, 1, panel, nb, A, y, g->ldy, rows); break;
+            case 4: tile(mode, 4, panel, nb, A, y, g->ldy, rows, panel_bytes); break;
+            case 3: tile(mode, 3, panel, nb, A, y, g->ldy, rows, panel_bytes); break;
+            case 2: tile(mode, 2, panel, nb, A, y, g->ldy, rows, panel_bytes); break;
+            default: tile(mode, 1, panel, nb, A, y, g->ldy, rows, panel_bytes); break;
             }
         }
     }
