@@ -13,6 +13,8 @@
  *
  * Rows are tokens; matrices are multiplied for all rows at once
  * (kern_matmul), the per-row vector work is spread over the thread pool.
+ * Attention runs per (run of consecutive tokens of one sequence, KV head),
+ * so a prompt chunk's tokens share every K and V row they read.
  */
 #include "forward.h"
 

@@ -7,14 +7,19 @@
  * the small vector operations around it (RMS norm, RoPE, softmax, SwiGLU,
  * attention over a KV cache). Each has a plain-C reference version — the
  * oracle, built on quant.h — and, where it pays, SIMD versions for x86
- * (AVX2, AVX-512) and Arm (NEON, dotprod, i8mm), chosen once per process from
- * the CPU's features. RACKLLM_KERNELS=ref|avx2|avx512|neon|dotprod|i8mm forces
- * a level (never above what the CPU supports), which is how the tests cover
- * every path the machine has.
+ * (AVX2; the AVX-512 level is reserved, see docs/kernels.md) and Arm (NEON,
+ * dotprod, i8mm), chosen once per process from the CPU's features.
+ * RACKLLM_KERNELS=ref|avx2|avx512|neon|dotprod|i8mm forces a level (never
+ * above what the CPU supports), which is how the tests cover every path the
+ * machine has.
+ *
+ * Results never depend on batching: a (weight row, activation row) result
+ * is computed by the same operations whatever else is in the product, so a
+ * sequence decodes to the same bits alone or with others.
  *
  * A `kernels` context owns the thread pool that runs them and the scratch
- * space for quantized activations, both sized once at creation: nothing here
- * allocates while computing.
+ * space for converted activations, both sized once at creation: nothing
+ * here allocates while computing.
  */
 #ifndef RACKLLM_KERNELS_H
 #define RACKLLM_KERNELS_H

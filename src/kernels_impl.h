@@ -104,7 +104,7 @@ typedef struct kern_gemm_args {
     uint8_t *scratch;
 } kern_gemm_args;
 
-#define KERN_SCRATCH_BYTES(cols) ((size_t)(cols) * 24 + 65536)
+#define KERN_SCRATCH_BYTES(cols) ((size_t)(cols) * 12 + 4096)
 
 typedef void (*kern_gemm_fn)(const kern_gemm_args *g);
 

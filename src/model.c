@@ -96,6 +96,19 @@ static int for_each_product_matrix(model *m, int (*fn)(kern_matrix *, rl_err *),
     return m->output.data ? fn(&m->output, err) : 0;
 }
 
+/* After packing: the original bytes of a packed matrix are no longer read
+ * (only the reference kernels would, and they fault them back in from the
+ * file), so its whole pages leave this process's resident set. Only for a
+ * file mapping: there MADV_DONTNEED drops clean pages, it never loses data. */
+static int release_original(kern_matrix *w, rl_err *err) {
+    (void)err;
+    if (!w->packed) return 0;
+    uintptr_t start = ((uintptr_t)w->data + 4095) & ~(uintptr_t)4095;
+    uintptr_t end = ((uintptr_t)w->data + w->row_bytes * (size_t)w->rows) & ~(uintptr_t)4095;
+    if (end > start) madvise((void *)start, end - start, MADV_DONTNEED);
+    return 0;
+}
+
 static int unpack_matrix(kern_matrix *w, rl_err *err) {
     (void)err;
     kern_matrix_unpack(w);
@@ -161,6 +174,7 @@ model *model_from_gguf(gguf_file *f, const model_load_params *p, rl_err *err) {
         if (!m->chat_template) { rl_fail(err, RL_ERR_INTERNAL, "out of memory"); goto fail; }
     }
     if (p && p->prefault) prefault(f, p->progress);
+    if (f->mapped) for_each_product_matrix(m, release_original, err);
     return m;
 fail:
     m->file = NULL; /* the caller still owns f on failure */

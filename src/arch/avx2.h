@@ -68,19 +68,6 @@ static inline __m256i avx2_bcast4(const int8_t *p) {
     return _mm256_set1_epi32(v);
 }
 
-/* fp16 -> float for 8 values spread in memory (the scales of 8 rows). */
-static inline __m256 avx2_f16x8(const uint8_t *p, size_t stride) {
-    uint16_t h[8];
-    for (int i = 0; i < 8; i++) memcpy(&h[i], p + (size_t)i * stride, 2);
-    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h));
-}
-
-static inline float avx2_f16(const uint8_t *p) {
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return _cvtsh_ss(h);
-}
-
 /* Transposes 8 rows of 8 int32 (r[i] = row i) so that r[g] holds element g
  * of every row: the interleave that puts 4 bytes of each of 8 weight rows
  * side by side. */
@@ -109,28 +96,6 @@ static inline __m256i avx2_nibbles(const uint8_t *qs) {
     __m128i x = _mm_loadu_si128((const __m128i *)qs);
     __m256i v = _mm256_set_m128i(_mm_srli_epi16(x, 4), x);
     return _mm256_and_si256(v, _mm256_set1_epi8(0x0f));
-}
-
-/* Lane i of the result = sum of the 8 lanes of v[i]. */
-static inline __m256i avx2_reduce8_epi32(const __m256i v[8]) {
-    __m256i a0 = _mm256_hadd_epi32(v[0], v[1]), a1 = _mm256_hadd_epi32(v[2], v[3]);
-    __m256i a2 = _mm256_hadd_epi32(v[4], v[5]), a3 = _mm256_hadd_epi32(v[6], v[7]);
-    __m256i b0 = _mm256_hadd_epi32(a0, a1), b1 = _mm256_hadd_epi32(a2, a3);
-    return _mm256_add_epi32(_mm256_permute2x128_si256(b0, b1, 0x20), _mm256_permute2x128_si256(b0, b1, 0x31));
-}
-
-/* fp16 values at p[i] (i < 8) as 8 floats. */
-static inline __m256 avx2_f16_gather(const uint8_t *const p[8]) {
-    __m128i h = _mm_setzero_si128();
-    h = _mm_insert_epi16(h, rl_load_u16(p[0]), 0);
-    h = _mm_insert_epi16(h, rl_load_u16(p[1]), 1);
-    h = _mm_insert_epi16(h, rl_load_u16(p[2]), 2);
-    h = _mm_insert_epi16(h, rl_load_u16(p[3]), 3);
-    h = _mm_insert_epi16(h, rl_load_u16(p[4]), 4);
-    h = _mm_insert_epi16(h, rl_load_u16(p[5]), 5);
-    h = _mm_insert_epi16(h, rl_load_u16(p[6]), 6);
-    h = _mm_insert_epi16(h, rl_load_u16(p[7]), 7);
-    return _mm256_cvtph_ps(h);
 }
 
 /* Stores the first `rows` (<= 8) lanes of v at y. */
