@@ -46,6 +46,7 @@ bench_params bench_default_params(void) {
     p.gen_len = 64;
     p.max_sessions = 256;
     p.sweep = true;
+    p.partitioned = true;
     p.single = true;
     p.seed = 42;
     return p;
@@ -703,12 +704,17 @@ static int run_sweep(bench_ctx *B, rl_err *err) {
     r->gen_len = p->gen_len;
     int cap = RL_MIN(p->max_sessions > 0 ? p->max_sessions : 256, memory_cap(B));
     if (sweep(B, run_batched, p->sessions, p->n_sessions, cap, r->batched, &r->n_batched, err)) return -1;
-    if (sweep(B, run_partitioned, p->partitions, p->n_partitions, B->threads, r->partitioned, &r->n_partitioned, err))
+    r->have_partitioned = p->partitioned;
+    if (p->partitioned &&
+        sweep(B, run_partitioned, p->partitions, p->n_partitions, B->threads, r->partitioned, &r->n_partitioned, err))
         return -1;
     r->max_batched = bench_max_at_floor(r->batched, r->n_batched, p->floor_tok_s);
     r->max_partitioned = bench_max_at_floor(r->partitioned, r->n_partitioned, p->floor_tok_s);
-    log_line(B, "sessions at >= %g tok/s: %d batched, %d partitioned", p->floor_tok_s, r->max_batched,
-             r->max_partitioned);
+    if (p->partitioned)
+        log_line(B, "sessions at >= %g tok/s: %d batched, %d partitioned", p->floor_tok_s, r->max_batched,
+                 r->max_partitioned);
+    else
+        log_line(B, "sessions at >= %g tok/s: %d batched", p->floor_tok_s, r->max_batched);
     return 0;
 }
 
@@ -862,7 +868,7 @@ static cJSON *build_json(const bench_result *r) {
         for (int i = 0; i < r->n_partitioned; i++) cJSON_AddItemToArray(pa, point_json(&r->partitioned[i], true));
         cJSON *mx = cJSON_AddObjectToObject(root, "max_sessions_at_floor");
         cJSON_AddNumberToObject(mx, "batched", r->max_batched);
-        cJSON_AddNumberToObject(mx, "partitioned", r->max_partitioned);
+        if (r->have_partitioned) cJSON_AddNumberToObject(mx, "partitioned", r->max_partitioned);
     }
     cJSON_AddNumberToObject(root, "seconds", r->seconds);
     return root;
@@ -925,9 +931,10 @@ void bench_print(const bench_result *r, FILE *out) {
             "aggregate", ">= floor");
     print_points(out, "batched", r->batched, r->n_batched, r->floor_tok_s);
     print_points(out, "partitioned", r->partitioned, r->n_partitioned, r->floor_tok_s);
-    fprintf(out, "\nsessions at >= %g tok/s each: %d batched (one engine, %d threads), %d partitioned "
-                 "(one session per partition)\n",
-            r->floor_tok_s, r->max_batched, r->threads, r->max_partitioned);
+    fprintf(out, "\nsessions at >= %g tok/s each: %d batched (one engine, %d threads)", r->floor_tok_s, r->max_batched,
+            r->threads);
+    if (r->have_partitioned) fprintf(out, ", %d partitioned (one session per partition)", r->max_partitioned);
+    fputc('\n', out);
 }
 
 int bench_parse_list(const char *s, int lo, int hi, int *out, int max, int *n) {

@@ -53,6 +53,7 @@ typedef struct bench_params {
     int n_sessions;
     int partitions[BENCH_MAX_LIST]; /* partitioned sweep; none: 1, 2, 4, ... threads */
     int n_partitions;
+    bool partitioned;        /* run the partitioned sweep (true) */
     int max_sessions;        /* cap of the automatic sweep (256) */
     bool sweep;              /* run the session sweep (true) */
     bool single;             /* run pp and tg (true); false for --sweep-only */
@@ -111,6 +112,7 @@ typedef struct bench_result {
     int prompt_len, gen_len;
     bench_point_result batched[BENCH_MAX_POINTS_SWEEP], partitioned[BENCH_MAX_POINTS_SWEEP];
     int n_batched, n_partitioned;
+    bool have_partitioned;
     int max_batched, max_partitioned; /* most sessions at the floor */
     int repeat;
     double seconds;          /* the whole run */

@@ -43,7 +43,8 @@ static void usage(FILE *out) {
             "      --gen N           sweep: tokens generated per session (default 64)\n"
             "      --sessions LIST   sweep: batched session counts (default 1,2,4,... until\n"
             "                        clearly below the floor, then bisection)\n"
-            "      --partitions LIST sweep: partition counts (default 1,2,4,... up to the threads)\n"
+            "      --partitions LIST sweep: partition counts (default 1,2,4,... up to the threads;\n"
+            "                        0: no partitioned sweep)\n"
             "      --max-sessions N  cap of the automatic batched sweep (default 256)\n"
             "      --sweep-only      only bandwidth and the sweep (what `plan --verify` needs)\n"
             "      --no-sweep        only bandwidth, prefill and decode\n"
@@ -59,7 +60,7 @@ typedef struct bench_cli {
     const char *model_path, *shape, *type, *json, *svg;
     uint32_t layers;
     uint64_t seed;
-    bool quick, sweep_only, no_sweep, quiet;
+    bool quick, sweep_only, no_sweep, no_parts, quiet;
     /* flags given explicitly override --quick's values */
     int threads, ctx, tg, repeat, prompt, gen, max_sessions;
     double floor_tok_s;
@@ -142,8 +143,11 @@ static int parse(int argc, char **argv, bench_cli *c) {
                 return bad("--sessions list", optarg);
             break;
         case O_PARTS:
-            if (bench_parse_list(optarg, 1, 1024, c->parts, BENCH_MAX_LIST, &c->n_parts))
+            if (strcmp(optarg, "0") == 0) {
+                c->no_parts = true;
+            } else if (bench_parse_list(optarg, 1, 1024, c->parts, BENCH_MAX_LIST, &c->n_parts)) {
                 return bad("--partitions list", optarg);
+            }
             break;
         case O_SWEEP_ONLY: c->sweep_only = true; break;
         case O_NO_SWEEP: c->no_sweep = true; break;
@@ -189,6 +193,7 @@ static bench_params make_params(const bench_cli *c) {
     p.n_sessions = c->n_sessions;
     memcpy(p.partitions, c->parts, sizeof p.partitions);
     p.n_partitions = c->n_parts;
+    p.partitioned = !c->no_parts;
     p.single = !c->sweep_only;
     p.sweep = !c->no_sweep;
     p.progress = true;
