@@ -1,0 +1,210 @@
+#!/usr/bin/env bash
+# bench/compare.sh — rackllm against llama.cpp on the same files, same
+# threads, in one run: the speed targets of the speed issue (issue 3).
+#
+# 1. Finds llama.cpp's tools outside this tree ($LLAMA_CPP_DIR, default
+#    /work/peer/llama.cpp/build/bin); without them it says so and exits 0.
+# 2. Writes synthetic Llama-3.2-1B-shaped files with `rackllm synth` (Q4_0
+#    and Q8_0 by default) into a temporary directory.
+# 3. For each file, alternating the two programs (the one that goes first
+#    changes every round) and repeating:
+#      single stream:  llama-bench -p 128,512 -n 128 -r 1   vs
+#                      rackllm bench --no-sweep -p 128,512 -n 128 -r 1
+#      sessions:       llama-batched-bench -npp 128 -ntg 64 -npl N  vs
+#                      rackllm bench --sweep-only --partitions 0 (batched)
+#    The session count of both is found the same way: N = 1, 2, 4, ... until
+#    the per-sequence generation speed is clearly below the floor, then
+#    bisection (rackllm's search, redone here in shell for llama.cpp).
+# 4. Prints medians, spreads (min-max over the rounds), ratios and whether
+#    each target is met; writes every raw output and summary.md to $OUT.
+#
+# Targets (issue 3), per type: decode tg128 >= 1.15x llama-bench and >= 85%
+# of the bandwidth roofline measured in the same rackllm run; prefill pp512
+# >= 1.3x; sessions at >= 10 tok/s (batched) >= 3x llama-batched-bench's.
+#
+# Environment: RACKLLM_BIN (build/rackllm), LLAMA_CPP_DIR, THREADS (all
+# CPUs), ROUNDS (3 single-stream rounds), SWEEP_ROUNDS (2), TYPES
+# ("q4_0 q8_0"), SHAPE (llama3.2-1b), LAYERS (cut the model: dry runs only),
+# FLOOR (10), OUT (out/compare), KEEP_FILES (1: keep the synthetic models),
+# SUMMARY_ONLY (1: summarise an earlier run in OUT again).
+# Needs node (scripts/deps.sh) to read JSON.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin=${RACKLLM_BIN:-$root/build/rackllm}
+llama=${LLAMA_CPP_DIR:-/work/peer/llama.cpp/build/bin}
+threads=${THREADS:-$(nproc)}
+rounds=${ROUNDS:-3}
+sweep_rounds=${SWEEP_ROUNDS:-2}
+types=${TYPES:-"q4_0 q8_0"}
+shape=${SHAPE:-llama3.2-1b}
+layers=${LAYERS:-}
+floor=${FLOOR:-10}
+out=${OUT:-$root/out/compare}
+npp=128
+ntg=64
+
+for tool in llama-bench llama-batched-bench; do
+  if [ ! -x "$llama/$tool" ]; then
+    echo "compare: llama.cpp's $tool not found in $llama; set LLAMA_CPP_DIR to a llama.cpp build/bin. Nothing compared."
+    exit 0
+  fi
+done
+[ -x "$bin" ] || { echo "compare: $bin not found; build rackllm first (make build)" >&2; exit 1; }
+command -v node >/dev/null || { echo "compare: node is needed to read JSON (scripts/deps.sh)" >&2; exit 1; }
+
+mkdir -p "$out"
+tmp=$(mktemp -d)
+trap '[ "${KEEP_FILES:-0}" = 1 ] || rm -rf "$tmp"' EXIT
+export RACKLLM_NO_PROGRESS=1
+
+log() { echo "compare: $*" >&2; }
+# js CODE: runs JavaScript with these helpers: J(file) parses JSON, L(file)
+# JSON lines, med(array) the median
+js() {
+  node -e "
+    const fs = require('fs');
+    const J = f => JSON.parse(fs.readFileSync(f, 'utf8'));
+    const L = f => fs.readFileSync(f, 'utf8').split('\n').filter(l => l.trim().startsWith('{')).map(l => JSON.parse(l));
+    const med = a => { const s = [...a].sort((x, y) => x - y), n = s.length; return n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2; };
+    $1"
+}
+
+# Everything measured goes to $out; SUMMARY_ONLY=1 only summarises an
+# earlier run's $out again.
+measure() {
+  {
+    echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "rackllm: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown) ($bin)"
+    echo "llama.cpp: $(git -C "$llama/../.." rev-parse --short HEAD 2>/dev/null || echo unknown) ($llama)"
+    echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) CPUs; threads used: $threads"
+    echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+  } | tee "$out/machine.txt" >&2
+
+  # ---- the files ----
+  for t in $types; do
+    log "synthesising $shape $t${layers:+ ($layers layers)}"
+    "$bin" synth --shape "$shape" --type "$t" ${layers:+--layers "$layers"} -t "$threads" -o "$tmp/$shape-$t.gguf"
+  done
+
+  # ---- llama.cpp's session search: per-sequence tok/s of N parallel sequences ----
+  llama_probe() { # llama_probe FILE N OUTFILE -> per-sequence generation tok/s
+    local f=$1 n=$2 o=$3
+    "$llama/llama-batched-bench" -m "$f" -c $((n * (npp + ntg) + 64)) -b 2048 -ub 512 -npp $npp -ntg $ntg -npl "$n" \
+      -t "$threads" --output-format jsonl 2>/dev/null | grep '^{' >>"$o"
+    js "console.log(L('$o').filter(r => r.pl === $n).slice(-1).map(r => r.speed_tg / r.pl)[0])"
+  }
+
+  llama_sessions() { # llama_sessions FILE OUTFILE -> the most sequences at the floor
+    local f=$1 o=$2 n=1 below=0 lo=0 hi=0 v
+    : >"$o"
+    declare -A speed=()
+    while :; do
+      v=$(llama_probe "$f" $n "$o")
+      speed[$n]=$v
+      log "  llama-batched-bench $n parallel: $v tok/s per sequence"
+      if awk -v v="$v" -v f="$floor" 'BEGIN { exit !(v >= f) }'; then
+        below=0
+      else
+        if awk -v v="$v" -v f="$floor" 'BEGIN { exit !(v < 0.9 * f) }'; then break; fi
+        below=$((below + 1))
+        [ $below -ge 2 ] && break
+      fi
+      [ $n -ge 256 ] && break
+      n=$((n * 2))
+    done
+    while :; do
+      lo=0 hi=0
+      for k in "${!speed[@]}"; do
+        if awk -v v="${speed[$k]}" -v f="$floor" 'BEGIN { exit !(v >= f) }'; then [ "$k" -gt $lo ] && lo=$k; fi
+      done
+      for k in "${!speed[@]}"; do
+        if [ "$k" -gt $lo ] && ! awk -v v="${speed[$k]}" -v f="$floor" 'BEGIN { exit !(v >= f) }'; then
+          { [ $hi -eq 0 ] || [ "$k" -lt $hi ]; } && hi=$k
+        fi
+      done
+      tol=$((lo / 16)); [ $tol -lt 1 ] && tol=1
+      { [ $hi -eq 0 ] || [ $lo -eq 0 ] || [ $((hi - lo)) -le $tol ]; } && break
+      n=$(((lo + hi) / 2))
+      v=$(llama_probe "$f" $n "$o")
+      speed[$n]=$v
+      log "  llama-batched-bench $n parallel: $v tok/s per sequence"
+    done
+    echo $lo
+  }
+
+  # ---- the rounds ----
+  for t in $types; do
+    f="$tmp/$shape-$t.gguf"
+    for r in $(seq 1 "$rounds"); do
+      run_llama() {
+        log "$t round $r: llama-bench"
+        "$llama/llama-bench" -m "$f" -p 128,512 -n 128 -t "$threads" -r 1 -o json 2>/dev/null >"$out/$t-llama-bench-$r.json"
+      }
+      run_rackllm() {
+        log "$t round $r: rackllm bench"
+        "$bin" bench -m "$f" --no-sweep -p 128,512 -n 128 -r 1 -t "$threads" -q --json "$out/$t-rackllm-bench-$r.json" \
+          >/dev/null
+      }
+      if [ $((r % 2)) -eq 1 ]; then run_llama; run_rackllm; else run_rackllm; run_llama; fi
+    done
+    for r in $(seq 1 "$sweep_rounds"); do
+      run_llama_sweep() {
+        log "$t sweep round $r: llama-batched-bench"
+        llama_sessions "$f" "$out/$t-llama-batched-$r.jsonl" >"$out/$t-llama-sessions-$r.txt"
+      }
+      run_rackllm_sweep() {
+        log "$t sweep round $r: rackllm bench --sweep-only"
+        "$bin" bench -m "$f" --sweep-only --partitions 0 --prompt $npp --gen $ntg --floor "$floor" -t "$threads" \
+          --json "$out/$t-rackllm-sweep-$r.json" --svg "$out/$t-rackllm-sweep-$r.svg" 2>&1 >/dev/null |
+          sed 's/^/compare:   /' >&2
+      }
+      if [ $((r % 2)) -eq 1 ]; then run_llama_sweep; run_rackllm_sweep; else run_rackllm_sweep; run_llama_sweep; fi
+    done
+  done
+  echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/machine.txt" >&2
+}
+[ "${SUMMARY_ONLY:-0}" = 1 ] || measure
+
+
+# ---- the summary ----
+summary="$out/summary.md"
+{
+  echo "| type | measure | llama.cpp | rackllm | ratio | target | met |"
+  echo "|---|---|---:|---:|---:|---|---|"
+} >"$summary"
+all_met=1
+for t in $types; do
+  llama_files=$(ls "$out/$t"-llama-bench-*.json | sed "s/.*/'&'/" | paste -sd,)
+  rack_files=$(ls "$out/$t"-rackllm-bench-*.json | sed "s/.*/'&'/" | paste -sd,)
+  sweep_files=$(ls "$out/$t"-rackllm-sweep-*.json | sed "s/.*/'&'/" | paste -sd,)
+  sess_files=$(ls "$out/$t"-llama-sessions-*.txt | sed "s/.*/'&'/" | paste -sd,)
+  js "
+    const spread = a => a.length > 1 ? ' (' + Math.min(...a).toFixed(1) + '-' + Math.max(...a).toFixed(1) + ')' : '';
+    const fmt = a => med(a).toFixed(2) + spread(a);
+    const lb = [$llama_files].map(J), rb = [$rack_files].map(J), rs = [$sweep_files].map(J);
+    const ls = [$sess_files].map(f => +fs.readFileSync(f, 'utf8').trim());
+    const lt = (p, g) => lb.map(x => x.find(e => e.n_prompt === p && e.n_gen === g).avg_ts);
+    const rows = [];
+    const row = (what, l, r, ratio, target, ok) => rows.push(['', '$t', what, l, r, ratio, target, ok === null ? '' : ok ? 'yes' : '**no**', ''].join(' | ').trim());
+    const ratio = (a, b) => med(b) / med(a);
+    const pp128 = [lt(128, 0), rb.map(x => x.prefill_tok_s.pp128)];
+    const pp512 = [lt(512, 0), rb.map(x => x.prefill_tok_s.pp512)];
+    const tg = [lt(0, 128), rb.map(x => x.decode_tok_s.tg128)];
+    const roof = rb.map(x => x.decode_tok_s.tg128 / x.roofline_tok_s);
+    const sess = [ls, rs.map(x => x.max_sessions_at_floor.batched)];
+    const q = r => r.toFixed(2) + 'x';
+    row('prefill pp128 tok/s', fmt(pp128[0]), fmt(pp128[1]), q(ratio(...pp128)), '', null);
+    row('prefill pp512 tok/s', fmt(pp512[0]), fmt(pp512[1]), q(ratio(...pp512)), '>= 1.3x', ratio(...pp512) >= 1.3);
+    row('decode tg128 tok/s', fmt(tg[0]), fmt(tg[1]), q(ratio(...tg)), '>= 1.15x', ratio(...tg) >= 1.15);
+    row('decode tg128 / bandwidth roofline (rackllm run: ' + fmt(rb.map(x => x.bandwidth_gbs)) + ' GB/s, roofline ' + fmt(rb.map(x => x.roofline_tok_s)) + ' tok/s)', '', (100 * med(roof)).toFixed(0) + '%' + (roof.length > 1 ? ' (' + roof.map(x => (100 * x).toFixed(0)).join(', ') + ')' : ''), '', '>= 85%', med(roof) >= 0.85);
+    row('sessions >= $floor tok/s, batched (each round)', sess[0].join(', '), sess[1].join(', '), med(sess[0]) > 0 ? q(ratio(...sess)) : 'n/a', '>= 3x', med(sess[0]) > 0 ? ratio(...sess) >= 3 : med(sess[1]) > 0);
+    console.log(rows.join('\n'));" >>"$summary"
+done
+grep -q '\*\*no\*\*' "$summary" && all_met=0
+echo
+echo "rackllm vs llama.cpp, $shape${layers:+ cut to $layers layers}, $threads threads (median over rounds, min-max in brackets):"
+cat "$summary"
+echo
+if [ $all_met = 1 ]; then echo "compare: every target met"; else echo "compare: some targets not met (see **no**)"; fi
+echo "compare: raw outputs and summary.md in $out"
