@@ -2,17 +2,23 @@
  * gguf.c — the GGUF reader (validating, zero-copy over an mmap) and writer.
  *
  * Reading walks the file once with a cursor that refuses to step past the
- * end. Counts read from the file are never trusted to size an allocation
- * until they are compared with the bytes that remain: a metadata pair needs
- * at least 13 bytes, a tensor info at least 32, an array element of a string
- * type at least 8, so no count can make us allocate more than a small
- * multiple of the file's size. After the walk, tensors are checked against
- * the data section and against each other (no overlaps).
+ * end. A count read from the file never sizes an allocation by itself: it is
+ * first compared with the bytes that remain (a metadata pair needs at least
+ * 13 bytes, a tensor info 32, a string or array element 8), and the index
+ * arrays then grow with the entries actually parsed, so a corrupt count in a
+ * large file fails at the first entry that is not there instead of asking
+ * for gigabytes. Duplicate names are found by sorting (n log n, so no
+ * adversarial file can make the check quadratic). After the walk, tensors are
+ * checked against the data section and against each other (no overlaps).
+ *
+ * Every error is one line: "<file>: offset N: what is wrong", with names from
+ * the file escaped and shortened so that they cannot break the line.
  */
 #include "gguf.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -21,7 +27,8 @@
 
 #include "types.h"
 
-#define MAX_NESTING 8 /* arrays inside arrays: deeper than any real file */
+#define MAX_NESTING 8    /* arrays inside arrays: deeper than any real file */
+#define SHOWN_NAME_MAX 64 /* characters of a name from the file quoted in an error */
 
 /* Bytes of one element of a fixed-size value type; 0 for STRING/ARRAY. */
 static const uint8_t VTYPE_SIZE[GGUF_VTYPE_COUNT] = {
@@ -46,21 +53,58 @@ typedef struct cursor {
     const uint8_t *base;
     uint64_t off, size;
     const char *path;
+    const char *within; /* "metadata 'key'" while a value is read, else NULL */
     rl_err *err;
 } cursor;
 
-static int bad(cursor *c, uint64_t off, const char *what) {
-    return rl_fail(c->err, RL_ERR_INPUT, "%s: offset %llu: %s", c->path, (unsigned long long)off, what);
+/* A name from the file made safe to quote in a one-line message: control
+ * and non-ASCII bytes escaped as \xNN, cut after SHOWN_NAME_MAX characters. */
+typedef struct shown_name {
+    char s[SHOWN_NAME_MAX * 4 + 4];
+} shown_name;
+
+static const char *show(gguf_str name, shown_name *out) {
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (uint64_t i = 0; i < name.len; i++) {
+        unsigned char ch = (unsigned char)name.ptr[i];
+        if (i == SHOWN_NAME_MAX) {
+            memcpy(out->s + o, "...", 3);
+            o += 3;
+            break;
+        }
+        if (ch >= 0x20 && ch < 0x7f && ch != '\\') {
+            out->s[o++] = (char)ch;
+        } else {
+            out->s[o++] = '\\';
+            out->s[o++] = 'x';
+            out->s[o++] = hex[ch >> 4];
+            out->s[o++] = hex[ch & 15];
+        }
+    }
+    out->s[o] = 0;
+    return out->s;
+}
+
+/* Fails with "<path>: offset <off>: <message>[ (in <within>)]". */
+static int bad(cursor *c, uint64_t off, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int bad(cursor *c, uint64_t off, const char *fmt, ...) {
+    char msg[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return rl_fail(c->err, RL_ERR_INPUT, "%s: offset %llu: %s%s%s%s", c->path, (unsigned long long)off, msg,
+                   c->within ? " (in " : "", c->within ? c->within : "", c->within ? ")" : "");
 }
 
 static uint64_t remaining(const cursor *c) { return c->size - c->off; }
 
 static int take(cursor *c, uint64_t n, const uint8_t **p, const char *what) {
     if (n > remaining(c)) {
-        char msg[256];
-        snprintf(msg, sizeof msg, "file ends inside %s (needs %llu bytes, %llu left)", what,
-                 (unsigned long long)n, (unsigned long long)remaining(c));
-        return bad(c, c->off, msg);
+        bad(c, c->off, "file ends inside %s (needs %llu bytes, %llu left)", what, (unsigned long long)n,
+            (unsigned long long)remaining(c));
+        return -1; /* literally, so the compiler sees that *p is set whenever 0 is returned */
     }
     *p = c->base + c->off;
     c->off += n;
@@ -85,16 +129,31 @@ static int read_str(cursor *c, gguf_str *s, const char *what) {
     uint64_t at = c->off, len;
     const uint8_t *p;
     if (read_u64(c, &len, what)) return -1;
-    if (len > remaining(c)) {
-        char msg[256];
-        snprintf(msg, sizeof msg, "%s length %llu exceeds the %llu bytes left in the file", what,
-                 (unsigned long long)len, (unsigned long long)remaining(c));
-        return bad(c, at, msg);
-    }
+    if (len > remaining(c))
+        return bad(c, at, "%s length %llu exceeds the %llu bytes left in the file", what, (unsigned long long)len,
+                   (unsigned long long)remaining(c));
     if (take(c, len, &p, what)) return -1;
     s->ptr = (const char *)p;
     s->len = len;
     return 0;
+}
+
+/* Makes room for `need` elements of `elem` bytes in an index array of
+ * capacity *cap that will never hold more than `limit`; new elements are
+ * zeroed (so a half-parsed array can still be freed). Returns the new array,
+ * or NULL (the old one still valid) when memory runs out. */
+static void *grow(cursor *c, void *p, uint64_t *cap, uint64_t need, size_t elem, uint64_t limit) {
+    if (need <= *cap) return p;
+    uint64_t n = *cap ? *cap * 2 : 16;
+    n = RL_MAX(RL_MIN(n, limit), need);
+    void *q = realloc(p, (size_t)n * elem); /* n <= file size / 8, elem < 100: no overflow */
+    if (!q) {
+        rl_fail(c->err, RL_ERR_INTERNAL, "out of memory");
+        return NULL;
+    }
+    memset((uint8_t *)q + *cap * elem, 0, (size_t)(n - *cap) * elem);
+    *cap = n;
+    return q;
 }
 
 /* Reads one scalar of fixed-size type t into v (widened). */
@@ -118,17 +177,31 @@ static void decode_scalar(uint32_t t, const uint8_t *p, gguf_value *v) {
 
 static int read_value(cursor *c, uint32_t type, gguf_value *v, int depth);
 
+/* Strings and arrays inside an array are parsed into v->arr.items. While
+ * they are, arr.n counts the items that exist (zeroed or parsed), so that
+ * free_value is safe at any point of failure. */
+static int read_array_items(cursor *c, gguf_value *v, uint64_t n, int depth) {
+    uint64_t cap = 0;
+    v->arr.n = 0;
+    v->arr.items = grow(c, NULL, &cap, 1, sizeof *v->arr.items, RL_MAX(n, 1));
+    if (!v->arr.items) return -1;
+    for (uint64_t i = 0; i < n; i++) {
+        gguf_value *items = grow(c, v->arr.items, &cap, i + 1, sizeof *items, n);
+        if (!items) return -1;
+        v->arr.items = items;
+        v->arr.n = i + 1;
+        if (read_value(c, v->arr.type, &items[i], depth + 1)) return -1;
+    }
+    return 0;
+}
+
 static int read_array(cursor *c, gguf_value *v, int depth) {
     uint64_t at = c->off;
     uint32_t et;
     uint64_t n;
-    char msg[256];
-    if (depth >= MAX_NESTING) return bad(c, at, "arrays nested too deeply");
+    if (depth >= MAX_NESTING) return bad(c, at, "arrays nested more than %d deep", MAX_NESTING);
     if (read_u32(c, &et, "array element type")) return -1;
-    if (et >= GGUF_VTYPE_COUNT) {
-        snprintf(msg, sizeof msg, "unknown array element type %u", et);
-        return bad(c, at, msg);
-    }
+    if (et >= GGUF_VTYPE_COUNT) return bad(c, at, "unknown array element type %u", et);
     if (read_u64(c, &n, "array length")) return -1;
     v->type = GGUF_ARRAY;
     v->arr.type = et;
@@ -138,24 +211,17 @@ static int read_array(cursor *c, gguf_value *v, int depth) {
     if (VTYPE_SIZE[et]) {
         uint64_t bytes;
         const uint8_t *p;
-        if (rl_mul_overflow(n, VTYPE_SIZE[et], &bytes) || bytes > remaining(c)) {
-            snprintf(msg, sizeof msg, "array of %llu %s needs more bytes than the %llu left",
-                     (unsigned long long)n, gguf_vtype_name(et), (unsigned long long)remaining(c));
-            return bad(c, at + 4, msg);
-        }
+        if (rl_mul_overflow(n, VTYPE_SIZE[et], &bytes) || bytes > remaining(c))
+            return bad(c, at + 4, "array of %llu %s needs more bytes than the %llu left", (unsigned long long)n,
+                       gguf_vtype_name(et), (unsigned long long)remaining(c));
         return take(c, bytes, &p, "array");
     }
-    /* strings and arrays: each element takes at least 8 bytes (a length) */
-    if (n > remaining(c) / 8) {
-        snprintf(msg, sizeof msg, "array of %llu %s cannot fit in the %llu bytes left",
-                 (unsigned long long)n, gguf_vtype_name(et), (unsigned long long)remaining(c));
-        return bad(c, at + 4, msg);
-    }
-    v->arr.items = calloc(n ? n : 1, sizeof *v->arr.items);
-    if (!v->arr.items) return rl_fail(c->err, RL_ERR_INTERNAL, "out of memory");
-    for (uint64_t i = 0; i < n; i++)
-        if (read_value(c, et, &v->arr.items[i], depth + 1)) return -1;
-    return 0;
+    /* a string element takes at least 8 bytes (its length), an array 12 */
+    uint64_t min_elem = et == GGUF_STRING ? 8 : 12;
+    if (n > remaining(c) / min_elem)
+        return bad(c, at + 4, "array of %llu %s cannot fit in the %llu bytes left", (unsigned long long)n,
+                   gguf_vtype_name(et), (unsigned long long)remaining(c));
+    return read_array_items(c, v, n, depth);
 }
 
 static int read_value(cursor *c, uint32_t type, gguf_value *v, int depth) {
@@ -165,7 +231,7 @@ static int read_value(cursor *c, uint32_t type, gguf_value *v, int depth) {
     }
     if (type == GGUF_ARRAY) return read_array(c, v, depth);
     const uint8_t *p;
-    if (take(c, VTYPE_SIZE[type], &p, "value")) return -1;
+    if (take(c, VTYPE_SIZE[type], &p, gguf_vtype_name(type))) return -1;
     decode_scalar(type, p, v);
     return 0;
 }
@@ -177,184 +243,226 @@ static void free_value(gguf_value *v) {
     v->arr.items = NULL;
 }
 
-static bool str_eq(gguf_str a, gguf_str b) { return a.len == b.len && memcmp(a.ptr, b.ptr, a.len) == 0; }
-
 bool gguf_str_eq(gguf_str s, const char *cstr) {
     size_t n = strlen(cstr);
     return s.len == n && memcmp(s.ptr, cstr, n) == 0;
 }
 
-static int read_kvs(cursor *c, gguf_file *f) {
-    char msg[320];
-    f->kv = calloc(f->n_kv ? f->n_kv : 1, sizeof *f->kv);
-    if (!f->kv) return rl_fail(c->err, RL_ERR_INTERNAL, "out of memory");
-    for (uint64_t i = 0; i < f->n_kv; i++) {
-        gguf_kv *kv = &f->kv[i];
+/* Orders names by content, then by position in the file. */
+static int cmp_names(const void *a, const void *b) {
+    const gguf_str *x = *(const gguf_str *const *)a, *y = *(const gguf_str *const *)b;
+    int r = memcmp(x->ptr, y->ptr, (size_t)RL_MIN(x->len, y->len));
+    if (r) return r;
+    if (x->len != y->len) return x->len < y->len ? -1 : 1;
+    return x->ptr < y->ptr ? -1 : x->ptr > y->ptr;
+}
+
+/* Of n names (the first field of structs `stride` bytes apart), the first in
+ * file order that repeats an earlier one; NULL if all differ. *dup is set
+ * to NULL too when memory runs out (then err is set and -1 returned). */
+static int find_duplicate(cursor *c, const void *first, size_t stride, uint64_t n, const gguf_str **dup) {
+    *dup = NULL;
+    if (n < 2) return 0;
+    const gguf_str **order = malloc((size_t)n * sizeof *order);
+    if (!order) return rl_fail(c->err, RL_ERR_INTERNAL, "out of memory");
+    for (uint64_t i = 0; i < n; i++) order[i] = (const gguf_str *)((const uint8_t *)first + i * stride);
+    qsort(order, (size_t)n, sizeof *order, cmp_names);
+    for (uint64_t i = 1; i < n; i++) {
+        const gguf_str *a = order[i - 1], *b = order[i];
+        if (a->len == b->len && memcmp(a->ptr, b->ptr, (size_t)a->len) == 0 && (!*dup || b->ptr < (*dup)->ptr))
+            *dup = b;
+    }
+    free(order);
+    return 0;
+}
+
+/* File offset of the length field in front of a string in the mapping. */
+static uint64_t str_field_at(const cursor *c, gguf_str s) { return (uint64_t)((const uint8_t *)s.ptr - c->base) - 8; }
+
+static int read_kvs(cursor *c, gguf_file *f, uint64_t n) {
+    uint64_t cap = 0;
+    shown_name sn;
+    char within[sizeof sn.s + 16];
+    for (uint64_t i = 0; i < n; i++) {
+        gguf_kv *kvs = grow(c, f->kv, &cap, i + 1, sizeof *f->kv, n);
+        if (!kvs) return -1;
+        f->kv = kvs;
+        f->n_kv = i + 1;
+        gguf_kv *kv = &kvs[i];
         uint64_t at = c->off;
         uint32_t type;
         if (read_str(c, &kv->key, "metadata key")) return -1;
-        for (uint64_t j = 0; j < i; j++) {
-            if (str_eq(f->kv[j].key, kv->key)) {
-                snprintf(msg, sizeof msg, "duplicate metadata key '%.*s'", (int)RL_MIN(kv->key.len, 200),
-                         kv->key.ptr);
-                return bad(c, at, msg);
-            }
-        }
+        if (kv->key.len == 0) return bad(c, at, "metadata key %llu of %llu is empty", (unsigned long long)i,
+                                         (unsigned long long)n);
         uint64_t type_at = c->off;
         if (read_u32(c, &type, "metadata value type")) return -1;
-        if (type >= GGUF_VTYPE_COUNT) {
-            snprintf(msg, sizeof msg, "metadata key '%.*s' has unknown value type %u",
-                     (int)RL_MIN(kv->key.len, 200), kv->key.ptr, type);
-            return bad(c, type_at, msg);
-        }
-        if (read_value(c, type, &kv->val, 0)) return -1;
+        if (type >= GGUF_VTYPE_COUNT)
+            return bad(c, type_at, "metadata key '%s' has unknown value type %u", show(kv->key, &sn), type);
+        snprintf(within, sizeof within, "metadata '%s'", show(kv->key, &sn));
+        c->within = within;
+        int rc = read_value(c, type, &kv->val, 0);
+        c->within = NULL;
+        if (rc) return -1;
     }
+    const gguf_str *dup;
+    if (find_duplicate(c, f->kv, sizeof *f->kv, f->n_kv, &dup)) return -1;
+    if (dup) return bad(c, str_field_at(c, *dup), "duplicate metadata key '%s'", show(*dup, &sn));
     return 0;
 }
 
-static int read_tensor_infos(cursor *c, gguf_file *f) {
-    char msg[320];
-    f->tensors = calloc(f->n_tensors ? f->n_tensors : 1, sizeof *f->tensors);
-    if (!f->tensors) return rl_fail(c->err, RL_ERR_INTERNAL, "out of memory");
-    for (uint64_t i = 0; i < f->n_tensors; i++) {
-        gguf_tensor *t = &f->tensors[i];
-        uint64_t at = c->off;
-        if (read_str(c, &t->name, "tensor name")) return -1;
-        int nl = (int)RL_MIN(t->name.len, 200);
-        for (uint64_t j = 0; j < i; j++) {
-            if (str_eq(f->tensors[j].name, t->name)) {
-                snprintf(msg, sizeof msg, "duplicate tensor name '%.*s'", nl, t->name.ptr);
-                return bad(c, at, msg);
-            }
-        }
-        uint64_t dims_at = c->off;
-        if (read_u32(c, &t->n_dims, "tensor dimension count")) return -1;
-        if (t->n_dims == 0 || t->n_dims > GGUF_MAX_DIMS) {
-            snprintf(msg, sizeof msg, "tensor '%.*s' has %u dimensions (1 to %d allowed)", nl,
-                     t->name.ptr, t->n_dims, GGUF_MAX_DIMS);
-            return bad(c, dims_at, msg);
-        }
-        uint64_t n = 1;
-        for (int d = 0; d < GGUF_MAX_DIMS; d++) t->ne[d] = 1;
-        for (uint32_t d = 0; d < t->n_dims; d++) {
-            uint64_t ne_at = c->off;
-            if (read_u64(c, &t->ne[d], "tensor shape")) return -1;
-            if (t->ne[d] == 0 || t->ne[d] > INT64_MAX || rl_mul_overflow(n, t->ne[d], &n) ||
-                n > INT64_MAX) {
-                snprintf(msg, sizeof msg, "tensor '%.*s' has an invalid shape (dimension %u is %llu)",
-                         nl, t->name.ptr, d, (unsigned long long)t->ne[d]);
-                return bad(c, ne_at, msg);
-            }
-        }
-        uint64_t type_at = c->off;
-        if (read_u32(c, &t->type, "tensor type")) return -1;
-        const rl_type_info *ti = rl_type_get(t->type);
-        if (!ti) {
-            snprintf(msg, sizeof msg, "tensor '%.*s' has unknown type %u", nl, t->name.ptr, t->type);
-            return bad(c, type_at, msg);
-        }
-        if (t->ne[0] % ti->block) {
-            snprintf(msg, sizeof msg, "tensor '%.*s': row length %llu is not a multiple of %s's block size %u",
-                     nl, t->name.ptr, (unsigned long long)t->ne[0], ti->name, ti->block);
-            return bad(c, dims_at, msg);
-        }
-        uint64_t row_bytes;
-        if (!rl_type_row_bytes(t->type, t->ne[0], &row_bytes) ||
-            rl_mul_overflow(row_bytes, n / t->ne[0], &t->size)) {
-            snprintf(msg, sizeof msg, "tensor '%.*s' is too large", nl, t->name.ptr);
-            return bad(c, dims_at, msg);
-        }
-        if (read_u64(c, &t->offset, "tensor offset")) return -1;
+/* File offset of a tensor info's data-offset field (its last 8 bytes). */
+static uint64_t offset_field_at(const cursor *c, const gguf_tensor *t) {
+    return str_field_at(c, t->name) + 8 + t->name.len + 4 + 8ull * t->n_dims + 4;
+}
+
+static int read_tensor_info(cursor *c, gguf_tensor *t, uint64_t alignment) {
+    shown_name sn;
+    if (read_str(c, &t->name, "tensor name")) return -1;
+    const char *name = show(t->name, &sn);
+    uint64_t dims_at = c->off;
+    if (read_u32(c, &t->n_dims, "tensor dimension count")) return -1;
+    if (t->n_dims == 0 || t->n_dims > GGUF_MAX_DIMS)
+        return bad(c, dims_at, "tensor '%s' has %u dimensions (1 to %d allowed)", name, t->n_dims, GGUF_MAX_DIMS);
+    uint64_t n = 1;
+    for (int d = 0; d < GGUF_MAX_DIMS; d++) t->ne[d] = 1;
+    for (uint32_t d = 0; d < t->n_dims; d++) {
+        uint64_t ne_at = c->off;
+        if (read_u64(c, &t->ne[d], "tensor shape")) return -1;
+        if (t->ne[d] == 0)
+            return bad(c, ne_at, "tensor '%s' has an invalid shape (dimension %u is 0)", name, d);
+        if (t->ne[d] > INT64_MAX)
+            return bad(c, ne_at, "tensor '%s' has an invalid shape (dimension %u is %llu, negative as ggml's "
+                       "int64)", name, d, (unsigned long long)t->ne[d]);
+        if (rl_mul_overflow(n, t->ne[d], &n) || n > INT64_MAX)
+            return bad(c, ne_at, "tensor '%s' has an invalid shape (dimension %u is %llu: the element count "
+                       "overflows 64 bits)", name, d, (unsigned long long)t->ne[d]);
     }
+    uint64_t type_at = c->off;
+    if (read_u32(c, &t->type, "tensor type")) return -1;
+    const rl_type_info *ti = rl_type_get(t->type);
+    if (!ti) return bad(c, type_at, "tensor '%s' has unknown type %u", name, t->type);
+    if (t->ne[0] % ti->block)
+        return bad(c, dims_at + 4, "tensor '%s': row length %llu is not a multiple of %s's block size %u", name,
+                   (unsigned long long)t->ne[0], ti->name, ti->block);
+    uint64_t row_bytes;
+    if (!rl_type_row_bytes(t->type, t->ne[0], &row_bytes) || rl_mul_overflow(row_bytes, n / t->ne[0], &t->size))
+        return bad(c, dims_at, "tensor '%s' is too large", name);
+    uint64_t offset_at = c->off;
+    if (read_u64(c, &t->offset, "tensor offset")) return -1;
+    if (t->offset % alignment)
+        return bad(c, offset_at, "tensor '%s' data offset %llu is not a multiple of the alignment %llu", name,
+                   (unsigned long long)t->offset, (unsigned long long)alignment);
     return 0;
 }
 
+static int read_tensor_infos(cursor *c, gguf_file *f, uint64_t n) {
+    uint64_t cap = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        gguf_tensor *ts = grow(c, f->tensors, &cap, i + 1, sizeof *f->tensors, n);
+        if (!ts) return -1;
+        f->tensors = ts;
+        f->n_tensors = i + 1;
+        if (read_tensor_info(c, &ts[i], f->alignment)) return -1;
+    }
+    const gguf_str *dup;
+    shown_name sn;
+    if (find_duplicate(c, f->tensors, sizeof *f->tensors, f->n_tensors, &dup)) return -1;
+    if (dup) return bad(c, str_field_at(c, *dup), "duplicate tensor name '%s'", show(*dup, &sn));
+    return 0;
+}
+
+/* By data offset, then by order of the infos (so the later one is blamed). */
 static int cmp_by_offset(const void *a, const void *b) {
     const gguf_tensor *x = *(const gguf_tensor *const *)a, *y = *(const gguf_tensor *const *)b;
-    return x->offset < y->offset ? -1 : x->offset > y->offset;
+    if (x->offset != y->offset) return x->offset < y->offset ? -1 : 1;
+    return x < y ? -1 : x > y;
 }
 
-/* Tensors must lie inside the data section, aligned, and not overlap. */
+/* Tensors must lie inside the data section and not overlap (alignment was
+ * checked with each tensor info). */
 static int check_tensor_data(cursor *c, gguf_file *f) {
-    char msg[320];
+    shown_name sa, sb;
     uint64_t data_size = f->size - f->data_offset;
     for (uint64_t i = 0; i < f->n_tensors; i++) {
         gguf_tensor *t = &f->tensors[i];
-        int nl = (int)RL_MIN(t->name.len, 200);
         uint64_t end;
-        if (t->offset % f->alignment) {
-            snprintf(msg, sizeof msg, "tensor '%.*s' data offset %llu is not a multiple of the alignment %llu",
-                     nl, t->name.ptr, (unsigned long long)t->offset, (unsigned long long)f->alignment);
-            return bad(c, f->data_offset, msg);
-        }
-        if (rl_add_overflow(t->offset, t->size, &end) || end > data_size) {
-            snprintf(msg, sizeof msg,
-                     "tensor '%.*s' (%llu bytes at data offset %llu) extends past the end of the file "
-                     "(data section holds %llu bytes)",
-                     nl, t->name.ptr, (unsigned long long)t->size, (unsigned long long)t->offset,
-                     (unsigned long long)data_size);
-            return bad(c, f->data_offset + RL_MIN(t->offset, data_size), msg);
-        }
+        if (rl_add_overflow(t->offset, t->size, &end) || end > data_size)
+            return bad(c, offset_field_at(c, t),
+                       "tensor '%s' (%llu bytes at data offset %llu) extends past the end of the file "
+                       "(the data section at offset %llu holds %llu bytes)",
+                       show(t->name, &sa), (unsigned long long)t->size, (unsigned long long)t->offset,
+                       (unsigned long long)f->data_offset, (unsigned long long)data_size);
         t->data = f->map + f->data_offset + t->offset;
     }
     if (f->n_tensors < 2) return 0;
-    gguf_tensor **order = malloc(f->n_tensors * sizeof *order);
+    gguf_tensor **order = malloc((size_t)f->n_tensors * sizeof *order);
     if (!order) return rl_fail(c->err, RL_ERR_INTERNAL, "out of memory");
     for (uint64_t i = 0; i < f->n_tensors; i++) order[i] = &f->tensors[i];
-    qsort(order, f->n_tensors, sizeof *order, cmp_by_offset);
+    qsort(order, (size_t)f->n_tensors, sizeof *order, cmp_by_offset);
     int rc = 0;
     for (uint64_t i = 1; i < f->n_tensors && rc == 0; i++) {
         const gguf_tensor *a = order[i - 1], *b = order[i];
-        if (b->offset < a->offset + a->size) {
-            snprintf(msg, sizeof msg, "tensors '%.*s' and '%.*s' overlap", (int)RL_MIN(a->name.len, 100),
-                     a->name.ptr, (int)RL_MIN(b->name.len, 100), b->name.ptr);
-            rc = bad(c, f->data_offset + b->offset, msg);
-        }
+        if (b->offset < a->offset + a->size) /* no overflow: both end inside the file */
+            rc = bad(c, offset_field_at(c, b),
+                     "tensors '%s' (data offset %llu, %llu bytes) and '%s' (data offset %llu, %llu bytes) overlap",
+                     show(a->name, &sa), (unsigned long long)a->offset, (unsigned long long)a->size,
+                     show(b->name, &sb), (unsigned long long)b->offset, (unsigned long long)b->size);
     }
     free(order);
     return rc;
 }
 
-static int parse(gguf_file *f, rl_err *err) {
-    cursor c = {.base = f->map, .off = 0, .size = f->size, .path = f->path, .err = err};
-    const uint8_t *magic;
-    char msg[256];
-    if (f->size == 0) return bad(&c, 0, "file is empty, expected a GGUF header");
-    if (take(&c, 4, &magic, "the magic number")) return -1;
-    if (memcmp(magic, "GGUF", 4) != 0) return bad(&c, 0, "not a GGUF file (magic is not \"GGUF\")");
-    if (read_u32(&c, &f->version, "the version")) return -1;
-    if (f->version != 2 && f->version != 3) {
-        snprintf(msg, sizeof msg, "unsupported GGUF version %u (2 and 3 are supported)", f->version);
-        return bad(&c, 4, msg);
-    }
-    if (read_u64(&c, &f->n_tensors, "the tensor count")) return -1;
-    if (read_u64(&c, &f->n_kv, "the metadata count")) return -1;
-    if (f->n_kv > remaining(&c) / 13) {
-        snprintf(msg, sizeof msg, "metadata count %llu cannot fit in the %llu bytes left",
-                 (unsigned long long)f->n_kv, (unsigned long long)remaining(&c));
-        return bad(&c, 16, msg);
-    }
-    if (read_kvs(&c, f)) return -1;
-    if (f->n_tensors > remaining(&c) / 32) {
-        snprintf(msg, sizeof msg, "tensor count %llu cannot fit in the %llu bytes left",
-                 (unsigned long long)f->n_tensors, (unsigned long long)remaining(&c));
-        return bad(&c, 8, msg);
-    }
+/* general.alignment, if present, must be a uint32 power of two. */
+static int read_alignment(cursor *c, gguf_file *f) {
     f->alignment = GGUF_DEFAULT_ALIGNMENT;
     const gguf_kv *al = gguf_find(f, "general.alignment");
-    if (al) {
-        if (al->val.type != GGUF_UINT32 || al->val.u64 == 0 || (al->val.u64 & (al->val.u64 - 1))) {
-            return bad(&c, (uint64_t)((const uint8_t *)al->key.ptr - f->map),
-                       "general.alignment must be a uint32 power of two");
-        }
-        f->alignment = al->val.u64;
-    }
-    if (read_tensor_infos(&c, f)) return -1;
+    if (!al) return 0;
+    uint64_t at = str_field_at(c, al->key);
+    if (al->val.type != GGUF_UINT32)
+        return bad(c, at, "general.alignment has type %s (must be uint32)", gguf_vtype_name(al->val.type));
+    if (al->val.u64 == 0 || (al->val.u64 & (al->val.u64 - 1)))
+        return bad(c, at, "general.alignment is %llu (must be a power of two)", (unsigned long long)al->val.u64);
+    f->alignment = al->val.u64;
+    return 0;
+}
+
+static int read_header(cursor *c, gguf_file *f, uint64_t *n_tensors, uint64_t *n_kv) {
+    const uint8_t *magic;
+    if (f->size == 0) return bad(c, 0, "file is empty, expected a GGUF header");
+    if (take(c, 4, &magic, "the magic number")) return -1;
+    if (memcmp(magic, "GGUF", 4) != 0) return bad(c, 0, "not a GGUF file (magic is not \"GGUF\")");
+    if (read_u32(c, &f->version, "the version")) return -1;
+    if (f->version != 2 && f->version != 3)
+        return bad(c, 4, "unsupported GGUF version %u (2 and 3 are supported%s)", f->version,
+                   f->version > 0xffff ? "; a big-endian file?" : "");
+    if (read_u64(c, n_tensors, "the tensor count")) return -1;
+    if (read_u64(c, n_kv, "the metadata count")) return -1;
+    if (*n_kv > remaining(c) / 13)
+        return bad(c, 16, "metadata count %llu cannot fit in the %llu bytes left", (unsigned long long)*n_kv,
+                   (unsigned long long)remaining(c));
+    if (*n_tensors > remaining(c) / 32)
+        return bad(c, 8, "tensor count %llu cannot fit in the %llu bytes left", (unsigned long long)*n_tensors,
+                   (unsigned long long)remaining(c));
+    return 0;
+}
+
+static int parse(gguf_file *f, rl_err *err) {
+    cursor c = {.base = f->map, .off = 0, .size = f->size, .path = f->path, .err = err};
+    uint64_t n_tensors, n_kv;
+    if (read_header(&c, f, &n_tensors, &n_kv)) return -1;
+    if (read_kvs(&c, f, n_kv)) return -1;
+    if (n_tensors > remaining(&c) / 32)
+        return bad(&c, 8, "tensor count %llu cannot fit in the %llu bytes left after the metadata",
+                   (unsigned long long)n_tensors, (unsigned long long)remaining(&c));
+    if (read_alignment(&c, f)) return -1;
+    if (read_tensor_infos(&c, f, n_tensors)) return -1;
     f->header_size = c.off;
     uint64_t pad = (f->alignment - c.off % f->alignment) % f->alignment;
     f->data_offset = c.off + pad;
     if (f->data_offset > f->size) {
-        if (f->n_tensors > 0) return bad(&c, c.off, "file ends before the tensor data section");
+        if (f->n_tensors > 0)
+            return bad(&c, c.off, "file ends before the tensor data section (padding to offset %llu)",
+                       (unsigned long long)f->data_offset);
         f->data_offset = f->size; /* vocabulary-only files may stop here */
     }
     return check_tensor_data(&c, f);
@@ -385,10 +493,12 @@ gguf_file *gguf_open_memory(const void *data, uint64_t size, const char *name, r
 }
 
 gguf_file *gguf_open(const char *path, rl_err *err) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused
+     * below as not a regular file); it changes nothing for regular files. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
-        rl_fail(err, errno == ENOENT || errno == EACCES ? RL_ERR_INPUT : RL_ERR_INTERNAL, "%s: %s", path,
-                strerror(errno));
+        bool ours = errno == ENOMEM || errno == EMFILE || errno == ENFILE || errno == EIO;
+        rl_fail(err, ours ? RL_ERR_INTERNAL : RL_ERR_INPUT, "%s: %s", path, strerror(errno));
         return NULL;
     }
     struct stat st;
@@ -562,8 +672,8 @@ void gguf_value_print_json(FILE *out, const gguf_value *v, uint64_t max_items) {
             if (v->arr.items) gguf_value_print_json(out, &v->arr.items[i], max_items);
             else {
                 gguf_value e;
-                arr_elem(v, i, &e);
-                gguf_value_print_json(out, &e, max_items);
+                if (arr_elem(v, i, &e)) gguf_value_print_json(out, &e, max_items);
+                else fputs("null", out);
             }
         }
         if (shown < n) fprintf(out, "%s\"... %llu more\"", shown ? ", " : "", (unsigned long long)(n - shown));
@@ -604,7 +714,7 @@ struct gguf_writer {
 };
 
 static void buf_put(buf *b, const void *p, size_t n) {
-    if (b->oom) return;
+    if (b->oom || n == 0) return; /* n == 0: p may be NULL (an empty buffer) */
     if (b->len + n > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
         while (cap < b->len + n) cap *= 2;

@@ -73,11 +73,13 @@ static uint32_t real_dims(uint32_t n_dims, const uint64_t *ne) {
     return d;
 }
 
-/* Layer of "blk.N.something", -1 for tensors outside the blocks. */
+/* Layer of "blk.N.something", -1 for tensors outside the blocks (what
+ * llama.cpp's sscanf("blk.%d.") gives, without its overflow). */
 static int tensor_layer(const char *name) {
-    int layer = -1;
-    if (sscanf(name, "blk.%d.", &layer) != 1) return -1;
-    return layer;
+    if (strncmp(name, "blk.", 4) != 0 || name[4] < '0' || name[4] > '9') return -1;
+    long layer = 0;
+    for (const char *p = name + 4; *p >= '0' && *p <= '9'; p++) layer = RL_MIN(layer * 10 + (*p - '0'), 1L << 30);
+    return (int)layer;
 }
 
 bool quantize_tensor_allowed(const char *name, uint32_t n_dims, const uint64_t *ne) {
@@ -269,16 +271,7 @@ int quantize_rows(uint32_t dst_type, void *dst, uint32_t src_type, const void *s
     if (ncols <= 0 || nrows < 0 || !rl_type_row_bytes(dst_type, (uint64_t)ncols, &dst_rb) ||
         !rl_type_row_bytes(src_type, (uint64_t)ncols, &src_rb))
         return rl_fail(err, RL_ERR_INPUT, "rows of %lld do not fit %s blocks", (long long)ncols, rl_type_name(dst_type));
-    {
-        /* can quant_quantize_row produce dst_type? (try one zero block) */
-        int64_t bs = quant_block_size(dst_type);
-        float *z = calloc((size_t)bs, sizeof(float));
-        uint8_t *o = malloc(dst_rb);
-        int ok = z && o ? quant_quantize_row(dst_type, z, o, bs) : -1;
-        free(z);
-        free(o);
-        if (ok != 0) return rl_fail(err, RL_ERR_INPUT, "cannot quantize to %s", rl_type_name(dst_type));
-    }
+    if (!quant_supported(dst_type)) return rl_fail(err, RL_ERR_INPUT, "cannot quantize to %s", rl_type_name(dst_type));
     rows_job j = {.dst_type = dst_type, .src_type = src_type, .dst = dst, .src = src,
                   .dst_rb = (size_t)dst_rb, .src_rb = (size_t)src_rb, .nrows = nrows, .ncols = ncols};
     /* chunks of about 64K weights: small enough to balance, big enough to

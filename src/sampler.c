@@ -15,41 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- random numbers: xoshiro256** seeded through splitmix64 ---- */
-
-typedef struct rng {
-    uint64_t s[4];
-} rng;
-
-static uint64_t splitmix64(uint64_t *x) {
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static void rng_seed(rng *r, uint64_t seed) {
-    uint64_t x = seed;
-    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&x); /* never all zero */
-}
-
-static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-static uint64_t rng_next(rng *r) {
-    uint64_t *s = r->s;
-    uint64_t result = rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
-}
-
-/* Uniform in [0, 1), 53 random bits. */
-static double rng_uniform(rng *r) { return (double)(rng_next(r) >> 11) * 0x1.0p-53; }
+#include "rng.h"
 
 /* ---- candidates and their order ---- */
 
@@ -149,7 +115,7 @@ static int32_t argmax(const float *l, int32_t n) {
 struct sampler {
     sampler_params p;
     int32_t n_vocab;
-    rng rng;
+    rl_rng rng;
     cand *cand; /* n_vocab: the survivors of the filters */
 
     /* Penalties: allocated only when they are on. The window is a ring of
@@ -237,7 +203,7 @@ void sampler_free(sampler *s) {
 }
 
 void sampler_reset(sampler *s) {
-    rng_seed(&s->rng, s->p.seed);
+    rl_rng_seed(&s->rng, s->p.seed);
     if (s->penalties) {
         for (int32_t i = 0; i < s->n_distinct; i++) s->count[s->distinct[i]] = 0;
         s->n_distinct = 0;
@@ -491,14 +457,14 @@ static inline float weight(float logit, float m, float t) { return expf((logit -
 /* Draws one candidate in proportion to its weight. The candidates are
  * scratch by now: each logit is overwritten with its weight, so the walk
  * does not compute every exp a second time. */
-static int32_t draw(rng *r, cand *c, int32_t n, float t) {
+static int32_t draw(rl_rng *r, cand *c, int32_t n, float t) {
     float m = max_logit(c, n);
     double z = 0.0;
     for (int32_t i = 0; i < n; i++) {
         c[i].logit = weight(c[i].logit, m, t);
         z += c[i].logit;
     }
-    double target = rng_uniform(r) * z, acc = 0.0;
+    double target = rl_rng_uniform(r) * z, acc = 0.0;
     int32_t last_nonzero = 0;
     for (int32_t i = 0; i < n; i++) {
         if (c[i].logit <= 0.0f) continue;
@@ -515,7 +481,7 @@ int32_t sampler_sample(sampler *s, const float *logits) {
     int32_t k = filter(s, l);
     if (k == 1) {
         /* Keep the random stream in step whatever survived. */
-        (void)rng_next(&s->rng);
+        (void)rl_rng_next(&s->rng);
         return s->cand[0].id;
     }
     return draw(&s->rng, s->cand, k, s->p.temperature);

@@ -1,12 +1,13 @@
 /*
- * tokenizer.c — the vocabulary and everything both algorithms share:
- * loading tokenizer.ggml.* from a GGUF file (never trusting it), the hash
- * index from piece to id, special tokens (which ids, which end generation),
- * splitting a text on special-token strings before encoding, and turning
- * ids back into bytes — whole texts and streams.
+ * tokenizer.c — the vocabulary and the way into encoding: loading
+ * tokenizer.ggml.* from a GGUF file (never trusting it), the hash index
+ * from piece to id, what each token stands for, special tokens (which ids,
+ * which end generation), and cutting a text at special-token strings
+ * before the algorithm encodes the pieces between them.
  *
- * The algorithms themselves live in tokenizer_spm.c (SentencePiece-style,
- * "llama") and tokenizer_bpe.c (byte-level BPE, "gpt2").
+ * The algorithms live in tokenizer_spm.c (SentencePiece-style, "llama")
+ * and tokenizer_bpe.c (byte-level BPE, "gpt2"); ids go back to bytes in
+ * tokenizer_decode.c.
  *
  * Behaviour follows llama.cpp's llama-vocab.cpp so that ids match it
  * exactly; the few deliberate differences are listed in tokenizer.h.
@@ -125,9 +126,7 @@ int tok_buf_reserve(tok_buf *b, size_t extra, rl_err *err) {
 
 /* ---------------------------------------------------------------- loading */
 
-static int load_fail(rl_err *err, const gguf_file *f, const char *key, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int load_fail(rl_err *err, const gguf_file *f, const char *key, const char *fmt, ...) {
+int tok_load_fail(rl_err *err, const gguf_file *f, const char *key, const char *fmt, ...) {
     char what[400];
     va_list ap;
     va_start(ap, fmt);
@@ -136,31 +135,19 @@ static int load_fail(rl_err *err, const gguf_file *f, const char *key, const cha
     return rl_fail(err, RL_ERR_INPUT, "%s: %s: %s", f->path ? f->path : "model", key, what);
 }
 
-/* The array under key, whose elements must be of type_a or type_b
- * (`expected` says which in words); NULL without error if the key is
- * absent and !required. */
-static const gguf_value *get_array(const gguf_file *f, const char *key, bool required, uint32_t type_a,
-                                   uint32_t type_b, const char *expected, rl_err *err, bool *failed) {
-    *failed = false;
+int tok_get_array(const gguf_file *f, const char *key, bool required, uint32_t type_a, uint32_t type_b,
+                  const char *expected, const gguf_value **out, rl_err *err) {
+    *out = NULL;
     const gguf_kv *kv = gguf_find(f, key);
-    if (!kv) {
-        if (required) {
-            load_fail(err, f, key, "missing");
-            *failed = true;
-        }
-        return NULL;
-    }
-    if (kv->val.type != GGUF_ARRAY || (kv->val.arr.type != type_a && kv->val.arr.type != type_b)) {
-        if (kv->val.type == GGUF_ARRAY)
-            load_fail(err, f, key, "expected an array of %s, found an array of %s", expected,
-                      gguf_vtype_name(kv->val.arr.type));
-        else
-            load_fail(err, f, key, "expected an array of %s, found a %s", expected,
-                      gguf_vtype_name(kv->val.type));
-        *failed = true;
-        return NULL;
-    }
-    return &kv->val;
+    if (!kv) return required ? tok_load_fail(err, f, key, "missing") : 0;
+    if (kv->val.type != GGUF_ARRAY)
+        return tok_load_fail(err, f, key, "expected an array of %s, found a %s", expected,
+                             gguf_vtype_name(kv->val.type));
+    if (kv->val.arr.type != type_a && kv->val.arr.type != type_b)
+        return tok_load_fail(err, f, key, "expected an array of %s, found an array of %s", expected,
+                             gguf_vtype_name(kv->val.arr.type));
+    *out = &kv->val;
+    return 0;
 }
 
 /* A token id from the file: absent, negative or out of range -> keep *id
@@ -176,14 +163,14 @@ static int get_token_id(const gguf_file *f, const char *key, int32_t n_vocab, in
     uint32_t type = kv->val.type;
     if (type == GGUF_INT8 || type == GGUF_INT16 || type == GGUF_INT32 || type == GGUF_INT64)
         return 0; /* negative: none */
-    return load_fail(err, f, key, "expected an integer token id, found %s", gguf_vtype_name(type));
+    return tok_load_fail(err, f, key, "expected an integer token id, found %s", gguf_vtype_name(type));
 }
 
 static int get_flag(const gguf_file *f, const char *key, bool *out, rl_err *err) {
     const gguf_kv *kv = gguf_find(f, key);
     if (!kv) return 0;
     if (kv->val.type != GGUF_BOOL)
-        return load_fail(err, f, key, "expected a bool, found %s", gguf_vtype_name(kv->val.type));
+        return tok_load_fail(err, f, key, "expected a bool, found %s", gguf_vtype_name(kv->val.type));
     *out = kv->val.b;
     return 0;
 }
@@ -207,7 +194,8 @@ static int load_texts(tokenizer *t, const gguf_file *f, const gguf_value *tokens
     uint64_t total = 0;
     for (int32_t i = 0; i < t->n_vocab; i++) {
         uint64_t len = tokens->arr.items[i].str.len;
-        if (len > UINT32_MAX / 2) return load_fail(err, f, KEY_TOKENS, "token %d is %llu bytes long", i, (unsigned long long)len);
+        if (len > UINT32_MAX / 2)
+            return tok_load_fail(err, f, KEY_TOKENS, "token %d is %llu bytes long", i, (unsigned long long)len);
         total += (len ? len : 24) + 1;
     }
     t->text = rl_calloc(total ? total : 1, 1, err);
@@ -238,16 +226,16 @@ static int load_texts(tokenizer *t, const gguf_file *f, const gguf_value *tokens
 }
 
 static int load_scores_and_types(tokenizer *t, const gguf_file *f, rl_err *err) {
-    bool failed;
     t->scores = rl_calloc((size_t)t->n_vocab, sizeof *t->scores, err);
     t->attrs = rl_calloc((size_t)t->n_vocab, 1, err);
     if (!t->scores || !t->attrs) return -1;
 
-    const gguf_value *scores = get_array(f, KEY_SCORES, false, GGUF_FLOAT32, GGUF_INT32, "float32 (or int32)", err, &failed);
-    if (failed) return -1;
+    const gguf_value *scores;
+    if (tok_get_array(f, KEY_SCORES, false, GGUF_FLOAT32, GGUF_INT32, "float32 (or int32)", &scores, err))
+        return -1;
     if (scores) {
         if (scores->arr.n < (uint64_t)t->n_vocab)
-            return load_fail(err, f, KEY_SCORES, "%llu scores for %d tokens",
+            return tok_load_fail(err, f, KEY_SCORES, "%llu scores for %d tokens",
                              (unsigned long long)scores->arr.n, t->n_vocab);
         for (int32_t i = 0; i < t->n_vocab; i++) {
             double d = 0;
@@ -256,10 +244,10 @@ static int load_scores_and_types(tokenizer *t, const gguf_file *f, rl_err *err) 
         }
     }
 
-    const gguf_value *types = get_array(f, KEY_TYPES, false, GGUF_INT32, GGUF_INT32, "int32", err, &failed);
-    if (failed) return -1;
+    const gguf_value *types;
+    if (tok_get_array(f, KEY_TYPES, false, GGUF_INT32, GGUF_INT32, "int32", &types, err)) return -1;
     if (types && types->arr.n < (uint64_t)t->n_vocab)
-        return load_fail(err, f, KEY_TYPES, "%llu types for %d tokens", (unsigned long long)types->arr.n,
+        return tok_load_fail(err, f, KEY_TYPES, "%llu types for %d tokens", (unsigned long long)types->arr.n,
                          t->n_vocab);
     for (int32_t i = 0; i < t->n_vocab; i++) {
         int64_t type = 1;
@@ -419,20 +407,20 @@ static void find_byte_tokens(tokenizer *t) {
 
 static int load(tokenizer *t, const gguf_file *f, rl_err *err) {
     gguf_str model;
-    if (!gguf_find(f, KEY_MODEL)) return load_fail(err, f, KEY_MODEL, "missing (not a model with a vocabulary?)");
-    if (!gguf_get_str(f, KEY_MODEL, &model)) return load_fail(err, f, KEY_MODEL, "expected a string");
+    if (!gguf_find(f, KEY_MODEL))
+        return tok_load_fail(err, f, KEY_MODEL, "missing (not a model with a vocabulary?)");
+    if (!gguf_get_str(f, KEY_MODEL, &model)) return tok_load_fail(err, f, KEY_MODEL, "expected a string");
     if (gguf_str_eq(model, "llama")) t->kind = TOK_KIND_SPM;
     else if (gguf_str_eq(model, "gpt2")) t->kind = TOK_KIND_BPE;
     else
-        return load_fail(err, f, KEY_MODEL, "unsupported tokenizer '%.*s' (rackllm knows llama and gpt2)",
+        return tok_load_fail(err, f, KEY_MODEL, "unsupported tokenizer '%.*s' (rackllm knows llama and gpt2)",
                          (int)RL_MIN(model.len, 64), model.ptr);
 
-    bool failed;
-    const gguf_value *tokens = get_array(f, KEY_TOKENS, true, GGUF_STRING, GGUF_STRING, "string", err, &failed);
-    if (!tokens) return -1;
-    if (tokens->arr.n == 0) return load_fail(err, f, KEY_TOKENS, "empty vocabulary");
+    const gguf_value *tokens;
+    if (tok_get_array(f, KEY_TOKENS, true, GGUF_STRING, GGUF_STRING, "string", &tokens, err)) return -1;
+    if (tokens->arr.n == 0) return tok_load_fail(err, f, KEY_TOKENS, "empty vocabulary");
     if (tokens->arr.n >= INT32_MAX / 4)
-        return load_fail(err, f, KEY_TOKENS, "%llu tokens is too many", (unsigned long long)tokens->arr.n);
+        return tok_load_fail(err, f, KEY_TOKENS, "%llu tokens is too many", (unsigned long long)tokens->arr.n);
     t->n_vocab = (int32_t)tokens->arr.n;
 
     if (load_texts(t, f, tokens, err) || load_scores_and_types(t, f, err)) return -1;
@@ -484,15 +472,13 @@ int32_t tok_eos(const tokenizer *t) { return t->eos; }
 int32_t tok_eot(const tokenizer *t) { return t->eot; }
 bool tok_add_bos(const tokenizer *t) { return t->add_bos; }
 
-static bool in_range(const tokenizer *t, int32_t id) { return id >= 0 && id < t->n_vocab; }
-
-bool tok_is_eog(const tokenizer *t, int32_t id) { return in_range(t, id) && (t->attrs[id] & TOK_ATTR_EOG); }
+bool tok_is_eog(const tokenizer *t, int32_t id) { return tok_in_range(t, id) && (t->attrs[id] & TOK_ATTR_EOG); }
 bool tok_is_control(const tokenizer *t, int32_t id) {
-    return in_range(t, id) && (t->attrs[id] & TOK_ATTR_CONTROL);
+    return tok_in_range(t, id) && (t->attrs[id] & TOK_ATTR_CONTROL);
 }
 
 const char *tok_piece(const tokenizer *t, int32_t id, size_t *len) {
-    if (!in_range(t, id)) {
+    if (!tok_in_range(t, id)) {
         if (len) *len = 0;
         return NULL;
     }
@@ -501,24 +487,6 @@ const char *tok_piece(const tokenizer *t, int32_t id, size_t *len) {
 }
 
 int32_t tok_find(const tokenizer *t, const char *piece, size_t len) { return tok_lookup(t, piece, len); }
-
-/* The bytes of id as tok_token_bytes defines them (pointer + length). */
-static const char *piece_bytes(const tokenizer *t, int32_t id, bool special, size_t *len) {
-    *len = 0;
-    if (!in_range(t, id)) return "";
-    if (!special && (t->attrs[id] & (TOK_ATTR_CONTROL | TOK_ATTR_UNKNOWN))) return "";
-    *len = t->pieces[id].len;
-    return t->bytes + t->pieces[id].off;
-}
-
-int tok_token_bytes(const tokenizer *t, int32_t id, bool special, char *buf, int cap) {
-    size_t n;
-    const char *s = piece_bytes(t, id, special, &n);
-    if (cap > 0) memcpy(buf, s, RL_MIN(n, (size_t)cap));
-    return (int)n;
-}
-
-int tok_max_token_bytes(const tokenizer *t) { return (int)t->max_piece_len; }
 
 /* ---------------------------------------------------------------- encoding */
 
@@ -621,7 +589,8 @@ static int encode(const tokenizer *t, const char *text, size_t len, bool add_bos
 
 int tok_encode(const tokenizer *t, const char *text, size_t len, bool add_bos, bool parse_special,
                int32_t *out, int cap, rl_err *err) {
-    if (len > (size_t)INT_MAX / 4) return rl_fail(err, RL_ERR_INPUT, "text of %zu bytes is too long to tokenize", len);
+    if (len > (size_t)INT_MAX / 4)
+        return rl_fail(err, RL_ERR_INPUT, "text of %zu bytes is too long to tokenize", len);
     if (!text && len) return rl_fail(err, RL_ERR_INPUT, "tokenize: no text");
     tok_ids ids = {0};
     if (encode(t, text, len, add_bos, parse_special, &ids, err)) {
@@ -632,165 +601,4 @@ int tok_encode(const tokenizer *t, const char *text, size_t len, bool add_bos, b
     int n = (int)ids.n;
     free(ids.v);
     return n;
-}
-
-/* ---------------------------------------------------------------- decoding */
-
-int tok_decode(const tokenizer *t, const int32_t *ids, int n, bool special, char *buf, int cap) {
-    size_t total = 0;
-    bool strip_space = t->add_space_prefix;
-    for (int i = 0; i < n; i++) {
-        size_t len;
-        const char *s = piece_bytes(t, ids[i], special, &len);
-        if (len == 0) continue;
-        if (strip_space && s[0] == ' ') s++, len--;
-        strip_space = false;
-        if (cap > 0 && total < (size_t)cap) memcpy(buf + total, s, RL_MIN(len, (size_t)cap - total));
-        total += len;
-        if (total > INT_MAX) return INT_MAX; /* cannot be represented; caller's cap is smaller anyway */
-    }
-    return (int)total;
-}
-
-/* ---------------------------------------------------------------- streaming */
-
-int tok_utf8_check(const uint8_t *s, size_t n) {
-    uint8_t c = s[0];
-    int need;
-    uint8_t lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) need = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        need = 3;
-        if (c == 0xE0) lo = 0xA0;      /* no overlongs */
-        else if (c == 0xED) hi = 0x9F; /* no surrogates */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 4;
-        if (c == 0xF0) lo = 0x90;
-        else if (c == 0xF4) hi = 0x8F; /* <= U+10FFFF */
-    } else {
-        return -1;
-    }
-    for (int i = 1; i < need; i++) {
-        if ((size_t)i >= n) return 0;
-        uint8_t min = i == 1 ? lo : 0x80, max = i == 1 ? hi : 0xBF;
-        if (s[i] < min || s[i] > max) return -i;
-    }
-    return need;
-}
-
-int tok_stream_bound(const tokenizer *t) { return 3 * ((int)t->max_piece_len + 3); }
-
-static const char REPLACEMENT[3] = {(char)0xEF, (char)0xBF, (char)0xBD};
-
-int tok_stream_push(const tokenizer *t, tok_stream *s, int32_t id, char *out, int cap) {
-    if (cap < tok_stream_bound(t)) return -1;
-    size_t len;
-    const char *piece = piece_bytes(t, id, false, &len);
-    if (len == 0) return 0;
-    /* Work on pending + piece without copying the piece: index through both. */
-    int n_in = s->n_pending + (int)len, n_out = 0, i = 0;
-    uint8_t window[4];
-    while (i < n_in) {
-        int w = 0;
-        for (; w < 4 && i + w < n_in; w++)
-            window[w] = (uint8_t)(i + w < s->n_pending ? s->pending[i + w] : piece[i + w - s->n_pending]);
-        int r = tok_utf8_check(window, (size_t)w);
-        if (r == 0) { /* unfinished: hold it for the next token */
-            memcpy(s->pending, window, (size_t)w);
-            s->n_pending = w;
-            return n_out;
-        }
-        if (r > 0) memcpy(out + n_out, window, (size_t)r), n_out += r, i += r;
-        else memcpy(out + n_out, REPLACEMENT, 3), n_out += 3, i += -r;
-    }
-    s->n_pending = 0;
-    return n_out;
-}
-
-int tok_stream_flush(tok_stream *s, char *out, int cap) {
-    if (cap < 3) return -1;
-    if (s->n_pending == 0) return 0;
-    s->n_pending = 0;
-    memcpy(out, REPLACEMENT, 3);
-    return 3;
-}
-
-/* ---------------------------------------------------------------- merge queue */
-
-void tok_work_free(tok_work *w) {
-    free(w->sym);
-    free(w->heap);
-    free(w->text.v);
-    free(w->text2.v);
-    tok_bpe_free_match(w->match);
-    memset(w, 0, sizeof *w);
-}
-
-int tok_work_symbols(tok_work *w, const char *text, size_t len, rl_err *err) {
-    if (len > UINT32_MAX) return rl_fail(err, RL_ERR_INPUT, "tokenize: a text fragment of %zu bytes is too long", len);
-    if (w->cap_sym < len) {
-        tok_symbol *s = realloc(w->sym, len * sizeof *s);
-        if (!s) return rl_fail(err, RL_ERR_INTERNAL, "tokenizer: out of memory");
-        w->sym = s;
-        w->cap_sym = len;
-    }
-    w->n_sym = 0;
-    w->n_heap = 0;
-    for (size_t off = 0; off < len;) {
-        size_t n = RL_MIN(tok_utf8_len((uint8_t)text[off]), len - off);
-        int32_t i = (int32_t)w->n_sym++;
-        w->sym[i] = (tok_symbol){i - 1, off + n == len ? -1 : i + 1, (uint32_t)off, (uint32_t)n};
-        off += n;
-    }
-    return 0;
-}
-
-/* a comes out of the queue before b */
-static bool bigram_before(const tok_bigram *a, const tok_bigram *b) {
-    return a->key > b->key || (a->key == b->key && a->left < b->left);
-}
-
-int tok_heap_push(tok_work *w, tok_bigram b, rl_err *err) {
-    if (w->n_heap == w->cap_heap) {
-        size_t cap = w->cap_heap ? w->cap_heap * 2 : 64;
-        tok_bigram *h = realloc(w->heap, cap * sizeof *h);
-        if (!h) return rl_fail(err, RL_ERR_INTERNAL, "tokenizer: out of memory");
-        w->heap = h;
-        w->cap_heap = cap;
-    }
-    size_t i = w->n_heap++;
-    while (i > 0) { /* sift up */
-        size_t parent = (i - 1) / 2;
-        if (!bigram_before(&b, &w->heap[parent])) break;
-        w->heap[i] = w->heap[parent];
-        i = parent;
-    }
-    w->heap[i] = b;
-    return 0;
-}
-
-bool tok_heap_pop(tok_work *w, tok_bigram *out) {
-    if (w->n_heap == 0) return false;
-    *out = w->heap[0];
-    tok_bigram last = w->heap[--w->n_heap];
-    size_t i = 0, n = w->n_heap;
-    for (;;) { /* sift down */
-        size_t child = 2 * i + 1;
-        if (child >= n) break;
-        if (child + 1 < n && bigram_before(&w->heap[child + 1], &w->heap[child])) child++;
-        if (!bigram_before(&w->heap[child], &last)) break;
-        w->heap[i] = w->heap[child];
-        i = child;
-    }
-    if (n > 0) w->heap[i] = last;
-    return true;
-}
-
-void tok_work_merge(tok_work *w, int32_t left, int32_t right) {
-    tok_symbol *l = &w->sym[left], *r = &w->sym[right];
-    l->len += r->len;
-    r->len = 0;
-    l->next = r->next;
-    if (r->next >= 0) w->sym[r->next].prev = left;
 }

@@ -17,14 +17,28 @@
  * A loaded tokenizer is read-only: any number of threads may encode and
  * decode with it at once.
  *
- * Where rackllm differs from llama.cpp on purpose (see tokenizer.c):
+ * Where rackllm differs from llama.cpp on purpose:
  *  - tok_decode does not apply llama.cpp's "clean_spaces" rewriting for
  *    BPE vocabularies (" ?" -> "?"): decoding gives back the exact text;
- *  - unknown `tokenizer.ggml.pre` names fall back to the GPT-2 regex
- *    instead of failing; "default"/missing also use it (llama.cpp then runs
- *    a four-regex cascade);
+ *    and it drops the spm space prefix after a leading BOS too;
+ *  - `tokenizer.ggml.pre` names llama.cpp maps to the Llama 3, Qwen 2 or
+ *    GPT-2 regexes get those (tokenizer_bpe.c lists them); any other name,
+ *    "default" and a missing one fall back to the GPT-2 regex instead of
+ *    failing (llama.cpp rejects unknown names and runs a four-regex cascade
+ *    for "default");
  *  - invalid UTF-8 in BPE input becomes U+FFFD per bad byte (as llama.cpp),
- *    but overlong forms and surrogates count as invalid too.
+ *    but overlong forms and surrogates count as invalid too;
+ *  - where llama.cpp would abort (spm byte fallback without byte pieces,
+ *    BOS asked for but absent) rackllm uses <unk> or leaves the token out;
+ *  - model-specific attributes llama.cpp sets by model name (lstrip/rstrip
+ *    around special tokens for Phi-3 and some BERTs) are not applied.
+ * Unicode classes (\p{L}, \p{N}, \s) come from PCRE2's tables, llama.cpp
+ * uses its own: they can differ for characters newer than either's Unicode
+ * version, and PCRE2's \s includes U+180E.
+ *
+ * Cost: encoding is O(n log n) in the text (priority queues of merges);
+ * cutting special tokens out of the text is O(text x special tokens), as in
+ * llama.cpp — cheap for Llama vocabularies (3 or 256 special tokens).
  */
 #ifndef RACKLLM_TOKENIZER_H
 #define RACKLLM_TOKENIZER_H
@@ -96,13 +110,15 @@ typedef struct tok_stream {
     int n_pending;
 } tok_stream;
 
-/* Room that tok_stream_push / tok_stream_flush may need in `out`. */
+/* Room that always suffices for one tok_stream_push / tok_stream_flush. */
 int tok_stream_bound(const tokenizer *t);
 
-/* Appends the text of `id` (control tokens: nothing) to out and returns the
- * bytes written. Bytes of an unfinished UTF-8 character are held until the
- * next token; bytes that can never form a character are replaced by U+FFFD.
- * Returns -1 (and consumes nothing) if cap is below tok_stream_bound. */
+/* Appends the text of `id` to out and returns the bytes written. Special
+ * tokens are written as their text (<|eot_id|>): a caller that hides them
+ * does not push them (tok_is_control). Bytes of an unfinished UTF-8
+ * character are held until the next token; bytes that can never form a
+ * character are replaced by U+FFFD. Returns -1, consuming nothing, if the
+ * output does not fit in cap (tok_stream_bound bytes always do). */
 int tok_stream_push(const tokenizer *t, tok_stream *s, int32_t id, char *out, int cap);
 /* Ends the stream: an unfinished character still held becomes U+FFFD.
  * Returns the bytes written (at most 3), -1 if cap < 3. */

@@ -69,6 +69,7 @@ struct tok_bpe {
     uint32_t *merge_split; /* length of "first"; "second" starts one byte later */
     uint32_t *merge_len;
     int32_t n_merges;
+    uint32_t max_merge_len; /* longer pairs need no lookup */
     tok_index by_pair; /* (first, second) -> rank, the first rank wins */
 };
 
@@ -90,7 +91,8 @@ bool tok_bpe_default_add_bos(const tok_bpe *b) { return b->pre.add_bos; }
 static int compile_regex(tok_bpe *b, rl_err *err) {
     int code;
     PCRE2_SIZE at;
-    b->re = pcre2_compile((PCRE2_SPTR)b->pre.regex, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &code, &at, NULL);
+    b->re = pcre2_compile((PCRE2_SPTR)b->pre.regex, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &code, &at,
+                          NULL);
     if (!b->re) {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(code, msg, sizeof msg);
@@ -122,6 +124,7 @@ static uint32_t pair_hash(const char *a, size_t alen, const char *b, size_t blen
 }
 
 static int32_t merge_rank(const tok_bpe *m, const char *a, size_t alen, const char *b, size_t blen) {
+    if (alen + blen + 1 > m->max_merge_len) return -1;
     pair_key k = {a, b, alen, blen};
     return tok_index_get(&m->by_pair, pair_hash(a, alen, b, blen), pair_eq, m, &k);
 }
@@ -129,19 +132,15 @@ static int32_t merge_rank(const tok_bpe *m, const char *a, size_t alen, const ch
 /* Copies the merges; "first second" splits at the first space after the
  * first byte, as llama.cpp does. A merge with no such space never applies. */
 static int load_merges(tok_bpe *m, const gguf_file *f, rl_err *err) {
-    const gguf_kv *kv = gguf_find(f, KEY_MERGES);
-    if (!kv) return rl_fail(err, RL_ERR_INPUT, "%s: %s: missing (a gpt2 vocabulary needs its merges)", f->path, KEY_MERGES);
-    if (kv->val.type != GGUF_ARRAY || kv->val.arr.type != GGUF_STRING)
-        return rl_fail(err, RL_ERR_INPUT, "%s: %s: expected an array of string", f->path, KEY_MERGES);
-    const gguf_value *arr = &kv->val;
+    const gguf_value *arr;
+    if (tok_get_array(f, KEY_MERGES, true, GGUF_STRING, GGUF_STRING, "string", &arr, err)) return -1;
     if (arr->arr.n >= INT32_MAX / 4)
-        return rl_fail(err, RL_ERR_INPUT, "%s: %s: %llu merges is too many", f->path, KEY_MERGES,
-                       (unsigned long long)arr->arr.n);
+        return tok_load_fail(err, f, KEY_MERGES, "%llu merges is too many", (unsigned long long)arr->arr.n);
     m->n_merges = (int32_t)arr->arr.n;
     uint64_t total = 1;
     for (int32_t i = 0; i < m->n_merges; i++) {
         if (arr->arr.items[i].str.len > UINT32_MAX / 2)
-            return rl_fail(err, RL_ERR_INPUT, "%s: %s: merge %d is too long", f->path, KEY_MERGES, i);
+            return tok_load_fail(err, f, KEY_MERGES, "merge %d is too long", i);
         total += arr->arr.items[i].str.len + 1;
     }
     size_t n = (size_t)m->n_merges + 1;
@@ -161,13 +160,15 @@ static int load_merges(tok_bpe *m, const gguf_file *f, rl_err *err) {
         if (s.len) memcpy(dst, s.ptr, s.len);
         m->merge_off[i] = at;
         m->merge_len[i] = (uint32_t)s.len;
+        if (s.len > m->max_merge_len) m->max_merge_len = (uint32_t)s.len;
         at += s.len + 1;
         const char *space = s.len > 1 ? memchr(dst + 1, ' ', s.len - 1) : NULL;
         m->merge_split[i] = space ? (uint32_t)(space - dst) : 0; /* 0: no split, never applies */
         hashes[i] = tok_hash(TOK_HASH_SEED, dst, s.len);
     }
     for (int32_t i = 0; i < m->n_merges; i++) {
-        if (i + TOK_PREFETCH_AHEAD < m->n_merges) tok_index_prefetch(&m->by_pair, hashes[i + TOK_PREFETCH_AHEAD]);
+        if (i + TOK_PREFETCH_AHEAD < m->n_merges)
+            tok_index_prefetch(&m->by_pair, hashes[i + TOK_PREFETCH_AHEAD]);
         uint32_t split = m->merge_split[i];
         if (split == 0) continue;
         const char *s = m->merges + m->merge_off[i];
@@ -185,8 +186,7 @@ int tok_bpe_load(tokenizer *t, const gguf_file *f, rl_err *err) {
     b->pre = PRE_FALLBACK;
     const gguf_kv *kv = gguf_find(f, KEY_PRE);
     if (kv && kv->val.type != GGUF_STRING)
-        return rl_fail(err, RL_ERR_INPUT, "%s: %s: expected a string, found %s", f->path, KEY_PRE,
-                       gguf_vtype_name(kv->val.type));
+        return tok_load_fail(err, f, KEY_PRE, "expected a string, found %s", gguf_vtype_name(kv->val.type));
     for (size_t i = 0; kv && i < RL_ARRAY_LEN(PRE_TOKENIZERS); i++)
         if (gguf_str_eq(kv->val.str, PRE_TOKENIZERS[i].name)) b->pre = PRE_TOKENIZERS[i];
     return load_merges(b, f, err) || compile_regex(b, err) ? -1 : 0;

@@ -4,9 +4,10 @@
  * index), the merge-queue machinery both algorithms use, and the growable
  * arrays an encode call works in.
  *
- * tokenizer.c loads the vocabulary, splits text on special tokens and
- * detokenizes; tokenizer_spm.c and tokenizer_bpe.c each encode one plain
- * text fragment with their algorithm.
+ * tokenizer.c loads the vocabulary and splits text on special tokens;
+ * tokenizer_spm.c and tokenizer_bpe.c each encode one plain text fragment
+ * with their algorithm, on the symbol chain and merge queue of
+ * tokenizer_merge.c; tokenizer_decode.c turns ids back into bytes.
  */
 #ifndef RACKLLM_TOKENIZER_INTERNAL_H
 #define RACKLLM_TOKENIZER_INTERNAL_H
@@ -99,9 +100,21 @@ struct tokenizer {
     tok_bpe *bpe;        /* gpt2 only */
 };
 
+static inline bool tok_in_range(const tokenizer *t, int32_t id) { return id >= 0 && id < t->n_vocab; }
+
 /* Vocabulary string of id (valid id) and lookup by string. */
 static inline const char *tok_text(const tokenizer *t, int32_t id) { return t->text + t->texts[id].off; }
 int32_t tok_lookup(const tokenizer *t, const char *s, size_t len);
+
+/* ---- loading helpers ---- */
+struct gguf_value;
+/* "FILE: KEY: what is wrong" as an RL_ERR_INPUT error; returns -1. */
+int tok_load_fail(rl_err *err, const struct gguf_file *f, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* The array under key, with elements of type_a or type_b (`expected` says
+ * which in words). *out = NULL if absent and not required. */
+int tok_get_array(const struct gguf_file *f, const char *key, bool required, uint32_t type_a, uint32_t type_b,
+                  const char *expected, const struct gguf_value **out, rl_err *err);
 
 /* ---- growable arrays for one encode call ---- */
 typedef struct tok_ids {

@@ -222,8 +222,10 @@ static tokenizer *load_written(gguf_writer *w, rl_err *err) {
 
 /* A small SentencePiece vocabulary: <unk> <s> </s>, the 256 byte pieces,
  * then the pieces below with their scores. */
-static const char *const SPM_PIECES[] = {"\xe2\x96\x81", "a", "b", "c", "\xe2\x96\x81" "a", "ab", "\xe2\x96\x81" "ab", "bc"};
-static const float SPM_SCORES[] = {-1, -2, -2, -2, -3, -1, -4, -0.5f};
+#define SP "\xe2\x96\x81" /* "▁" */
+static const char *const SPM_PIECES[] = {SP, "a", "b", "c", SP "a", "ab", SP "ab", "bc", "ca"};
+#undef SP
+static const float SPM_SCORES[] = {-1, -2, -2, -2, -3, -1, -4, -0.5f, -1};
 enum { SPM_FIRST = 259 }; /* id of the first of SPM_PIECES */
 
 typedef enum {
@@ -289,19 +291,21 @@ static void test_spm_by_hand(void) {
     tokenizer *t = load_written(spm_vocab(SPM_OK), &err);
     CHECKF(t != NULL, "%s", err.msg);
     if (!t) return;
-    const int SP = SPM_FIRST, A = SPM_FIRST + 1, B = SPM_FIRST + 2, C = SPM_FIRST + 3, SP_A = SPM_FIRST + 4,
-              AB = SPM_FIRST + 5, SP_AB = SPM_FIRST + 6, BC = SPM_FIRST + 7;
-    (void)A, (void)B, (void)SP_AB;
-    /* "▁ab": pairs ▁a (-3) and ab (-1): ab first; then ▁+ab = "▁ab" (-4). */
+    const int SP = SPM_FIRST, B = SPM_FIRST + 2, C = SPM_FIRST + 3, SP_A = SPM_FIRST + 4, AB = SPM_FIRST + 5,
+              SP_AB = SPM_FIRST + 6, BC = SPM_FIRST + 7, CA = SPM_FIRST + 8;
+    /* "ab" is encoded as "▁ab": pairs ▁a (-3) and ab (-1); ab goes first,
+     * then ▁ + ab is the piece "▁ab". */
     check_ids(t, "ab", (int32_t[]){SP_AB}, 1);
-    /* "▁abc": bc (-0.5) beats ab (-1) and ▁a (-3); then ▁a merges (a|bc: no
-     * piece "abc"), giving ▁a + bc. */
+    /* "▁abc": bc (-0.5) beats ab (-1) and ▁a (-3); then a + bc is no
+     * piece, but ▁ + a still is: ▁a, bc. */
     check_ids(t, "abc", (int32_t[]){SP_A, BC}, 2);
-    /* Ties go left: "▁cc" has no pairs at all; "c c" keeps the spaces. */
+    /* "▁cab": ca and ab tie at -1; the left one wins: ▁, ca, b. */
+    check_ids(t, "cab", (int32_t[]){SP, CA, B}, 3);
+    /* Each space is a "▁"; "▁c" is no piece. */
     check_ids(t, "c c", (int32_t[]){SP, C, SP, C}, 4);
     /* Byte fallback: "é" is C3 A9 -> <0xC3> <0xA9>. */
     check_ids(t, "\xc3\xa9", (int32_t[]){SP, 3 + 0xC3, 3 + 0xA9}, 3);
-    /* No space prefix inside the text after a special token? It gets one. */
+    /* After a special token the text gets a space prefix again. */
     int n;
     int32_t *got = encode(t, "<s>ab</s>", 9, false, true, &n);
     CHECK(ids_equal(got, n, (int32_t[]){1, SP_AB, 2}, 3));
@@ -343,13 +347,14 @@ static void test_bpe_by_hand(void) {
         static int next = 0;
         int cp = printable ? b : 256 + next++;
         if (cp < 0x80) standin[b][0] = (char)cp, standin[b][1] = 0;
-        else standin[b][0] = (char)(0xC0 | (cp >> 6)), standin[b][1] = (char)(0x80 | (cp & 0x3F)), standin[b][2] = 0;
+        else
+            standin[b][0] = (char)(0xC0 | (cp >> 6)), standin[b][1] = (char)(0x80 | (cp & 0x3F)), standin[b][2] = 0;
         tokens[b] = standin[b];
         types[b] = 1;
     }
     CHECK_STR(standin[' '], "\xc4\xa0"); /* "Ġ" */
     CHECK_STR(standin['\n'], "\xc4\x8a"); /* "Ċ" */
-    const char *extra[] = {"ab", "abc", "\xc4\xa0" "a", "bc", "<|end|>", "<|eom_id|>"};
+    const char *extra[] = {"ab", "abc", ("\xc4\xa0" "a"), "bc", "<|end|>", "<|eom_id|>"};
     for (int i = 0; i < 6; i++) tokens[256 + i] = extra[i], types[256 + i] = 1;
     types[260] = 3; /* <|eom_id|> stays "normal": named as an end token, it becomes control */
     /* ranks: "b c" first, then "a b", "ab c", "Ġ a" */
@@ -413,7 +418,7 @@ static void test_bad_metadata(void) {
     expect_error(SPM_BAD_MODEL, "unsupported tokenizer 't5'");
     expect_error(SPM_NO_TOKENS, "tokenizer.ggml.tokens: missing");
     expect_error(SPM_TOKENS_NOT_STRINGS, "tokenizer.ggml.tokens: expected an array of string");
-    expect_error(SPM_FEW_SCORES, "tokenizer.ggml.scores: 266 scores for 267 tokens");
+    expect_error(SPM_FEW_SCORES, "tokenizer.ggml.scores: 267 scores for 268 tokens");
     expect_error(SPM_SCORES_AS_STRINGS, "tokenizer.ggml.scores: expected an array of float32");
     expect_error(SPM_TYPES_AS_FLOATS, "tokenizer.ggml.token_type: expected an array of int32");
     expect_error(SPM_FEW_TYPES, "tokenizer.ggml.token_type: 10 types");
@@ -437,7 +442,7 @@ static void test_bad_metadata(void) {
         size_t len;
         CHECK_STR(tok_piece(t, 5, &len), "[EMPTY_5]");
         CHECK_EQ_INT(tok_find(t, "", 0), -1);
-        check_ids(t, "ab", (int32_t[]){SPM_FIRST + 6}, 1);
+        check_ids(t, "ab", (int32_t[]){SPM_FIRST + 6}, 1); /* still "▁ab" */
         tok_free(t);
     }
 
@@ -586,7 +591,6 @@ static void stream_expect(const tokenizer *t, const int32_t *ids, int n, const i
     int k = tok_stream_flush(&s, out, cap);
     if (k > 0 && total + k < (int)sizeof all) memcpy(all + total, out, (size_t)k), total += k;
     CHECKF(total == (int)strlen(want) && memcmp(all, want, (size_t)total) == 0, "stream gave \"%.*s\"", total, all);
-    CHECK_EQ_INT(tok_stream_push(t, &s, ids[0], out, cap - 1), -1); /* too small a buffer */
     free(out);
 }
 
@@ -604,10 +608,20 @@ static void test_stream(void) {
     free(ids);
     int32_t emoji[] = {3 + 0xF0, 3 + 0x9F, 3 + 0x98, 3 + 0x80};
     stream_expect(t, emoji, 4, (int[]){0, 0, 0, 4}, "\xf0\x9f\x98\x80");
-    /* A character cut short by another: U+FFFD, then the rest. The
-     * control token </s> gives nothing and keeps what is held. */
-    int32_t broken[] = {3 + 0xE2, 2, 3 + 0x82, 3 + 'A'};
-    stream_expect(t, broken, 4, (int[]){0, 0, 0, 4}, "\xef\xbf\xbd" "A");
+    /* A character cut short by another: U+FFFD, then the rest. */
+    int32_t broken[] = {3 + 0xE2, 3 + 0x82, 3 + 'A'};
+    stream_expect(t, broken, 3, (int[]){0, 0, 4}, "\xef\xbf\xbd" "A");
+    /* Special tokens come out as their text (callers skip what they hide). */
+    int32_t with_eos[] = {3 + 'A', 2};
+    stream_expect(t, with_eos, 2, (int[]){1, 4}, "A</s>");
+    /* Too little room: -1 and nothing consumed; then it fits. */
+    tok_stream s = {0};
+    char out[8];
+    CHECK_EQ_INT(tok_stream_push(t, &s, 3 + 0xF0, out, 0), 0); /* held, nothing to write */
+    CHECK_EQ_INT(tok_stream_push(t, &s, 3 + 'B', out, 3), -1);  /* U+FFFD + B needs 4 */
+    CHECK_EQ_INT(tok_stream_push(t, &s, 3 + 'B', out, 4), 4);
+    CHECK(memcmp(out, "\xef\xbf\xbd" "B", 4) == 0);
+    CHECK_EQ_INT(tok_stream_flush(&s, out, 3), 0);
     /* An unfinished character at the end: U+FFFD from flush. */
     int32_t tail[] = {3 + 'x', 3 + 0xC3};
     stream_expect(t, tail, 2, (int[]){1, 0}, "x\xef\xbf\xbd");
@@ -690,8 +704,8 @@ static void test_round_trip(void) {
     size_t len;
     char *text = read_all(shared_path("text/tinystories_sample.txt"), &len);
     CHECK(text != NULL);
-    const char *vocabs[] = {"golden/tokenizer/ggml-vocab-llama-spm.gguf", "golden/tokenizer/ggml-vocab-llama-bpe.gguf",
-                            "models/stories260K.gguf"};
+    const char *vocabs[] = {"golden/tokenizer/ggml-vocab-llama-spm.gguf",
+                            "golden/tokenizer/ggml-vocab-llama-bpe.gguf", "models/stories260K.gguf"};
     for (int v = 0; text && v < 3; v++) {
         tokenizer *t = load_shared(vocabs[v]);
         if (!t) continue;

@@ -200,7 +200,13 @@ static int generate(gen *g, const char *const *extra_stops, text *reply) {
     rl_err err = {0};
     const tokenizer *tok = g->m->tok;
     tok_stream ts = {0};
-    char piece[256], out[1024];
+    int cap = tok_stream_bound(tok);
+    char *piece = malloc((size_t)cap), *out = malloc((size_t)cap + STOP_MAX_LEN);
+    if (!piece || !out) {
+        free(piece);
+        free(out);
+        return cli_fail(&(rl_err){RL_ERR_INTERNAL, "out of memory"});
+    }
     const char *stops[MAX_STOPS + 8];
     int n_stops = 0;
     for (int i = 0; i < g->o->n_stops; i++) stops[n_stops++] = g->o->stops[i];
@@ -214,6 +220,8 @@ static int generate(gen *g, const char *const *extra_stops, text *reply) {
         int n = engine_step(g->e, &err);
         if (n < 0) {
             stop_free(sm);
+            free(piece);
+            free(out);
             return cli_fail(&err);
         }
         int32_t t;
@@ -232,7 +240,7 @@ static int generate(gen *g, const char *const *extra_stops, text *reply) {
         produced++;
         if (engine_seq_get_state(g->seq) != SEQ_FULL) ids_push(&g->held, &t, 1);
         if (!g->o->ignore_eos && tok_is_eog(tok, t)) break;
-        int len = g->o->show_special || !tok_is_control(tok, t) ? tok_stream_push(tok, &ts, t, piece, sizeof piece) : 0;
+        int len = g->o->show_special || !tok_is_control(tok, t) ? tok_stream_push(tok, &ts, t, piece, cap) : 0;
         if (len > 0) {
             size_t k = sm ? stop_push(sm, piece, (size_t)len, out, &stopped) : (size_t)len;
             emit(reply, sm ? out : piece, k);
@@ -243,13 +251,15 @@ static int generate(gen *g, const char *const *extra_stops, text *reply) {
         }
     }
     if (!first) g->gen_time += rl_now() - t0;
-    int len = tok_stream_flush(&ts, piece, sizeof piece);
+    int len = tok_stream_flush(&ts, piece, cap);
     if (!stopped) {
         size_t k = len > 0 && sm ? stop_push(sm, piece, (size_t)len, out, &stopped) : (size_t)len;
         emit(reply, sm ? out : piece, k);
         if (sm && !stopped) emit(reply, out, stop_flush(sm, out));
     }
     stop_free(sm);
+    free(piece);
+    free(out);
     return 0;
 }
 
