@@ -27,6 +27,7 @@
 #include "hwcatalog.h"
 #include "progress.h"
 #include "quantize.h"
+#include "rng.h"
 #include "shape.h"
 #include "threadpool.h"
 #include "tokenizer.h"
@@ -198,19 +199,14 @@ typedef struct bench_ctx {
     int cpus[1024];          /* CPUs this process may use, in order */
     int n_cpus;
     int n_ctx_single, n_ctx_sweep;
-    uint64_t rng;
+    rl_rng rng;              /* prompt tokens (partitions seed their own) */
     progress prog;
     char label[96];
     uint64_t done;
 } bench_ctx;
 
-static uint32_t next_rand(uint64_t *s) {
-    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
-    return (uint32_t)(*s >> 33);
-}
-
-static void random_tokens(uint64_t *rng, int32_t *out, int n, int32_t n_vocab) {
-    for (int i = 0; i < n; i++) out[i] = (int32_t)(next_rand(rng) % (uint32_t)n_vocab);
+static void random_tokens(rl_rng *rng, int32_t *out, int n, int32_t n_vocab) {
+    for (int i = 0; i < n; i++) out[i] = (int32_t)(rl_rng_next(rng) % (uint64_t)n_vocab);
 }
 
 static int32_t argmax(const float *x, int32_t n) {
@@ -509,7 +505,8 @@ static void *partition_main(void *arg) {
     int32_t *prompt = malloc((size_t)p->prompt_len * sizeof *prompt);
     j->rc = e && prompt ? 0 : e ? rl_fail(&j->err, RL_ERR_INTERNAL, "out of memory") : -1;
     if (!j->rc) {
-        uint64_t rng = p->seed + 7919u * (uint64_t)(j->index + 1);
+        rl_rng rng;
+        rl_rng_seed(&rng, p->seed + 7919u * (uint64_t)(j->index + 1));
         random_tokens(&rng, prompt, p->prompt_len, n_vocab);
         s = engine_seq_add(e, prompt, p->prompt_len, NULL, &j->err);
         if (!s) j->rc = -1;
@@ -767,7 +764,7 @@ int bench_run(const model *m, const bench_params *p, bench_result *r, rl_err *er
     B->m = m;
     B->p = p;
     B->r = r;
-    B->rng = p->seed;
+    rl_rng_seed(&B->rng, p->seed);
     list_cpus(B);
     B->threads = p->n_threads > 0 ? p->n_threads : tp_available_cpus();
     int rc = check_params(p, B->threads, err) || size_contexts(B, err) ? -1 : 0;

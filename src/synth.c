@@ -18,6 +18,7 @@
 #include "progress.h"
 #include "quant.h"
 #include "quantize.h"
+#include "rng.h"
 #include "threadpool.h"
 #include "types.h"
 
@@ -26,40 +27,15 @@
 /* GGML_QNT_VERSION, which llama.cpp writes into every quantized file. */
 #define QUANTIZATION_VERSION 2
 
-/* ---- random numbers: splitmix64 to seed, xoshiro256** to draw ---- */
+/* ---- random numbers (rng.h): one stream per (seed, tensor, block) ---- */
 
-typedef struct rng {
-    uint64_t s[4];
-} rng;
-
-static uint64_t splitmix(uint64_t *x) {
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static void rng_seed(rng *r, uint64_t a, uint64_t b, uint64_t c) {
-    uint64_t x = a ^ (b * 0x632be59bd9b4e019ull) ^ (c * 0x8cb92ba72f3d8dd7ull);
-    for (int i = 0; i < 4; i++) r->s[i] = splitmix(&x);
-}
-
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-static uint64_t rng_next(rng *r) {
-    uint64_t *s = r->s, out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return out;
+static void rng_seed(rl_rng *r, uint64_t a, uint64_t b, uint64_t c) {
+    rl_rng_seed(r, a ^ (b * 0x632be59bd9b4e019ull) ^ (c * 0x8cb92ba72f3d8dd7ull));
 }
 
 /* Approximately N(0, 1): the sum of four uniforms (Irwin-Hall), rescaled. */
-static float rng_normal(rng *r) {
-    uint64_t x = rng_next(r);
+static float rng_normal(rl_rng *r) {
+    uint64_t x = rl_rng_next(r);
     float sum = (float)(x & 0xffff) + (float)((x >> 16) & 0xffff) + (float)((x >> 32) & 0xffff) + (float)(x >> 48);
     return (sum / 65536.0f - 2.0f) * 1.7320508f;
 }
@@ -273,7 +249,7 @@ static void fill_block(void *ctx, int block, int thread) {
     const synth_tensor *t = j->t;
     uint64_t r0 = (uint64_t)block * ROWS_PER_BLOCK, r1 = RL_MIN(r0 + ROWS_PER_BLOCK, t->ne[1]);
     float *row = j->S->rows + (size_t)thread * j->S->max_cols;
-    rng r;
+    rl_rng r;
     rng_seed(&r, j->S->p->seed, j->index, (uint64_t)block);
     for (uint64_t i = r0; i < r1; i++) {
         for (uint64_t c = 0; c < t->ne[0]; c++) row[c] = WEIGHT_STD * rng_normal(&r);
