@@ -4,7 +4,10 @@
 #
 # 1. Finds llama.cpp's tools outside this tree ($LLAMA_CPP_DIR, default
 #    /work/peer/llama.cpp/build/bin); without them it says so and exits 0.
-# 2. Writes synthetic Llama-3.2-1B-shaped files with `rackllm synth` (Q4_0
+# 2. Checks that `rackllm synth` files of every type (F16, Q8_0, Q4_0, Q4_K,
+#    Q6_K, Q4_K_M, Q5_K_M; two layers of TinyLlama) load and run in
+#    llama-bench (LOAD_CHECK=0 skips this).
+# 2b. Writes synthetic Llama-3.2-1B-shaped files with `rackllm synth` (Q4_0
 #    and Q8_0 by default) into a temporary directory.
 # 3. For each file, alternating the two programs (the one that goes first
 #    changes every round) and repeating:
@@ -26,6 +29,7 @@
 # CPUs), ROUNDS (3 single-stream rounds), SWEEP_ROUNDS (2), TYPES
 # ("q4_0 q8_0"), SHAPE (llama3.2-1b), LAYERS (cut the model: dry runs only),
 # FLOOR (10), OUT (out/compare), KEEP_FILES (1: keep the synthetic models),
+# LOAD_CHECK (1: first check that every synth type loads in llama-bench),
 # SUMMARY_ONLY (1: summarise an earlier run in OUT again).
 # Needs node (scripts/deps.sh) to read JSON.
 set -euo pipefail
@@ -70,9 +74,102 @@ js() {
     $1"
 }
 
+# ---- every synth type loads and runs in llama.cpp ----
+load_check() {
+  local f t
+  : >"$out/load-check.txt"
+  for t in f16 q8_0 q4_0 q4_k q6_k q4_k_m q5_k_m; do
+    f="$tmp/load-$t.gguf"
+    "$bin" synth --shape "${LOAD_SHAPE:-tinyllama-1.1b}" --type "$t" --layers 2 -t "$threads" -o "$f"
+    if "$llama/llama-bench" -m "$f" -p 8 -n 4 -r 1 -t "$threads" -o csv >"$tmp/load.csv" 2>"$tmp/load.err"; then
+      echo "$t: loads and runs in llama-bench: $(js "
+        const [h, ...rows] = fs.readFileSync('$tmp/load.csv', 'utf8').trim().split('\\n').map(l => l.split(',').map(c => c.replace(/\"/g, '')));
+        const col = n => h.indexOf(n);
+        console.log(rows.map(r => r[col('model_type')] + ' ' + (+r[col('n_prompt')] ? 'pp' + r[col('n_prompt')] : 'tg' + r[col('n_gen')]) + ' ' + (+r[col('avg_ts')]).toFixed(1) + ' t/s').join(', '))")" |
+        tee -a "$out/load-check.txt" >&2
+    else
+      echo "$t: llama-bench FAILED: $(tail -2 "$tmp/load.err" | tr '\n' ' ')" | tee -a "$out/load-check.txt" >&2
+    fi
+    rm -f "$f"
+  done
+}
+
+# ---- llama.cpp's session search ----
+# llama_probe FILE N OUTFILE: per-sequence generation tok/s of N parallel
+# sequences (llama-batched-bench's S_TG / N), its JSON line appended to OUTFILE
+llama_probe() {
+  local f=$1 n=$2 o=$3
+  "$llama/llama-batched-bench" -m "$f" -c $((n * (npp + ntg) + 64)) -b 2048 -ub 512 -npp $npp -ntg $ntg -npl "$n" \
+    -t "$threads" --output-format jsonl 2>/dev/null | grep '^{' >>"$o"
+  js "console.log(L('$o').filter(r => r.pl === $n).slice(-1).map(r => r.speed_tg / r.pl)[0])"
+}
+
+at_floor() { awk -v v="$1" -v f="$floor" 'BEGIN { exit !(v >= f) }'; }
+far_below() { awk -v v="$1" -v f="$floor" 'BEGIN { exit !(v < 0.9 * f) }'; }
+
+# llama_sessions FILE OUTFILE: the most sequences at the floor, searched as
+# rackllm's bench_search does (doubling, then bisection to within 1/16)
+llama_sessions() {
+  local f=$1 o=$2 n=1 below=0 lo hi k tol v
+  local -A speed=()
+  : >"$o"
+  while :; do
+    v=$(llama_probe "$f" $n "$o")
+    speed[$n]=$v
+    log "  llama-batched-bench $n parallel: $v tok/s per sequence"
+    if at_floor "$v"; then
+      below=0
+    else
+      far_below "$v" && break
+      below=$((below + 1))
+      [ $below -ge 2 ] && break
+    fi
+    [ $n -ge 256 ] && break
+    n=$((n * 2))
+  done
+  while :; do
+    lo=0 hi=0
+    for k in "${!speed[@]}"; do
+      if at_floor "${speed[$k]}" && [ "$k" -gt $lo ]; then lo=$k; fi
+    done
+    for k in "${!speed[@]}"; do
+      if [ "$k" -gt $lo ] && ! at_floor "${speed[$k]}" && { [ $hi -eq 0 ] || [ "$k" -lt $hi ]; }; then hi=$k; fi
+    done
+    tol=$((lo / 16 > 1 ? lo / 16 : 1))
+    if [ $hi -eq 0 ] || [ $lo -eq 0 ] || [ $((hi - lo)) -le $tol ]; then break; fi
+    n=$(((lo + hi) / 2))
+    v=$(llama_probe "$f" $n "$o")
+    speed[$n]=$v
+    log "  llama-batched-bench $n parallel: $v tok/s per sequence"
+  done
+  echo "$lo"
+}
+
+# ---- one round of each comparison (FILE TYPE ROUND) ----
+single_llama() {
+  log "$2 round $3: llama-bench"
+  "$llama/llama-bench" -m "$1" -p 128,512 -n 128 -t "$threads" -r 1 -o json 2>/dev/null >"$out/$2-llama-bench-$3.json"
+}
+single_rackllm() {
+  log "$2 round $3: rackllm bench"
+  "$bin" bench -m "$1" --no-sweep -p 128,512 -n 128 -r 1 -t "$threads" -q --json "$out/$2-rackllm-bench-$3.json" \
+    >/dev/null
+}
+sweep_llama() {
+  log "$2 sweep round $3: llama-batched-bench"
+  llama_sessions "$1" "$out/$2-llama-batched-$3.jsonl" >"$out/$2-llama-sessions-$3.txt"
+}
+sweep_rackllm() {
+  log "$2 sweep round $3: rackllm bench --sweep-only"
+  "$bin" bench -m "$1" --sweep-only --partitions 0 --prompt $npp --gen $ntg --floor "$floor" -t "$threads" \
+    --json "$out/$2-rackllm-sweep-$3.json" --svg "$out/$2-rackllm-sweep-$3.svg" 2>&1 >/dev/null |
+    sed 's/^/compare:   /' >&2
+}
+
 # Everything measured goes to $out; SUMMARY_ONLY=1 only summarises an
 # earlier run's $out again.
 measure() {
+  local t f r
   {
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "rackllm: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown) ($bin)"
@@ -80,86 +177,21 @@ measure() {
     echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) CPUs; threads used: $threads"
     echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
   } | tee "$out/machine.txt" >&2
-
-  # ---- the files ----
+  if [ "${LOAD_CHECK:-1}" = 1 ]; then load_check; fi
   for t in $types; do
     log "synthesising $shape $t${layers:+ ($layers layers)}"
     "$bin" synth --shape "$shape" --type "$t" ${layers:+--layers "$layers"} -t "$threads" -o "$tmp/$shape-$t.gguf"
   done
-
-  # ---- llama.cpp's session search: per-sequence tok/s of N parallel sequences ----
-  llama_probe() { # llama_probe FILE N OUTFILE -> per-sequence generation tok/s
-    local f=$1 n=$2 o=$3
-    "$llama/llama-batched-bench" -m "$f" -c $((n * (npp + ntg) + 64)) -b 2048 -ub 512 -npp $npp -ntg $ntg -npl "$n" \
-      -t "$threads" --output-format jsonl 2>/dev/null | grep '^{' >>"$o"
-    js "console.log(L('$o').filter(r => r.pl === $n).slice(-1).map(r => r.speed_tg / r.pl)[0])"
-  }
-
-  llama_sessions() { # llama_sessions FILE OUTFILE -> the most sequences at the floor
-    local f=$1 o=$2 n=1 below=0 lo=0 hi=0 v
-    : >"$o"
-    declare -A speed=()
-    while :; do
-      v=$(llama_probe "$f" $n "$o")
-      speed[$n]=$v
-      log "  llama-batched-bench $n parallel: $v tok/s per sequence"
-      if awk -v v="$v" -v f="$floor" 'BEGIN { exit !(v >= f) }'; then
-        below=0
-      else
-        if awk -v v="$v" -v f="$floor" 'BEGIN { exit !(v < 0.9 * f) }'; then break; fi
-        below=$((below + 1))
-        [ $below -ge 2 ] && break
-      fi
-      [ $n -ge 256 ] && break
-      n=$((n * 2))
-    done
-    while :; do
-      lo=0 hi=0
-      for k in "${!speed[@]}"; do
-        if awk -v v="${speed[$k]}" -v f="$floor" 'BEGIN { exit !(v >= f) }'; then [ "$k" -gt $lo ] && lo=$k; fi
-      done
-      for k in "${!speed[@]}"; do
-        if [ "$k" -gt $lo ] && ! awk -v v="${speed[$k]}" -v f="$floor" 'BEGIN { exit !(v >= f) }'; then
-          { [ $hi -eq 0 ] || [ "$k" -lt $hi ]; } && hi=$k
-        fi
-      done
-      tol=$((lo / 16)); [ $tol -lt 1 ] && tol=1
-      { [ $hi -eq 0 ] || [ $lo -eq 0 ] || [ $((hi - lo)) -le $tol ]; } && break
-      n=$(((lo + hi) / 2))
-      v=$(llama_probe "$f" $n "$o")
-      speed[$n]=$v
-      log "  llama-batched-bench $n parallel: $v tok/s per sequence"
-    done
-    echo $lo
-  }
-
-  # ---- the rounds ----
+  # the program that goes first changes every round
   for t in $types; do
     f="$tmp/$shape-$t.gguf"
     for r in $(seq 1 "$rounds"); do
-      run_llama() {
-        log "$t round $r: llama-bench"
-        "$llama/llama-bench" -m "$f" -p 128,512 -n 128 -t "$threads" -r 1 -o json 2>/dev/null >"$out/$t-llama-bench-$r.json"
-      }
-      run_rackllm() {
-        log "$t round $r: rackllm bench"
-        "$bin" bench -m "$f" --no-sweep -p 128,512 -n 128 -r 1 -t "$threads" -q --json "$out/$t-rackllm-bench-$r.json" \
-          >/dev/null
-      }
-      if [ $((r % 2)) -eq 1 ]; then run_llama; run_rackllm; else run_rackllm; run_llama; fi
+      if [ $((r % 2)) -eq 1 ]; then single_llama "$f" "$t" "$r"; single_rackllm "$f" "$t" "$r";
+      else single_rackllm "$f" "$t" "$r"; single_llama "$f" "$t" "$r"; fi
     done
     for r in $(seq 1 "$sweep_rounds"); do
-      run_llama_sweep() {
-        log "$t sweep round $r: llama-batched-bench"
-        llama_sessions "$f" "$out/$t-llama-batched-$r.jsonl" >"$out/$t-llama-sessions-$r.txt"
-      }
-      run_rackllm_sweep() {
-        log "$t sweep round $r: rackllm bench --sweep-only"
-        "$bin" bench -m "$f" --sweep-only --partitions 0 --prompt $npp --gen $ntg --floor "$floor" -t "$threads" \
-          --json "$out/$t-rackllm-sweep-$r.json" --svg "$out/$t-rackllm-sweep-$r.svg" 2>&1 >/dev/null |
-          sed 's/^/compare:   /' >&2
-      }
-      if [ $((r % 2)) -eq 1 ]; then run_llama_sweep; run_rackllm_sweep; else run_rackllm_sweep; run_llama_sweep; fi
+      if [ $((r % 2)) -eq 1 ]; then sweep_llama "$f" "$t" "$r"; sweep_rackllm "$f" "$t" "$r";
+      else sweep_rackllm "$f" "$t" "$r"; sweep_llama "$f" "$t" "$r"; fi
     done
   done
   echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/machine.txt" >&2
@@ -175,6 +207,10 @@ summary="$out/summary.md"
 } >"$summary"
 all_met=1
 for t in $types; do
+  if ! ls "$out/$t"-llama-bench-*.json "$out/$t"-rackllm-sweep-*.json >/dev/null 2>&1; then
+    log "no measurements of $t in $out"
+    continue
+  fi
   llama_files=$(ls "$out/$t"-llama-bench-*.json | sed "s/.*/'&'/" | paste -sd,)
   rack_files=$(ls "$out/$t"-rackllm-bench-*.json | sed "s/.*/'&'/" | paste -sd,)
   sweep_files=$(ls "$out/$t"-rackllm-sweep-*.json | sed "s/.*/'&'/" | paste -sd,)
@@ -203,7 +239,8 @@ for t in $types; do
 done
 grep -q '\*\*no\*\*' "$summary" && all_met=0
 echo
-echo "rackllm vs llama.cpp, $shape${layers:+ cut to $layers layers}, $threads threads (median over rounds, min-max in brackets):"
+kernels=$(ls "$out"/*-rackllm-bench-*.json 2>/dev/null | head -1 | xargs -r -I{} node -e "console.log(JSON.parse(require('fs').readFileSync('{}','utf8')).machine.kernels)")
+echo "rackllm (kernels ${kernels:-?}) vs llama.cpp, $shape${layers:+ cut to $layers layers}, $threads threads (median over rounds, min-max in brackets):"
 cat "$summary"
 echo
 if [ $all_met = 1 ]; then echo "compare: every target met"; else echo "compare: some targets not met (see **no**)"; fi
