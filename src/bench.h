@@ -4,8 +4,10 @@
  *
  * One run measures, the way llama-bench and llama-batched-bench do:
  *  - memory bandwidth: a streaming read with every thread over a buffer far
- *    larger than the caches, and the roofline it implies for one stream
- *    (bandwidth / bytes read per decoded token);
+ *    larger than the caches (hwcatalog's probe, the planner's too), before
+ *    the tests and again after prefill and decode, the best counting; and
+ *    the roofline it implies for one stream (bandwidth / bytes read per
+ *    decoded token);
  *  - prefill, ppN: one sequence's prompt of N tokens, in tok/s;
  *  - decode, tgN: one sequence generating N tokens one at a time (from an
  *    empty context, as llama-bench's tg);
@@ -102,7 +104,9 @@ typedef struct bench_result {
     int ctx;                 /* context the single-stream decode reaches (= tg length) */
     double bytes_per_token;  /* weights read per token + KV read at ctx */
     double floor_tok_s;
-    double bandwidth_gbs, roofline_tok_s;
+    double bandwidth_gbs, roofline_tok_s; /* the best probe, and what it implies */
+    double bw_runs_gbs[4];   /* each probe: before the tests, after the single-stream ones */
+    int n_bw;
     bench_timing pp[BENCH_MAX_LIST];
     int n_pp;
     bench_timing tg;

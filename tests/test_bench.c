@@ -152,6 +152,8 @@ static void test_run(const model *m) {
     rl_err err = {0};
     CHECKF(bench_run(m, &p, &r, &err) == 0, "%s", err.msg);
     CHECK(r.bandwidth_gbs > 0 && r.roofline_tok_s > 0);
+    CHECK_EQ_INT(r.n_bw, 2); /* before and after the single-stream tests; the best counts */
+    CHECK(r.bandwidth_gbs == fmax(r.bw_runs_gbs[0], r.bw_runs_gbs[1]));
     CHECK_EQ_INT(r.n_pp, 1);
     CHECK(r.pp[0].median > 0 && strcmp(r.pp[0].name, "pp16") == 0);
     CHECK(r.have_tg && r.tg.median > 0 && strcmp(r.tg.name, "tg16") == 0);
@@ -231,6 +233,7 @@ static void test_floors_and_lists(const model *m) {
     p.single = false;
     CHECKF(bench_run(m, &p, &r, &err) == 0, "%s", err.msg);
     CHECK(r.n_pp == 0 && !r.have_tg);
+    CHECK_EQ_INT(r.n_bw, 1);
     CHECK_EQ_INT(r.n_batched, 1);
     CHECK_EQ_INT(r.n_partitioned, 1);
     CHECK_EQ_INT(r.max_batched, 0);
