@@ -14,7 +14,7 @@
 #      single stream:  llama-bench -p 128,512 -n 128 -r 1   vs
 #                      rackllm bench --no-sweep -p 128,512 -n 128 -r 1
 #      sessions:       llama-batched-bench -npp 128 -ntg 64 -npl N  vs
-#                      rackllm bench --sweep-only --partitions 0 (batched)
+#                      rackllm bench --sweep-only --partitions 0 --min-sessions 1
 #    The session count of both is found the same way: N = 1, 2, 4, ... until
 #    the per-sequence generation speed is clearly below the floor, then
 #    bisection (rackllm's search, redone here in shell for llama.cpp).
@@ -161,7 +161,7 @@ sweep_llama() {
 }
 sweep_rackllm() {
   log "$2 sweep round $3: rackllm bench --sweep-only"
-  "$bin" bench -m "$1" --sweep-only --partitions 0 --prompt $npp --gen $ntg --floor "$floor" -t "$threads" \
+  "$bin" bench -m "$1" --sweep-only --partitions 0 --min-sessions 1 --prompt $npp --gen $ntg --floor "$floor" -t "$threads" \
     --json "$out/$2-rackllm-sweep-$3.json" --svg "$out/$2-rackllm-sweep-$3.svg" 2>&1 >/dev/null |
     sed 's/^/compare:   /' >&2
 }

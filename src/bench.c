@@ -46,6 +46,7 @@ bench_params bench_default_params(void) {
     p.prompt_len = 128;
     p.gen_len = 64;
     p.max_sessions = 256;
+    p.min_sessions = 8;
     p.sweep = true;
     p.partitioned = true;
     p.single = true;
@@ -61,6 +62,7 @@ void bench_make_quick(bench_params *p) {
     p->prompt_len = 16;
     p->gen_len = 8;
     p->max_sessions = 4;
+    p->min_sessions = 1;
     p->bw_bytes = 64u << 20;
 }
 
@@ -600,8 +602,8 @@ static int run_partitioned(bench_ctx *B, int k, bench_point_result *pt, rl_err *
 
 /* ---- the sweep driver ---- */
 
-int bench_search(bench_probe_fn probe, void *ctx, int cap, double floor_tok_s, int *sizes, double *speeds, int max,
-                 int *n) {
+int bench_search(bench_probe_fn probe, void *ctx, int cap, int min_size, double floor_tok_s, int *sizes, double *speeds,
+                 int max, int *n) {
     *n = 0;
     if (cap < 1 || max < 1) return 0;
     int below = 0;
@@ -610,7 +612,7 @@ int bench_search(bench_probe_fn probe, void *ctx, int cap, double floor_tok_s, i
         if (v < 0) return -1;
         sizes[*n] = size;
         speeds[(*n)++] = v;
-        if (v < floor_tok_s && (v < 0.9 * floor_tok_s || ++below >= 2)) break;
+        if (v < floor_tok_s && (v < 0.9 * floor_tok_s || ++below >= 2) && size >= min_size) break;
         if (v >= floor_tok_s) below = 0;
         if (size == cap) break;
     }
@@ -663,8 +665,8 @@ static int cmp_point(const void *a, const void *b) {
 }
 
 /* A sweep: the sizes given, or bench_search's. */
-static int sweep(bench_ctx *B, point_fn fn, const int *list, int n_list, int cap, bench_point_result *pts, int *n_pts,
-                 rl_err *err) {
+static int sweep(bench_ctx *B, point_fn fn, const int *list, int n_list, int cap, int min_size,
+                 bench_point_result *pts, int *n_pts, rl_err *err) {
     sweep_list l = {B, fn, pts, n_pts, err};
     if (n_list > 0) {
         for (int i = 0; i < n_list; i++)
@@ -672,7 +674,7 @@ static int sweep(bench_ctx *B, point_fn fn, const int *list, int n_list, int cap
     } else {
         int sizes[BENCH_MAX_POINTS_SWEEP], n = 0;
         double speeds[BENCH_MAX_POINTS_SWEEP];
-        if (bench_search(probe_point, &l, cap, B->p->floor_tok_s, sizes, speeds, BENCH_MAX_POINTS_SWEEP, &n))
+        if (bench_search(probe_point, &l, cap, min_size, B->p->floor_tok_s, sizes, speeds, BENCH_MAX_POINTS_SWEEP, &n))
             return -1;
     }
     qsort(pts, (size_t)*n_pts, sizeof *pts, cmp_point);
@@ -703,10 +705,11 @@ static int run_sweep(bench_ctx *B, rl_err *err) {
     r->prompt_len = p->prompt_len;
     r->gen_len = p->gen_len;
     int cap = RL_MIN(p->max_sessions > 0 ? p->max_sessions : 256, memory_cap(B));
-    if (sweep(B, run_batched, p->sessions, p->n_sessions, cap, r->batched, &r->n_batched, err)) return -1;
+    if (sweep(B, run_batched, p->sessions, p->n_sessions, cap, p->min_sessions, r->batched, &r->n_batched, err))
+        return -1;
     r->have_partitioned = p->partitioned;
     if (p->partitioned &&
-        sweep(B, run_partitioned, p->partitions, p->n_partitions, B->threads, r->partitioned, &r->n_partitioned, err))
+        sweep(B, run_partitioned, p->partitions, p->n_partitions, B->threads, 1, r->partitioned, &r->n_partitioned, err))
         return -1;
     r->max_batched = bench_max_at_floor(r->batched, r->n_batched, p->floor_tok_s);
     r->max_partitioned = bench_max_at_floor(r->partitioned, r->n_partitioned, p->floor_tok_s);

@@ -19,8 +19,9 @@
  *    after its first, divided by the time from its first to its last), the
  *    slowest, the median and the sum; and the most sessions whose slowest
  *    one keeps the floor. The sweep doubles N until the speed is clearly
- *    below the floor, then bisects between the last point above and the
- *    first below, so the answer is not just a power of two.
+ *    below the floor (and N is at least 8, so that the largest batch shows
+ *    the machine's compute limit), then bisects between the last point
+ *    above and the first below, so the answer is not just a power of two.
  * Generation is greedy (argmax of the logits), as a server would sample.
  *
  * The results are plain numbers in bench_result: bench_write_json writes
@@ -57,6 +58,9 @@ typedef struct bench_params {
     int n_partitions;
     bool partitioned;        /* run the partitioned sweep (true) */
     int max_sessions;        /* cap of the automatic sweep (256) */
+    int min_sessions;        /* ... which goes at least this far (8), even below
+                                the floor: its largest batch shows the compute
+                                limit the planner calibrates with */
     bool sweep;              /* run the session sweep (true) */
     bool single;             /* run pp and tg (true); false for --sweep-only */
     uint64_t bw_bytes;       /* bandwidth probe buffer; 0: 1 GiB (at most 1/8 of RAM) */
@@ -129,14 +133,15 @@ void bench_result_free(bench_result *r);
 /* The search of the automatic sweep, on any probe (tests give it a
  * formula): probe(ctx, n) is the slowest session's tok/s with n sessions,
  * < 0 for an error. Sizes 1, 2, 4, ... up to cap until one is clearly below
- * the floor (under 90% of it, or two in a row below it); then bisection
+ * the floor (under 90% of it, or two in a row below it) and at least
+ * min_size; then bisection
  * between the largest size that kept the floor and the smallest larger one
  * that did not, until they are within 1/16 of each other. The sizes probed
  * and their speeds go to sizes[], speeds[] (at most max); -1 if a probe
  * failed. */
 typedef double (*bench_probe_fn)(void *ctx, int n);
-int bench_search(bench_probe_fn probe, void *ctx, int cap, double floor_tok_s, int *sizes, double *speeds, int max,
-                 int *n);
+int bench_search(bench_probe_fn probe, void *ctx, int cap, int min_size, double floor_tok_s, int *sizes, double *speeds,
+                 int max, int *n);
 
 /* The most sessions among points whose slowest session kept the floor. */
 int bench_max_at_floor(const bench_point_result *pts, int n, double floor_tok_s);

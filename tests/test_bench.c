@@ -65,29 +65,37 @@ static void test_search(void) {
     /* 100/n against 10: doubling to 16 (6.25, clearly below), then 12
      * (8.3, no), 10 (10, yes), 11 (9.1, no): the answer is 10 */
     double k = 100;
-    CHECK(bench_search(inverse, &k, 256, 10, sizes, speeds, 64, &n) == 0);
+    CHECK(bench_search(inverse, &k, 256, 1, 10, sizes, speeds, 64, &n) == 0);
     check_sizes(sizes, n, (int[]){1, 2, 4, 8, 16, 12, 10, 11}, 8, "100/n, floor 10");
     CHECK_EQ_INT(n, 8);
     /* 100/n against 1: up to 128 (0.78), then 96 yes, 112 no, 104 no, 100
      * yes; 100 and 104 are within 100/16 of each other: stop */
-    CHECK(bench_search(inverse, &k, 1000, 1, sizes, speeds, 64, &n) == 0);
+    CHECK(bench_search(inverse, &k, 1000, 1, 1, sizes, speeds, 64, &n) == 0);
     check_sizes(sizes, n, (int[]){1, 2, 4, 8, 16, 32, 64, 128, 96, 112, 104, 100}, 12, "100/n, floor 1");
     /* never below: doubling stops at the cap, which need not be a power of two */
     double fast = 1000;
-    CHECK(bench_search(constant, &fast, 6, 10, sizes, speeds, 64, &n) == 0);
+    CHECK(bench_search(constant, &fast, 6, 1, 10, sizes, speeds, 64, &n) == 0);
     check_sizes(sizes, n, (int[]){1, 2, 4, 6}, 4, "always above, cap 6");
     /* clearly below at once: one probe */
     double slow = 1;
-    CHECK(bench_search(constant, &slow, 256, 10, sizes, speeds, 64, &n) == 0);
+    CHECK(bench_search(constant, &slow, 256, 1, 10, sizes, speeds, 64, &n) == 0);
     check_sizes(sizes, n, (int[]){1}, 1, "always far below");
     /* just below (within 10%): one more size, then stop */
     double near = 9.5;
-    CHECK(bench_search(constant, &near, 256, 10, sizes, speeds, 64, &n) == 0);
+    CHECK(bench_search(constant, &near, 256, 1, 10, sizes, speeds, 64, &n) == 0);
     check_sizes(sizes, n, (int[]){1, 2}, 2, "always just below");
+    /* a minimum size: doubling goes on below the floor up to it */
+    CHECK(bench_search(constant, &slow, 256, 8, 10, sizes, speeds, 64, &n) == 0);
+    check_sizes(sizes, n, (int[]){1, 2, 4, 8}, 4, "always far below, min 8");
+    CHECK(bench_search(constant, &slow, 4, 8, 10, sizes, speeds, 64, &n) == 0);
+    check_sizes(sizes, n, (int[]){1, 2, 4}, 3, "min 8 above the cap of 4");
+    /* ... and the bisection still finds 100/n's answer */
+    CHECK(bench_search(inverse, &k, 256, 32, 10, sizes, speeds, 64, &n) == 0);
+    check_sizes(sizes, n, (int[]){1, 2, 4, 8, 16, 32, 12, 10, 11}, 9, "100/n, floor 10, min 32");
     /* a failing probe fails the search */
-    CHECK(bench_search(failing, NULL, 256, 10, sizes, speeds, 64, &n) == -1);
+    CHECK(bench_search(failing, NULL, 256, 1, 10, sizes, speeds, 64, &n) == -1);
     /* the room given is respected */
-    CHECK(bench_search(inverse, &k, 1000, 1, sizes, speeds, 3, &n) == 0 && n == 3);
+    CHECK(bench_search(inverse, &k, 1000, 1, 1, sizes, speeds, 3, &n) == 0 && n == 3);
 }
 
 static void test_max_at_floor(void) {

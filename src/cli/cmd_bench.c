@@ -46,6 +46,8 @@ static void usage(FILE *out) {
             "      --partitions LIST sweep: partition counts (default 1,2,4,... up to the threads;\n"
             "                        0: no partitioned sweep)\n"
             "      --max-sessions N  cap of the automatic batched sweep (default 256)\n"
+            "      --min-sessions N  ... which always goes this far, even below the floor, so that\n"
+            "                        its largest batch shows the compute limit (default 8)\n"
             "      --sweep-only      only bandwidth and the sweep (what `plan --verify` needs)\n"
             "      --no-sweep        only bandwidth, prefill and decode\n"
             "      --quick           a short run for tests and CI (rough numbers)\n"
@@ -62,7 +64,7 @@ typedef struct bench_cli {
     uint64_t seed;
     bool quick, sweep_only, no_sweep, no_parts, quiet;
     /* flags given explicitly override --quick's values */
-    int threads, ctx, tg, repeat, prompt, gen, max_sessions;
+    int threads, ctx, tg, repeat, prompt, gen, max_sessions, min_sessions;
     double floor_tok_s;
     int pp[BENCH_MAX_LIST], n_pp, sessions[BENCH_MAX_LIST], n_sessions, parts[BENCH_MAX_LIST], n_parts;
 } bench_cli;
@@ -82,7 +84,7 @@ static int bad(const char *what, const char *arg) {
 
 /* Returns -1 to go on, else an exit code. */
 static int parse(int argc, char **argv, bench_cli *c) {
-    enum { O_LAYERS = 256, O_SEED, O_FLOOR, O_PROMPT, O_GEN, O_SESSIONS, O_PARTS, O_MAXS, O_SWEEP_ONLY, O_NO_SWEEP,
+    enum { O_LAYERS = 256, O_SEED, O_FLOOR, O_PROMPT, O_GEN, O_SESSIONS, O_PARTS, O_MAXS, O_MINS, O_SWEEP_ONLY, O_NO_SWEEP,
            O_QUICK, O_JSON, O_SVG };
     static const struct option longs[] = {
         {"model", required_argument, 0, 'm'},       {"shape", required_argument, 0, 's'},
@@ -93,6 +95,7 @@ static int parse(int argc, char **argv, bench_cli *c) {
         {"floor", required_argument, 0, O_FLOOR},   {"prompt", required_argument, 0, O_PROMPT},
         {"gen", required_argument, 0, O_GEN},       {"sessions", required_argument, 0, O_SESSIONS},
         {"partitions", required_argument, 0, O_PARTS}, {"max-sessions", required_argument, 0, O_MAXS},
+        {"min-sessions", required_argument, 0, O_MINS},
         {"sweep-only", no_argument, 0, O_SWEEP_ONLY}, {"no-sweep", no_argument, 0, O_NO_SWEEP},
         {"quick", no_argument, 0, O_QUICK},         {"json", required_argument, 0, O_JSON},
         {"svg", required_argument, 0, O_SVG},       {"quiet", no_argument, 0, 'q'},
@@ -101,7 +104,7 @@ static int parse(int argc, char **argv, bench_cli *c) {
     memset(c, 0, sizeof *c);
     c->type = "q4_0";
     c->seed = 1;
-    c->threads = c->ctx = c->tg = c->repeat = c->prompt = c->gen = c->max_sessions = -1;
+    c->threads = c->ctx = c->tg = c->repeat = c->prompt = c->gen = c->max_sessions = c->min_sessions = -1;
     c->floor_tok_s = -1;
     int o, v;
     optind = 1;
@@ -128,6 +131,9 @@ static int parse(int argc, char **argv, bench_cli *c) {
         case O_GEN: if (!parse_int(optarg, 2, 1 << 16, &c->gen)) return bad("--gen", optarg); break;
         case O_MAXS:
             if (!parse_int(optarg, 1, BENCH_MAX_SESSIONS, &c->max_sessions)) return bad("--max-sessions", optarg);
+            break;
+        case O_MINS:
+            if (!parse_int(optarg, 1, BENCH_MAX_SESSIONS, &c->min_sessions)) return bad("--min-sessions", optarg);
             break;
         case O_FLOOR: {
             char *end = NULL;
@@ -184,6 +190,7 @@ static bench_params make_params(const bench_cli *c) {
     if (c->prompt > 0) p.prompt_len = c->prompt;
     if (c->gen > 0) p.gen_len = c->gen;
     if (c->max_sessions > 0) p.max_sessions = c->max_sessions;
+    if (c->min_sessions > 0) p.min_sessions = c->min_sessions;
     if (c->floor_tok_s > 0) p.floor_tok_s = c->floor_tok_s;
     if (c->n_pp > 0) {
         memcpy(p.pp, c->pp, sizeof p.pp);
