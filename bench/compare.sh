@@ -172,7 +172,7 @@ measure() {
   local t f r
   {
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    echo "rackllm: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown) ($bin)"
+    echo "rackllm: $(git -C "$(dirname "$bin")" rev-parse --short HEAD 2>/dev/null || echo unknown) ($bin)"
     echo "llama.cpp: $(git -C "$llama/../.." rev-parse --short HEAD 2>/dev/null || echo unknown) ($llama)"
     echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) CPUs; threads used: $threads"
     echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -234,14 +234,14 @@ for t in $types; do
     row('prefill pp512 tok/s', fmt(pp512[0]), fmt(pp512[1]), q(ratio(...pp512)), '>= 1.3x', ratio(...pp512) >= 1.3);
     row('decode tg128 tok/s', fmt(tg[0]), fmt(tg[1]), q(ratio(...tg)), '>= 1.15x', ratio(...tg) >= 1.15);
     row('decode tg128 / bandwidth roofline (rackllm run: ' + fmt(rb.map(x => x.bandwidth_gbs)) + ' GB/s, roofline ' + fmt(rb.map(x => x.roofline_tok_s)) + ' tok/s)', '', (100 * med(roof)).toFixed(0) + '%' + (roof.length > 1 ? ' (' + roof.map(x => (100 * x).toFixed(0)).join(', ') + ')' : ''), '', '>= 85%', med(roof) >= 0.85);
-    row('sessions >= $floor tok/s, batched (each round)', sess[0].join(', '), sess[1].join(', '), med(sess[0]) > 0 ? q(ratio(...sess)) : 'n/a', '>= 3x', med(sess[0]) > 0 ? ratio(...sess) >= 3 : med(sess[1]) > 0);
+    row('sessions >= $floor tok/s, batched (each round)', sess[0].join(', '), sess[1].join(', '), med(sess[0]) > 0 ? q(ratio(...sess)) : 'n/a (llama.cpp: 0)', '>= 3x', med(sess[0]) > 0 ? ratio(...sess) >= 3 : null);
     console.log(rows.join('\n'));" >>"$summary"
 done
-grep -q '\*\*no\*\*' "$summary" && all_met=0
+if grep -q '\*\*no\*\*' "$summary" || grep -q 'n/a (llama' "$summary"; then all_met=0; fi
 echo
 kernels=$(ls "$out"/*-rackllm-bench-*.json 2>/dev/null | head -1 | xargs -r -I{} node -e "console.log(JSON.parse(require('fs').readFileSync('{}','utf8')).machine.kernels)")
 echo "rackllm (kernels ${kernels:-?}) vs llama.cpp, $shape${layers:+ cut to $layers layers}, $threads threads (median over rounds, min-max in brackets):"
 cat "$summary"
 echo
-if [ $all_met = 1 ]; then echo "compare: every target met"; else echo "compare: some targets not met (see **no**)"; fi
+if [ $all_met = 1 ]; then echo "compare: every target met"; else echo "compare: some targets not met or not judged (see **no**, n/a)"; fi
 echo "compare: raw outputs and summary.md in $out"
