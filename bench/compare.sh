@@ -207,14 +207,14 @@ summary="$out/summary.md"
 } >"$summary"
 all_met=1
 for t in $types; do
-  if ! ls "$out/$t"-llama-bench-*.json "$out/$t"-rackllm-sweep-*.json >/dev/null 2>&1; then
+  if ! ls "$out/$t"-llama-bench-*.json "$out/$t"-rackllm-bench-*.json >/dev/null 2>&1; then
     log "no measurements of $t in $out"
     continue
   fi
   llama_files=$(ls "$out/$t"-llama-bench-*.json | sed "s/.*/'&'/" | paste -sd,)
   rack_files=$(ls "$out/$t"-rackllm-bench-*.json | sed "s/.*/'&'/" | paste -sd,)
-  sweep_files=$(ls "$out/$t"-rackllm-sweep-*.json | sed "s/.*/'&'/" | paste -sd,)
-  sess_files=$(ls "$out/$t"-llama-sessions-*.txt | sed "s/.*/'&'/" | paste -sd,)
+  sweep_files=$(ls "$out/$t"-rackllm-sweep-*.json 2>/dev/null | sed "s/.*/'&'/" | paste -sd,)
+  sess_files=$(ls "$out/$t"-llama-sessions-*.txt 2>/dev/null | sed "s/.*/'&'/" | paste -sd,)
   js "
     const spread = a => a.length > 1 ? ' (' + Math.min(...a).toFixed(1) + '-' + Math.max(...a).toFixed(1) + ')' : '';
     const fmt = a => med(a).toFixed(2) + spread(a);
@@ -234,7 +234,7 @@ for t in $types; do
     row('prefill pp512 tok/s', fmt(pp512[0]), fmt(pp512[1]), q(ratio(...pp512)), '>= 1.3x', ratio(...pp512) >= 1.3);
     row('decode tg128 tok/s', fmt(tg[0]), fmt(tg[1]), q(ratio(...tg)), '>= 1.15x', ratio(...tg) >= 1.15);
     row('decode tg128 / bandwidth roofline (rackllm run: ' + fmt(rb.map(x => x.bandwidth_gbs)) + ' GB/s, roofline ' + fmt(rb.map(x => x.roofline_tok_s)) + ' tok/s)', '', (100 * med(roof)).toFixed(0) + '%' + (roof.length > 1 ? ' (' + roof.map(x => (100 * x).toFixed(0)).join(', ') + ')' : ''), '', '>= 85%', med(roof) >= 0.85);
-    row('sessions >= $floor tok/s, batched (each round)', sess[0].join(', '), sess[1].join(', '), med(sess[0]) > 0 ? q(ratio(...sess)) : 'n/a (llama.cpp: 0)', '>= 3x', med(sess[0]) > 0 ? ratio(...sess) >= 3 : null);
+    if (rs.length && ls.length) row('sessions >= $floor tok/s, batched (each round)', sess[0].join(', '), sess[1].join(', '), med(sess[0]) > 0 ? q(ratio(...sess)) : 'n/a (llama.cpp: 0)', '>= 3x', med(sess[0]) > 0 ? ratio(...sess) >= 3 : null);
     console.log(rows.join('\n'));" >>"$summary"
 done
 if grep -q '\*\*no\*\*' "$summary" || grep -q 'n/a (llama' "$summary"; then all_met=0; fi
