@@ -34,5 +34,7 @@ number_in() { # number_in OBJECT KEY: a number inside a top-level object
 sessions=$(number_in max_sessions_at_floor batched)
 floor=$(awk '/"floor":/ { gsub(/[^0-9.]/, ""); print; exit }' "$out/bench.json")
 threads=$(number_in machine threads)
-echo "main job: this machine ($(field cpu), ${threads} threads) holds ${sessions} sessions of a Llama-3.2-1B-shaped" \
+plural=s
+[ "$sessions" = 1 ] && plural=
+echo "main job: this machine ($(field cpu), ${threads} threads) holds ${sessions} session${plural} of a Llama-3.2-1B-shaped" \
   "Q4_0 model at >= ${floor} tok/s each (batched decoding; $out/bench.json, $out/bench.svg)"
