@@ -213,8 +213,8 @@ for t in $types; do
   fi
   llama_files=$(ls "$out/$t"-llama-bench-*.json | sed "s/.*/'&'/" | paste -sd,)
   rack_files=$(ls "$out/$t"-rackllm-bench-*.json | sed "s/.*/'&'/" | paste -sd,)
-  sweep_files=$(ls "$out/$t"-rackllm-sweep-*.json 2>/dev/null | sed "s/.*/'&'/" | paste -sd,)
-  sess_files=$(ls "$out/$t"-llama-sessions-*.txt 2>/dev/null | sed "s/.*/'&'/" | paste -sd,)
+  sweep_files=$( (ls "$out/$t"-rackllm-sweep-*.json 2>/dev/null || true) | sed "s/.*/'&'/" | paste -sd,)
+  sess_files=$( (ls "$out/$t"-llama-sessions-*.txt 2>/dev/null || true) | sed "s/.*/'&'/" | paste -sd,)
   js "
     const spread = a => a.length > 1 ? ' (' + Math.min(...a).toFixed(1) + '-' + Math.max(...a).toFixed(1) + ')' : '';
     const fmt = a => med(a).toFixed(2) + spread(a);
