@@ -17,46 +17,25 @@
 #include "gguf.h"
 #include "progress.h"
 #include "quant.h"
+#include "quantize.h"
+#include "rng.h"
 #include "threadpool.h"
 #include "types.h"
 
 #define ROWS_PER_BLOCK 64
 #define WEIGHT_STD 0.02f
+/* GGML_QNT_VERSION, which llama.cpp writes into every quantized file. */
+#define QUANTIZATION_VERSION 2
 
-/* ---- random numbers: splitmix64 to seed, xoshiro256** to draw ---- */
+/* ---- random numbers (rng.h): one stream per (seed, tensor, block) ---- */
 
-typedef struct rng {
-    uint64_t s[4];
-} rng;
-
-static uint64_t splitmix(uint64_t *x) {
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static void rng_seed(rng *r, uint64_t a, uint64_t b, uint64_t c) {
-    uint64_t x = a ^ (b * 0x632be59bd9b4e019ull) ^ (c * 0x8cb92ba72f3d8dd7ull);
-    for (int i = 0; i < 4; i++) r->s[i] = splitmix(&x);
-}
-
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-static uint64_t rng_next(rng *r) {
-    uint64_t *s = r->s, out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return out;
+static void rng_seed(rl_rng *r, uint64_t a, uint64_t b, uint64_t c) {
+    rl_rng_seed(r, a ^ (b * 0x632be59bd9b4e019ull) ^ (c * 0x8cb92ba72f3d8dd7ull));
 }
 
 /* Approximately N(0, 1): the sum of four uniforms (Irwin-Hall), rescaled. */
-static float rng_normal(rng *r) {
-    uint64_t x = rng_next(r);
+static float rng_normal(rl_rng *r) {
+    uint64_t x = rl_rng_next(r);
     float sum = (float)(x & 0xffff) + (float)((x >> 16) & 0xffff) + (float)((x >> 32) & 0xffff) + (float)(x >> 48);
     return (sum / 65536.0f - 2.0f) * 1.7320508f;
 }
@@ -64,9 +43,7 @@ static float rng_normal(rng *r) {
 /* ---- the tensors ---- */
 
 typedef struct stensor {
-    char name[64];
-    uint32_t type, n_dims;
-    uint64_t ne[2];
+    synth_tensor info;
     int kind; /* K_RANDOM, K_ONES, K_ROPE */
 } stensor;
 
@@ -75,44 +52,41 @@ enum { K_RANDOM, K_ONES, K_ROPE };
 typedef struct synth {
     const synth_params *p;
     rl_shape s;
-    uint32_t base_type;
+    const quantize_mix *mix;
+    quantize_model qm; /* what the mix's per-tensor rules need to know */
     stensor *t;
     int n_t;
     threadpool *pool;
+    float *rows;       /* one row of floats per thread, max_cols each */
+    uint64_t max_cols;
     progress prog;
     uint64_t bytes_done, bytes_total;
 } synth;
 
-static int parse_type(const char *name, uint32_t *type, rl_err *err) {
-    int t = rl_type_from_name(name);
-    if (t < 0 || !quant_supported((uint32_t)t))
-        return rl_fail(err, RL_ERR_INPUT,
-                       "unknown or unsupported type '%s' (f32, f16, bf16, q8_0, q4_0, q4_1, q4_k, q5_k, q6_k)", name);
-    *type = (uint32_t)t;
+/* The target: one of the quantize module's mixes (Q4_0, Q8_0, Q4_K_M, ...),
+ * whose per-tensor rules lay the file out as llama-quantize would. */
+static int parse_type(const char *name, const quantize_mix **mix, rl_err *err) {
+    *mix = quantize_mix_find(name);
+    if (!*mix) {
+        char known[256] = "";
+        for (size_t i = 0; quantize_mix_at(i); i++) {
+            size_t n = strlen(known);
+            snprintf(known + n, sizeof known - n, "%s%s", i ? ", " : "", quantize_mix_at(i)->name);
+        }
+        return rl_fail(err, RL_ERR_INPUT, "unknown type '%s' (known: %s)", name, known);
+    }
     return 0;
 }
 
-static bool is_quantized(uint32_t t) { return t != RL_TYPE_F32 && t != RL_TYPE_F16 && t != RL_TYPE_BF16; }
-
-/* llama.cpp's choice for a plain target type: the output matrix (and the
- * embeddings when tied to it) get Q6_K, or Q8_0 when the target is Q8_0 or
- * the rows are not whole 256-blocks. */
-static uint32_t matrix_type(const synth *S, const char *name, uint64_t cols) {
-    bool output = strcmp(name, "output.weight") == 0 ||
-                  (S->s.tied_embeddings && strcmp(name, "token_embd.weight") == 0);
-    if (!is_quantized(S->base_type) || !output) return S->base_type;
-    if (S->base_type == RL_TYPE_Q8_0 || cols % 256) return RL_TYPE_Q8_0;
-    return RL_TYPE_Q6_K;
-}
-
 static void add(synth *S, const char *name, uint64_t cols, uint64_t rows) {
-    stensor *t = &S->t[S->n_t++];
+    stensor *st = &S->t[S->n_t++];
+    synth_tensor *t = &st->info;
     snprintf(t->name, sizeof t->name, "%s", name);
     t->ne[0] = cols;
     t->ne[1] = rows;
     t->n_dims = rows > 1 ? 2 : 1;
-    t->kind = rows > 1 ? K_RANDOM : strcmp(name, "rope_freqs.weight") == 0 ? K_ROPE : K_ONES;
-    t->type = rows > 1 ? matrix_type(S, name, cols) : RL_TYPE_F32;
+    st->kind = rows > 1 ? K_RANDOM : strcmp(name, "rope_freqs.weight") == 0 ? K_ROPE : K_ONES;
+    t->type = quantize_tensor_type(S->mix, &S->qm, false, name, t->n_dims, t->ne, RL_TYPE_F32, NULL);
 }
 
 static void plan_tensors(synth *S) {
@@ -264,34 +238,31 @@ static void add_metadata(gguf_writer *w, const synth *S) {
 
 typedef struct fill_job {
     synth *S;
-    const stensor *t;
+    const synth_tensor *t;
     uint64_t index;
     uint8_t *out;
     size_t row_bytes;
 } fill_job;
 
 static void fill_block(void *ctx, int block, int thread) {
-    (void)thread;
     fill_job *j = ctx;
-    const stensor *t = j->t;
+    const synth_tensor *t = j->t;
     uint64_t r0 = (uint64_t)block * ROWS_PER_BLOCK, r1 = RL_MIN(r0 + ROWS_PER_BLOCK, t->ne[1]);
-    float *row = malloc(t->ne[0] * sizeof *row);
-    if (!row) return; /* caught below: the output stays zero */
-    rng r;
+    float *row = j->S->rows + (size_t)thread * j->S->max_cols;
+    rl_rng r;
     rng_seed(&r, j->S->p->seed, j->index, (uint64_t)block);
     for (uint64_t i = r0; i < r1; i++) {
         for (uint64_t c = 0; c < t->ne[0]; c++) row[c] = WEIGHT_STD * rng_normal(&r);
         quant_quantize_row(t->type, row, j->out + i * j->row_bytes, (int64_t)t->ne[0]);
     }
-    free(row);
 }
 
 static int fill(void *ctx, uint64_t index, void *buf, uint64_t size, rl_err *err) {
     synth *S = ctx;
-    const stensor *t = &S->t[index];
-    if (t->kind == K_ONES) {
+    const synth_tensor *t = &S->t[index].info;
+    if (S->t[index].kind == K_ONES) {
         for (uint64_t i = 0; i < t->ne[0]; i++) ((float *)buf)[i] = 1.0f;
-    } else if (t->kind == K_ROPE) {
+    } else if (S->t[index].kind == K_ROPE) {
         if (!shape_llama3_rope_freqs(&S->s, buf)) return rl_fail(err, RL_ERR_INTERNAL, "no rope factors");
     } else {
         fill_job j = {S, t, index, buf, (size_t)(size / t->ne[1])};
@@ -302,27 +273,14 @@ static int fill(void *ctx, uint64_t index, void *buf, uint64_t size, rl_err *err
     return 0;
 }
 
-/* llama.cpp's llama_ftype number for a file mostly of one type. */
-static uint32_t file_type(uint32_t t) {
-    switch (t) {
-    case RL_TYPE_F16: return 1;
-    case RL_TYPE_Q4_0: return 2;
-    case RL_TYPE_Q4_1: return 3;
-    case RL_TYPE_Q8_0: return 7;
-    case RL_TYPE_Q4_K: return 14; /* Q4_K_S */
-    case RL_TYPE_Q5_K: return 16; /* Q5_K_S */
-    case RL_TYPE_Q6_K: return 18;
-    case RL_TYPE_BF16: return 32;
-    default: return 0;            /* all F32 */
-    }
-}
-
 static gguf_writer *prepare(synth *S, const synth_params *p, rl_err *err) {
     memset(S, 0, sizeof *S);
     S->p = p;
     S->s = p->shape;
     if (p->layers > 0 && p->layers < S->s.n_layer) S->s.n_layer = p->layers;
-    if (parse_type(p->type, &S->base_type, err)) return NULL;
+    if (parse_type(p->type, &S->mix, err)) return NULL;
+    S->qm = (quantize_model){.arch = "llama", .n_layer = S->s.n_layer, .n_attn_v = S->s.n_layer,
+                             .n_head = S->s.n_head, .n_head_kv = S->s.n_head_kv, .tied_output = S->s.tied_embeddings};
     S->t = calloc((size_t)S->s.n_layer * 9 + 4, sizeof *S->t);
     gguf_writer *w = gguf_writer_new(3);
     if (!S->t || !w) {
@@ -333,10 +291,12 @@ static gguf_writer *prepare(synth *S, const synth_params *p, rl_err *err) {
     }
     plan_tensors(S);
     add_metadata(w, S);
-    gguf_writer_add_u32(w, "general.file_type", file_type(S->base_type));
+    gguf_writer_add_u32(w, "general.file_type", S->mix->file_type);
+    if (S->mix->base_type != RL_TYPE_F32 && S->mix->base_type != RL_TYPE_F16 && S->mix->base_type != RL_TYPE_BF16)
+        gguf_writer_add_u32(w, "general.quantization_version", QUANTIZATION_VERSION);
     if (add_tokenizer(w, &S->s, err)) goto fail;
     for (int i = 0; i < S->n_t; i++) {
-        const stensor *t = &S->t[i];
+        const synth_tensor *t = &S->t[i].info;
         if (gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, NULL, err)) goto fail;
         uint64_t rb;
         rl_type_row_bytes(t->type, t->ne[0], &rb);
@@ -353,7 +313,10 @@ static int run(const synth_params *p, const char *path, FILE *stream, rl_err *er
     synth S;
     gguf_writer *w = prepare(&S, p, err);
     if (!w) return -1;
-    S.pool = tp_new(p->n_threads > 0 ? p->n_threads : tp_available_cpus(), NULL, err);
+    int n_threads = p->n_threads > 0 ? p->n_threads : tp_available_cpus();
+    for (int i = 0; i < S.n_t; i++) S.max_cols = RL_MAX(S.max_cols, S.t[i].info.ne[0]);
+    S.rows = rl_calloc((size_t)n_threads * S.max_cols, sizeof *S.rows, err);
+    S.pool = S.rows ? tp_new(n_threads, NULL, err) : NULL;
     int rc = -1;
     if (S.pool) {
         progress_start(&S.prog, "synthesising", S.bytes_total);
@@ -363,6 +326,7 @@ static int run(const synth_params *p, const char *path, FILE *stream, rl_err *er
         progress_done(&S.prog);
     }
     tp_free(S.pool);
+    free(S.rows);
     gguf_writer_free(w);
     free(S.t);
     return rc;
@@ -394,4 +358,17 @@ uint64_t synth_file_size(const synth_params *p, rl_err *err) {
     gguf_writer_free(w);
     free(S.t);
     return total;
+}
+
+int synth_tensors(const synth_params *p, synth_tensor **out, int *n, rl_err *err) {
+    synth S;
+    gguf_writer *w = prepare(&S, p, err);
+    if (!w) return -1;
+    gguf_writer_free(w);
+    *out = rl_calloc((size_t)S.n_t, sizeof **out, err);
+    if (*out)
+        for (int i = 0; i < S.n_t; i++) (*out)[i] = S.t[i].info;
+    *n = *out ? S.n_t : 0;
+    free(S.t);
+    return *out ? 0 : -1;
 }
