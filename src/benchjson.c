@@ -153,11 +153,17 @@ int bench_json_load(const char *path, bench_json *b, rl_err *err) {
     return rc;
 }
 
-double bench_json_aggregate_at_max_batch(const bench_json *b) {
+const bench_point *bench_json_largest_batch(const bench_json *b) {
     const bench_point *best = NULL;
     for (int i = 0; i < b->n_batched; i++)
         if (!best || b->batched[i].sessions > best->sessions) best = &b->batched[i];
-    return best ? best->aggregate_tok_s : 0;
+    return best;
+}
+
+const bench_point *bench_json_batched_at(const bench_json *b, int sessions) {
+    for (int i = 0; i < b->n_batched; i++)
+        if (b->batched[i].sessions == sessions) return &b->batched[i];
+    return NULL;
 }
 
 int bench_json_max_at_floor(const bench_point *pts, int n, double floor_tok_s) {

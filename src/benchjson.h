@@ -51,7 +51,9 @@ int bench_json_load(const char *path, bench_json *b, rl_err *err);
  * (0 if none did). */
 int bench_json_max_at_floor(const bench_point *pts, int n, double floor_tok_s);
 
-/* The sweep's aggregate tok/s at its largest batch (0 if no sweep). */
-double bench_json_aggregate_at_max_batch(const bench_json *b);
+/* The batched sweep's point with the most sessions (NULL if no sweep). */
+const bench_point *bench_json_largest_batch(const bench_json *b);
+/* The batched sweep's point with exactly `sessions` (NULL if none). */
+const bench_point *bench_json_batched_at(const bench_json *b, int sessions);
 
 #endif

@@ -3,10 +3,11 @@
  *
  * The one idea: a partition decodes its batch in lock-step, so each step
  * streams the weights once plus every session's KV cache, and does the
- * FLOPs of every session's token. Whichever of bandwidth and compute runs
- * out first sets the step rate, which every session in the batch sees. The
- * largest batch that keeps the rate at the floor has a closed form, so the
- * search over ways to split a server is a loop over partition counts.
+ * FLOPs of every session's token. The two take time one after the other
+ * (measured: they do not overlap much), and their sum is the step time,
+ * which every session in the batch sees. The largest batch that keeps the
+ * rate at the floor has a closed form, so the search over ways to split a
+ * server is a loop over partition counts.
  */
 #include "plan.h"
 
@@ -135,11 +136,22 @@ const char *plan_limit_name(int limit) {
 /* KV cache of one session at the planning context. */
 static double session_kv(const plan_model *m) { return m->kv_bytes_per_token * m->ctx; }
 
+/* Seconds of one step of b sessions, split into its two parts: streaming
+ * the weights and b KV caches, and the arithmetic of b tokens. They add up
+ * (no overlap): measured on this engine, a step of b sessions takes
+ * t(1) + (b - 1) x a constant, not max() of the two (docs/planner.md). */
+static void step_parts(const plan_part *pt, const plan_model *m, double eff_bw, double eff_compute, double b,
+                       double *t_mem, double *t_compute) {
+    double B = eff_bw * pt->bw_gbs * 1e9, C = eff_compute * pt->compute_ops;
+    *t_mem = B > 0 ? (m->weight_bytes + b * session_kv(m)) / B : INFINITY;
+    *t_compute = m->flops_per_token <= 0 ? 0 : C > 0 ? b * m->flops_per_token / C : INFINITY;
+}
+
 double plan_step_rate(const plan_part *pt, const plan_model *m, double eff_bw, double eff_compute, int b) {
     if (b < 1) return 0;
-    double by_bw = eff_bw * pt->bw_gbs * 1e9 / (m->weight_bytes + b * session_kv(m));
-    double by_compute = m->flops_per_token > 0 ? eff_compute * pt->compute_ops / (b * m->flops_per_token) : INFINITY;
-    return fmin(by_bw, by_compute);
+    double tm, tc;
+    step_parts(pt, m, eff_bw, eff_compute, b, &tm, &tc);
+    return 1 / (tm + tc); /* 0 when either part is infinite */
 }
 
 /* floor() of a bound, kept within [0, PLAN_BATCH_CAP]. */
@@ -154,28 +166,27 @@ plan_fit plan_fit_part(const plan_part *pt, const plan_model *m, const plan_para
     plan_fit fit;
     memset(&fit, 0, sizeof fit);
     fit.part = *pt;
-    double kv = session_kv(m), f = p->floor_tok_s;
+    double kv = session_kv(m), f = p->floor_tok_s, W = m->weight_bytes;
     /* Each bound is the largest b that keeps its own condition true:
-     *   bandwidth: B / (W + b K) >= f   =>  b <= (B/f - W) / K
-     *   compute:   C / (b F) >= f       =>  b <= C / (f F)
-     *   memory:    W + b K <= M         =>  b <= (M - W) / K             */
-    double B = eff_bw * pt->bw_gbs * 1e9, C = eff_compute * pt->compute_ops, W = m->weight_bytes;
-    double by_bw, by_mem;
-    if (kv > 0) {
-        by_bw = bound((B / f - W) / kv);
-        by_mem = bound((pt->mem_bytes - W) / kv);
-    } else {
-        by_bw = B / f >= W ? PLAN_BATCH_CAP : 0;
-        by_mem = pt->mem_bytes >= W ? PLAN_BATCH_CAP : 0;
-    }
-    double by_compute = m->flops_per_token > 0 ? bound(C / (f * m->flops_per_token)) : PLAN_BATCH_CAP;
+     *   speed:   t(b) = t0 + b x per <= 1 / f   =>  b <= (1/f - t0) / per
+     *            with t0 = W / B (the weights) and per = K / B + F / C
+     *            (a session's KV cache and its token's arithmetic)
+     *   memory:  W + b K <= M                   =>  b <= (M - W) / K      */
+    double t0, t0c, t1, t1c;
+    step_parts(pt, m, eff_bw, eff_compute, 0, &t0, &t0c);
+    step_parts(pt, m, eff_bw, eff_compute, 1, &t1, &t1c);
+    double per = (t1 - t0) + t1c, room = 1 / f - t0;
+    double by_speed = !(room >= 0) ? 0 : per > 0 ? bound(room / per) : PLAN_BATCH_CAP;
+    double by_mem = kv > 0 ? bound((pt->mem_bytes - W) / kv) : pt->mem_bytes >= W ? PLAN_BATCH_CAP : 0;
     double by_assumption = pt->max_batch > 0 ? pt->max_batch : PLAN_BATCH_CAP;
 
     /* The smallest bound wins; on a tie the physical limits are named
-     * before the assumption, in the order bandwidth, compute, memory. */
-    double b = by_bw;
-    fit.limit = PLAN_LIMIT_BANDWIDTH;
-    if (by_compute < b) { b = by_compute; fit.limit = PLAN_LIMIT_COMPUTE; }
+     * before the assumption. The speed limit is named after the larger
+     * part of the step that one more session would take. */
+    double b = by_speed;
+    double tm, tc;
+    step_parts(pt, m, eff_bw, eff_compute, by_speed + 1, &tm, &tc);
+    fit.limit = tc > tm ? PLAN_LIMIT_COMPUTE : PLAN_LIMIT_BANDWIDTH;
     if (by_mem < b) { b = by_mem; fit.limit = PLAN_LIMIT_MEMORY; }
     if (by_assumption < b) { b = by_assumption; fit.limit = PLAN_LIMIT_ASSUMPTION; }
     if (b >= PLAN_BATCH_CAP) fit.limit = PLAN_LIMIT_NONE;
@@ -399,15 +410,23 @@ int plan_run(const plan_hw *hw, const plan_model *m, const plan_params *p, plan_
 static bool positive(double x) { return isfinite(x) && x > 0; }
 
 int plan_calibrate(const plan_measure *ms, double peak_ops, double *eff_bw, double *eff_compute, rl_err *err) {
-    if (!positive(ms->bandwidth_gbs) || !positive(ms->bytes_per_token) || !positive(ms->decode_tok_s))
-        return rl_fail(err, RL_ERR_INPUT,
-                       "calibration needs a positive bandwidth_gbs, model.bytes_per_token and decode_tok_s.tg128");
-    *eff_bw = ms->decode_tok_s * ms->bytes_per_token / (ms->bandwidth_gbs * 1e9);
-    if (ms->aggregate_tok_s > 0) {
+    if (!positive(ms->bandwidth_gbs) || !positive(ms->bytes_per_token))
+        return rl_fail(err, RL_ERR_INPUT, "calibration needs a positive bandwidth_gbs and model.bytes_per_token");
+    double bw = ms->bandwidth_gbs * 1e9;
+    if (ms->batch > 1 && positive(ms->one_tok_s) && positive(ms->aggregate_tok_s)) {
         if (!positive(peak_ops) || !positive(ms->flops_per_token))
             return rl_fail(err, RL_ERR_INPUT, "calibration needs the machine's peak compute and the model's FLOPs");
-        *eff_compute = ms->flops_per_token * ms->aggregate_tok_s / peak_ops;
+        double t1 = 1 / ms->one_tok_s, tn = ms->batch / ms->aggregate_tok_s;
+        double c = (tn - t1) / (ms->batch - 1);
+        if (c > 0 && c < t1) {
+            *eff_compute = ms->flops_per_token / (c * peak_ops);
+            *eff_bw = ms->bytes_per_token / ((t1 - c) * bw);
+            return 0;
+        }
     }
+    if (!positive(ms->decode_tok_s))
+        return rl_fail(err, RL_ERR_INPUT, "calibration needs decode_tok_s.tg128 or a session sweep");
+    *eff_bw = ms->decode_tok_s * ms->bytes_per_token / bw;
     return 0;
 }
 

@@ -9,10 +9,11 @@
  * (plan_calibrate). docs/planner.md explains the model in prose; in short:
  *
  *   A partition (a group of cores, a GPU, a MIG slice) decodes a batch of b
- *   sessions one step at a time. Its step rate, which is every session's
- *   speed, is
- *       min( eff_bw x bandwidth / (weights + b x KV bytes at the context),
- *            eff_compute x compute / (b x FLOPs per token) ).
+ *   sessions one step at a time. A step streams the weights and b KV
+ *   caches, then does b tokens' arithmetic; its time, whose inverse is
+ *   every session's speed, is
+ *       (weights + b x KV bytes at the context) / (eff_bw x bandwidth)
+ *     + b x FLOPs per token / (eff_compute x compute).
  *   Sessions per server = partitions x batch, maximised over the ways to
  *   split the server, such that the rate stays >= the floor and weights plus
  *   KV caches fit the partition's memory.
@@ -231,12 +232,21 @@ typedef struct plan_measure {
     double bytes_per_token;    /* the bench's bytes per decoded token */
     double decode_tok_s;       /* single-session decode (tg128) */
     double flops_per_token;    /* of the benched model at the sweep's position */
-    double aggregate_tok_s;    /* sweep: aggregate at the largest batch (0: none) */
+    double one_tok_s;          /* sweep: one session's speed (0: none) */
+    int batch;                 /* sweep: its largest batch (0: none) */
+    double aggregate_tok_s;    /* sweep: aggregate at that batch */
 } plan_measure;
 
-/* eff_bw = decode_tok_s x bytes_per_token / bandwidth;
- * eff_compute = flops_per_token x aggregate_tok_s / peak_ops (left as is
- * when the sweep is missing). Fails on non-positive or non-finite input. */
+/* The two efficiency factors from the step times the sweep measured: a
+ * step of one session, t1 = 1 / one_tok_s, and of the largest batch n,
+ * tn = n / aggregate_tok_s. Each further session costs its arithmetic,
+ * c = (tn - t1) / (n - 1); the rest of t1 is streaming the weights. So
+ *   eff_compute = flops_per_token / (c x peak_ops),
+ *   eff_bw      = bytes_per_token / ((t1 - c) x bandwidth).
+ * Without a usable sweep (none, one point, or steps that do not grow):
+ * eff_bw = decode_tok_s x bytes_per_token / bandwidth (all of the step
+ * counted as streaming) and eff_compute is left as it is. Fails on
+ * non-positive or non-finite input. */
 int plan_calibrate(const plan_measure *ms, double peak_ops, double *eff_bw, double *eff_compute, rl_err *err);
 
 /* Predicted vs measured sessions at the floor on one machine. */

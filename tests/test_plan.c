@@ -71,7 +71,9 @@ static plan_hw gpu_hw(void) {
 }
 
 /* 1 GB of weights, 1e5 bytes of KV per token at a context of 1000 tokens
- * (0.1 GB per session), 2 GFLOP per token, quantized (int8 arithmetic). */
+ * (0.1 GB per session), quantized (int8 arithmetic). Its arithmetic is
+ * free (0 FLOP per token), so a step is streaming alone and the numbers
+ * stay round; test_compute_bound and test_step_rate add the FLOPs. */
 static plan_model test_model(double weight_bytes) {
     plan_model m;
     memset(&m, 0, sizeof m);
@@ -79,7 +81,7 @@ static plan_model test_model(double weight_bytes) {
     m.weight_bytes = weight_bytes;
     m.kv_bytes_per_token = 1e5;
     m.ctx = 1000;
-    m.flops_per_token = 2e9;
+    m.flops_per_token = 0;
     m.int8_compute = true;
     return m;
 }
@@ -103,8 +105,7 @@ static void test_bandwidth_bound_and_power_bound(void) {
     CHECK(plan_run(&hw, &m, &p, &r, &err) == 0);
     const plan_fit *f = &r.fit[PLAN_BATCHED];
     /* One partition of 10 cores:
-     *   bandwidth: B = 0.5 x 100e9 = 50e9 B/s; b <= (B/10 - 1e9) / 1e8 = (5e9 - 1e9) / 1e8 = 40
-     *   compute:   C = 0.5 x 10e12 = 5e12;     b <= 5e12 / (10 x 2e9) = 250
+     *   speed:     B = 0.5 x 100e9 = 50e9 B/s; b <= (B/10 - 1e9) / 1e8 = (5e9 - 1e9) / 1e8 = 40
      *   memory:    100 GiB x 0.9 = 96.64e9;   b <= (96.64e9 - 1e9) / 1e8 = 956
      * so 40 sessions, bandwidth-bound, each at 50e9 / (1e9 + 40 x 1e8) = 10 tok/s.
      * Two partitions get 25e9 B/s each: (2.5e9 - 1e9) / 1e8 = 15 each, 30 < 40. */
@@ -148,26 +149,42 @@ static void test_compute_bound(void) {
     plan_hw hw = cpu_hw();
     hw.int8_tops = 1;
     plan_model m = test_model(1e9);
+    m.flops_per_token = 2e9;
     plan_params p = params();
     plan_result r;
     CHECK(plan_run(&hw, &m, &p, &r, NULL) == 0);
-    /* C = 0.5 x 1e12 = 5e11: b <= 5e11 / (10 x 2e9) = 25 < 40 (bandwidth).
-     * Each session at min(50e9 / 3.5e9 = 14.29, 5e11 / (25 x 2e9) = 10) = 10.
-     * Two partitions: compute 12.5 -> 12 each, 24 < 25. */
+    /* B = 50e9, C = 0.5 x 1e12 = 5e11. A step of b sessions:
+     *   t(b) = (1e9 + b x 1e8) / 50e9 + b x 2e9 / 5e11 = 0.02 + b (0.002 + 0.004)
+     * <= 0.1 s  =>  b <= 0.08 / 0.006 = 13.3 -> 13, at 1 / (0.02 + 13 x 0.006)
+     * = 1 / 0.098 tok/s. One more session: streaming 0.048 s, arithmetic 0.056 s,
+     * so compute is the limit. Two partitions (half of B and C each):
+     * 0.04 + b x 0.012 <= 0.1 -> 5 each, 10 < 13. */
     const plan_fit *f = &r.fit[PLAN_BATCHED];
     CHECK_EQ_INT(f->part.count, 1);
-    CHECK_EQ_INT(f->sessions, 25);
+    CHECK_EQ_INT(f->sessions, 13);
     CHECK_EQ_INT(f->limit, PLAN_LIMIT_COMPUTE);
-    CHECK_NEAR(f->tok_s, 10.0, 1e-9);
-    /* bf16 weights use the bf16 peak: 0.5 x 5e12 / (10 x 2e9) = 125. */
+    CHECK_NEAR(f->tok_s, 1 / 0.098, 1e-9);
+    /* The same with bandwidth the larger part: 10 TOPS, C = 5e12,
+     * t(b) = 0.02 + b (0.002 + 0.0004) -> b <= 33.3 -> 33; at 34 streaming
+     * (0.088 s) outweighs arithmetic (0.0136 s). */
     hw = cpu_hw();
+    CHECK(plan_run(&hw, &m, &p, &r, NULL) == 0);
+    CHECK_EQ_INT(r.fit[PLAN_BATCHED].sessions, 33);
+    CHECK_EQ_INT(r.fit[PLAN_BATCHED].limit, PLAN_LIMIT_BANDWIDTH);
+    CHECK_NEAR(r.fit[PLAN_BATCHED].tok_s, 1 / (0.02 + 33 * 0.0024), 1e-9);
+    /* bf16 weights use the bf16 peak: C = 0.5 x 5e12 = 2.5e12,
+     * 0.02 + b (0.002 + 0.0008) -> 28. */
     m.int8_compute = false;
     CHECK(plan_run(&hw, &m, &p, &r, NULL) == 0);
-    CHECK_EQ_INT(r.fit[PLAN_BATCHED].sessions, 40); /* bandwidth still first */
-    hw.bf16_tflops = 0.5; /* 0.5 x 0.5e12 / 2e10 = 12.5 -> 12 */
+    CHECK_EQ_INT(r.fit[PLAN_BATCHED].sessions, 28);
+    hw.bf16_tflops = 0.5; /* C = 2.5e11: 0.02 + b (0.002 + 0.008) -> exactly 8 */
     CHECK(plan_run(&hw, &m, &p, &r, NULL) == 0);
-    CHECK_EQ_INT(r.fit[PLAN_BATCHED].sessions, 12);
+    CHECK_EQ_INT(r.fit[PLAN_BATCHED].sessions, 8);
     CHECK_EQ_INT(r.fit[PLAN_BATCHED].limit, PLAN_LIMIT_COMPUTE);
+    /* No compute at all: nothing runs. */
+    hw.bf16_tflops = 0;
+    CHECK(plan_run(&hw, &m, &p, &r, NULL) == 0);
+    CHECK_EQ_INT(r.fit[PLAN_BATCHED].sessions, 0);
 }
 
 static void test_memory_bound(void) {
@@ -179,7 +196,7 @@ static void test_memory_bound(void) {
     CHECK(plan_run(&hw, &m, &p, &r, NULL) == 0);
     /* 2 GiB x 0.9 = 1932735283 bytes: b <= (1.9327e9 - 1e9) / 1e8 = 9.33 -> 9.
      * Two partitions hold 0.966e9 each, less than the weights: none.
-     * Speed at 9: min(50e9 / 1.9e9 = 26.3158, 5e12 / (9 x 2e9) = 277.8). */
+     * Speed at 9: 50e9 / 1.9e9 = 26.3158. */
     const plan_fit *f = &r.fit[PLAN_BATCHED];
     CHECK_EQ_INT(f->sessions, 9);
     CHECK_EQ_INT(f->limit, PLAN_LIMIT_MEMORY);
@@ -328,12 +345,17 @@ static void test_two_sockets_do_not_pool(void) {
 static void test_step_rate(void) {
     plan_hw hw = cpu_hw();
     plan_model m = test_model(1e9);
+    m.flops_per_token = 2e9;
     plan_part pt = {.count = 1, .cores = 10, .bw_gbs = 100, .compute_ops = 10e12, .mem_bytes = 1e11};
-    /* b = 1: min(50e9 / 1.1e9 = 45.4545, 5e12 / 2e9 = 2500). b = 0: 0. */
-    CHECK_NEAR(plan_step_rate(&pt, &m, hw.eff_bw, hw.eff_compute, 1), 50e9 / 1.1e9, 1e-9);
+    /* The two parts of a step add up: b = 1: 1.1e9 / 50e9 + 2e9 / 5e12 =
+     * 0.022 + 0.0004 s. b = 0: 0. b = 100: 11e9 / 50e9 + 100 x 0.0004 =
+     * 0.22 + 0.04 s. */
+    CHECK_NEAR(plan_step_rate(&pt, &m, hw.eff_bw, hw.eff_compute, 1), 1 / 0.0224, 1e-9);
     CHECK_NEAR(plan_step_rate(&pt, &m, hw.eff_bw, hw.eff_compute, 0), 0, 0);
-    /* b = 100: min(50e9 / 11e9 = 4.545, 5e12 / 2e11 = 25). */
-    CHECK_NEAR(plan_step_rate(&pt, &m, hw.eff_bw, hw.eff_compute, 100), 50e9 / 11e9, 1e-9);
+    CHECK_NEAR(plan_step_rate(&pt, &m, hw.eff_bw, hw.eff_compute, 100), 1 / 0.26, 1e-9);
+    /* No bandwidth: no speed (not a division by zero). */
+    pt.bw_gbs = 0;
+    CHECK_NEAR(plan_step_rate(&pt, &m, hw.eff_bw, hw.eff_compute, 1), 0, 0);
 }
 
 /* ---- the model from a shape ---- */
@@ -542,25 +564,44 @@ static void test_calibration(void) {
     CHECK_EQ_INT(b.prompt_len + b.gen_len, 192);
     /* The largest batch (12 sessions) aggregated 100 tok/s; of the points
      * with min >= 10 tok/s the most sessions is 9. */
-    CHECK_NEAR(bench_json_aggregate_at_max_batch(&b), 100, 0);
+    const bench_point *most = bench_json_largest_batch(&b), *one = bench_json_batched_at(&b, 1);
+    CHECK(most && most->sessions == 12 && most->aggregate_tok_s == 100);
+    CHECK(one && one->min_tok_s == 20);
+    CHECK(bench_json_batched_at(&b, 3) == NULL);
     CHECK_EQ_INT(bench_json_max_at_floor(b.batched, b.n_batched, 10), 9);
     CHECK_EQ_INT(bench_json_max_at_floor(b.partitioned, b.n_partitioned, 10), 2);
 
-    /* eff_bw = 20 tok/s x 7e8 B / 20e9 B/s = 0.7; with 2.5 GFLOP/token and a
-     * 1e12 ops/s peak, eff_compute = 2.5e9 x 100 / 1e12 = 0.25. */
+    /* Step times: one session t1 = 1 / 20 = 0.05 s, twelve t12 = 12 / 100 =
+     * 0.12 s, so each session past the first costs cs = 0.07 / 11 s of
+     * arithmetic and streaming takes t1 - c. With 2.5 GFLOP/token, a 1e12
+     * ops/s peak, 7e8 bytes per token and 20 GB/s:
+     *   eff_compute = 2.5e9 / (cs x 1e12) = 0.3929,
+     *   eff_bw      = 7e8 / ((0.05 - cs) x 20e9) = 0.8021. */
     plan_measure ms = {.bandwidth_gbs = b.bandwidth_gbs, .bytes_per_token = b.bytes_per_token,
-                       .decode_tok_s = b.decode_tok_s, .flops_per_token = 2.5e9,
-                       .aggregate_tok_s = bench_json_aggregate_at_max_batch(&b)};
-    double eb = 0, ec = 0.123;
+                       .decode_tok_s = b.decode_tok_s, .flops_per_token = 2.5e9, .one_tok_s = one->min_tok_s,
+                       .batch = most->sessions, .aggregate_tok_s = most->aggregate_tok_s};
+    double eb = 0, ec = 0.123, cs = 0.07 / 11;
     CHECK(plan_calibrate(&ms, 1e12, &eb, &ec, &err) == 0);
-    CHECK_NEAR(eb, 0.7, 1e-12);
-    CHECK_NEAR(ec, 0.25, 1e-12);
-    /* Without a sweep the compute factor is left alone. */
-    ms.aggregate_tok_s = 0;
+    CHECK_NEAR(ec, 2.5e9 / (cs * 1e12), 1e-12);
+    CHECK_NEAR(eb, 7e8 / ((0.05 - cs) * 20e9), 1e-12);
+    /* Without a sweep: eff_bw = 20 tok/s x 7e8 B / 20e9 B/s = 0.7 (the
+     * whole step counted as streaming), the compute factor left alone. */
+    ms.batch = 0;
     ec = 0.123;
     CHECK(plan_calibrate(&ms, 1e12, &eb, &ec, &err) == 0);
+    CHECK_NEAR(eb, 0.7, 1e-12);
     CHECK_NEAR(ec, 0.123, 0);
+    /* Steps that do not grow with the batch (noise) say nothing about
+     * compute: the same fallback. */
+    ms.batch = 12;
+    ms.aggregate_tok_s = 300; /* t12 = 0.04 < t1 */
+    CHECK(plan_calibrate(&ms, 1e12, &eb, &ec, &err) == 0);
+    CHECK_NEAR(eb, 0.7, 1e-12);
+    CHECK_NEAR(ec, 0.123, 0);
+    ms.batch = 0;
     ms.decode_tok_s = 0;
+    CHECK(plan_calibrate(&ms, 1e12, &eb, &ec, &err) == -1);
+    ms.bandwidth_gbs = NAN;
     CHECK(plan_calibrate(&ms, 1e12, &eb, &ec, &err) == -1);
 
     /* Calibrated factors apply to CPUs, not to GPUs (rackllm runs on CPUs). */
@@ -583,11 +624,14 @@ static void test_verify(void) {
     /* A 2-core machine: 20 GB/s, 8 GiB, 1 int8 TOPS; calibrated 0.7 / 0.25.
      * The model: 0.7e9 bytes, 32768 B/token of KV at ctx 192 = 6,291,456 B
      * per session, 2.5 GFLOP/token.
-     *   batched: B = 14e9 -> (1.4e9 - 0.7e9) / 6291456 = 111; compute
-     *            0.25e12 / (10 x 2.5e9) = 10 -> 10 sessions predicted.
-     *   partitioned, one session each: 1 partition runs at 14e9 / 0.706e9 =
-     *            19.8 tok/s; 2 partitions at 7e9 / 0.706e9 = 9.91 < 10 -> 1.
-     * Measured 9 and 2: errors (10 - 9) / 9 = +11.1%, (1 - 2) / 2 = -50%. */
+     *   batched: B = 14e9, C = 2.5e11: t(b) = (0.7e9 + b x 6291456) / 14e9
+     *            + b x 2.5e9 / 2.5e11 = 0.05 + b x 0.0104494 <= 0.1
+     *            -> b <= 4.78 -> 4 sessions predicted.
+     *   partitioned, one session each: the whole machine as one partition
+     *            steps in 0.0504494 + 0.01 s (16.5 tok/s); two partitions of
+     *            one core, half of B and C each, in 0.1008988 + 0.02 s (8.3
+     *            tok/s < 10) -> 1.
+     * Measured 5 and 2: errors (4 - 5) / 5 = -20%, (1 - 2) / 2 = -50%. */
     plan_hw hw = cpu_hw();
     hw.cores = 2;
     hw.mem_bw_gbs = 20;
@@ -601,10 +645,10 @@ static void test_verify(void) {
     p.cpu_eff_bw = 0.7;
     p.cpu_eff_compute = 0.25;
     plan_verify v;
-    plan_verify_compare(&hw, &m, &p, 9, 2, &v);
-    CHECK_EQ_INT(v.predicted_batched, 10);
+    plan_verify_compare(&hw, &m, &p, 5, 2, &v);
+    CHECK_EQ_INT(v.predicted_batched, 4);
     CHECK_EQ_INT(v.predicted_partitioned, 1);
-    CHECK_NEAR(v.error_batched_pct, 100.0 / 9, 1e-9);
+    CHECK_NEAR(v.error_batched_pct, -20, 1e-9);
     CHECK_NEAR(v.error_partitioned_pct, -50, 1e-9);
     plan_verify_compare(&hw, &m, &p, 0, 0, &v);
     CHECK(isnan(v.error_batched_pct));

@@ -259,21 +259,24 @@ static int calibrate(plan_cli *c, rl_err *err) {
     if (bench_json_load(c->calibrate, &c->calib, err)) return -1;
     plan_hw self;
     if (hwcatalog_this(c->calib.bandwidth_gbs, &self, err)) return -1;
+    const bench_point *one = bench_json_batched_at(&c->calib, 1), *most = bench_json_largest_batch(&c->calib);
     plan_measure ms = {
         .bandwidth_gbs = c->calib.bandwidth_gbs,
         .bytes_per_token = c->calib.bytes_per_token,
         .decode_tok_s = c->calib.decode_tok_s,
         .flops_per_token = bench_flops(&c->calib),
-        .aggregate_tok_s = bench_json_aggregate_at_max_batch(&c->calib),
+        .one_tok_s = one ? one->min_tok_s : 0,
+        .batch = most ? most->sessions : 0,
+        .aggregate_tok_s = most ? most->aggregate_tok_s : 0,
     };
-    if (ms.flops_per_token <= 0) ms.aggregate_tok_s = 0; /* unknown shape: keep the compute default */
+    if (ms.flops_per_token <= 0) ms.batch = 0; /* unknown shape: keep the compute default */
     bool int8 = !(strcasecmp(c->calib.type, "f16") == 0 || strcasecmp(c->calib.type, "bf16") == 0 ||
                   strcasecmp(c->calib.type, "f32") == 0);
     double peak = (int8 ? self.int8_tops : self.bf16_tflops) * 1e12;
-    double eb = self.eff_bw, ec = self.eff_compute;
+    double eb = self.eff_bw, ec = 0;
     if (plan_calibrate(&ms, peak, &eb, &ec, err)) return rl_fail_prefix(err, "%s: ", c->calibrate);
     c->params.cpu_eff_bw = eb;
-    if (ms.aggregate_tok_s > 0) c->params.cpu_eff_compute = ec;
+    if (ec > 0) c->params.cpu_eff_compute = ec; /* only a sweep measures compute */
     c->calibrated = true;
     return 0;
 }
