@@ -30,6 +30,11 @@ static const double ITL_BOUNDS[SCHED_HIST_BUCKETS] = {0.005, 0.01, 0.02, 0.035, 
 
 #define PROBE_TOKENS 32      /* prompt tokens timed to size the prefill chunk */
 #define CHUNK_SHARE 0.25     /* a chunk may cost this share of a floor period */
+#define HEADROOM 1.1         /* calibration: sessions must decode this x the floor,
+                                leaving time in every period for new prompts */
+#define PACE_MARGIN 0.95     /* prefill may use the decoders' time ahead of this
+                                x the floor's schedule */
+#define PREFILL_STARVE 1.0   /* s without prompt progress before 1 token is forced */
 #define TEXT_INITIAL 4096    /* a session's text buffer at first */
 
 enum phase { PH_QUEUED, PH_ASSIGNED, PH_RUNNING, PH_DONE, PH_REJECTED };
@@ -92,6 +97,8 @@ typedef struct partition {
     /* the partition thread's */
     sched_session **run;
     int n_run, max_run;
+    double t_decode;      /* a decode-only step, estimated (s) */
+    double t_prefilled;   /* when a prompt token last went in */
     char *piece, *out; /* one token's text; what the stop matcher lets out */
     int piece_cap;
 
@@ -122,6 +129,7 @@ struct sched {
     rl_err cmd_err;
 
     int capacity_base, chunk, n_ctx;
+    double per_token; /* seconds per prompt token in a step (probe) */
     uint64_t admitted, rej_full, rej_timeout, rej_draining, queue_cancelled;
     double mean_duration; /* of finished sessions (moving average), for Retry-After */
 };
@@ -659,6 +667,52 @@ static void measure(partition *p, double now) {
     pthread_mutex_unlock(&s->lock);
 }
 
+/* Prompt tokens the next step may take (engine_set_prefill_budget): the
+ * time every decoding session can spare. A session that has n tokens, the
+ * first at t_first, keeps the floor as its reader measures it (n - 1 tokens
+ * over the time since the first) after the next step if that step ends by
+ * t_first + n x period; what is left after the decoders' own step time is
+ * its slack. The smallest slack, in tokens at the probed cost, capped at
+ * the chunk, is the budget. -1 (no limit) without decoders. So prompts are
+ * prefilled at full speed on an idle partition and at the pace the running
+ * sessions' headroom allows otherwise; a prompt that has waited long gets a
+ * token a step, so none starves. */
+static int prefill_budget(partition *p, double now) {
+    sched *s = p->s;
+    double period = PACE_MARGIN / s->p.floor_tps, slack = INFINITY;
+    bool waiting = false;
+    for (int i = 0; i < p->n_run; i++) {
+        sched_session *ss = p->run[i];
+        if (!ss->seq) continue;
+        if (engine_seq_get_state(ss->seq) == SEQ_PREFILL) waiting = true;
+        else if (ss->n_gen > 0) slack = RL_MIN(slack, ss->n_gen * period - (now - ss->t_first) - p->t_decode);
+    }
+    if (!waiting || slack == INFINITY) return -1;
+    int budget = slack > 0 && s->per_token > 0 ? (int)RL_MIN(s->chunk, slack / s->per_token) : 0;
+    if (budget == 0 && now - p->t_prefilled > PREFILL_STARVE) budget = 1;
+    return budget;
+}
+
+/* Runs one step under the budget and updates the decode-step estimate. */
+static int paced_step(partition *p, rl_err *err) {
+    double t0 = rl_now();
+    int decoders = 0;
+    for (int i = 0; i < p->n_run; i++)
+        if (p->run[i]->seq && engine_seq_get_state(p->run[i]->seq) != SEQ_PREFILL) decoders++;
+    int budget = prefill_budget(p, t0);
+    engine_set_prefill_budget(p->e, budget);
+    int n = engine_step(p->e, err);
+    double now = rl_now();
+    int prompt = n - decoders;
+    if (prompt > 0 || budget < 0) p->t_prefilled = now;
+    if (n > 0 && decoders > 0) {
+        double dt = now - t0 - RL_MAX(prompt, 0) * p->s->per_token;
+        /* quick to rise (a slower step must not be missed), slow to fall */
+        p->t_decode = dt > p->t_decode ? dt : 0.8 * p->t_decode + 0.2 * dt;
+    }
+    return n;
+}
+
 static void serve(partition *p) {
     sched *s = p->s;
     rl_err err = {0};
@@ -690,7 +744,7 @@ static void serve(partition *p) {
         if (stopping && p->n_run == 0) return;
         if (p->n_run == 0) continue;
 
-        int n = engine_step(p->e, &err);
+        int n = paced_step(p, &err);
         double now = rl_now();
         for (int i = p->n_run - 1; i >= 0; i--) {
             sched_session *ss = p->run[i];
@@ -857,21 +911,22 @@ static int trial(sched *s, int n, double *rate, rl_err *err) {
     return 0;
 }
 
-/* Largest per-partition n (<= limit) whose sessions all hold the floor;
- * 0 if even one does not. Doubling, then bisection. */
+/* Largest per-partition n (<= limit) whose sessions all decode at
+ * HEADROOM x the floor (the rest of each period is for new prompts); 0 if
+ * even one does not. Doubling, then bisection. */
 static int calibrate(sched *s, int limit, rl_err *err) {
     int good = 0, bad = limit + 1;
     double r;
     for (int n = 1; n <= limit; n *= 2) {
         if (trial(s, n, &r, err)) return -1;
-        if (r < s->p.floor_tps) {
+        if (r < s->p.floor_tps * HEADROOM) {
             bad = n;
             break;
         }
         good = n;
         if (n > limit / 2 && n < limit) { /* try the limit itself next */
             if (trial(s, limit, &r, err)) return -1;
-            if (r >= s->p.floor_tps) good = limit;
+            if (r >= s->p.floor_tps * HEADROOM) good = limit;
             else bad = limit;
             break;
         }
@@ -879,7 +934,7 @@ static int calibrate(sched *s, int limit, rl_err *err) {
     while (good > 0 && bad - good > 1) {
         int mid = good + (bad - good) / 2;
         if (trial(s, mid, &r, err)) return -1;
-        if (r >= s->p.floor_tps) good = mid;
+        if (r >= s->p.floor_tps * HEADROOM) good = mid;
         else bad = mid;
     }
     return good;
@@ -943,6 +998,7 @@ static int configure(sched *s, rl_err *err) {
     if (measure_chunk) {
         if (run_cmd(s, CMD_PROBE, 0, 0, 0, err)) return -1;
         double per_token = s->parts[0].result;
+        s->per_token = per_token;
         double share = CHUNK_SHARE / p->floor_tps;
         s->chunk = per_token > 0 ? (int)(share / per_token) : 512;
         s->chunk = RL_MAX(4, RL_MIN(512, s->chunk));
@@ -950,6 +1006,7 @@ static int configure(sched *s, rl_err *err) {
             fprintf(p->log, "prefill: %.0f tok/s; chunk of %d tokens per step (%.0f%% of a %.0f tok/s period)\n",
                     per_token > 0 ? 1 / per_token : 0, s->chunk, CHUNK_SHARE * 100, p->floor_tps);
     }
+    if (!(s->per_token > 0)) s->per_token = CHUNK_SHARE / p->floor_tps / s->chunk; /* chunk given */
     int cap = p->capacity;
     if (measure_cap) {
         int per = calibrate(s, per_part_limit, err);
