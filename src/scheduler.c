@@ -99,6 +99,8 @@ typedef struct partition {
     int n_run, max_run;
     double t_decode;      /* a decode-only step, estimated (s) */
     double t_prefilled;   /* when a prompt token last went in */
+    double *pace_first;   /* prefill_budget's scratch, max_run each */
+    int *pace_gen;
     char *piece, *out; /* one token's text; what the stop matcher lets out */
     int piece_cap;
 
@@ -667,30 +669,36 @@ static void measure(partition *p, double now) {
     pthread_mutex_unlock(&s->lock);
 }
 
-/* Prompt tokens the next step may take (engine_set_prefill_budget): the
- * time every decoding session can spare. A session that has n tokens, the
- * first at t_first, keeps the floor as its reader measures it (n - 1 tokens
- * over the time since the first) after the next step if that step ends by
- * t_first + n x period; what is left after the decoders' own step time is
- * its slack. The smallest slack, in tokens at the probed cost, capped at
- * the chunk, is the budget. -1 (no limit) without decoders. So prompts are
- * prefilled at full speed on an idle partition and at the pace the running
- * sessions' headroom allows otherwise; a prompt that has waited long gets a
- * token a step, so none starves. */
+int sched_pace_budget(const sched_pace *pc, double now, const double *t_first, const int *n_gen, int n,
+                      bool waiting, double t_prefilled) {
+    double period = pc->margin / pc->floor_tps, slack = INFINITY;
+    for (int i = 0; i < n; i++)
+        if (n_gen[i] > 0) slack = RL_MIN(slack, n_gen[i] * period - (now - t_first[i]) - pc->t_decode);
+    if (!waiting || slack == INFINITY) return -1;
+    int budget = slack > 0 && pc->per_token > 0 ? (int)RL_MIN(pc->chunk, slack / pc->per_token) : 0;
+    if (budget == 0 && now - t_prefilled > pc->starve) budget = 1;
+    return budget;
+}
+
+/* The budget for this partition's next step (sched_pace_budget): prompts
+ * go in at full speed on an idle partition, at the pace the running
+ * sessions' slack allows otherwise. */
 static int prefill_budget(partition *p, double now) {
     sched *s = p->s;
-    double period = PACE_MARGIN / s->p.floor_tps, slack = INFINITY;
+    sched_pace pc = {.floor_tps = s->p.floor_tps, .margin = PACE_MARGIN, .t_decode = p->t_decode,
+                     .per_token = s->per_token, .chunk = s->chunk, .starve = PREFILL_STARVE};
+    int n = 0;
     bool waiting = false;
     for (int i = 0; i < p->n_run; i++) {
         sched_session *ss = p->run[i];
         if (!ss->seq) continue;
         if (engine_seq_get_state(ss->seq) == SEQ_PREFILL) waiting = true;
-        else if (ss->n_gen > 0) slack = RL_MIN(slack, ss->n_gen * period - (now - ss->t_first) - p->t_decode);
+        else if (ss->n_gen > 0) {
+            p->pace_first[n] = ss->t_first;
+            p->pace_gen[n++] = ss->n_gen;
+        }
     }
-    if (!waiting || slack == INFINITY) return -1;
-    int budget = slack > 0 && s->per_token > 0 ? (int)RL_MIN(s->chunk, slack / s->per_token) : 0;
-    if (budget == 0 && now - p->t_prefilled > PREFILL_STARVE) budget = 1;
-    return budget;
+    return sched_pace_budget(&pc, now, p->pace_first, p->pace_gen, n, waiting, p->t_prefilled);
 }
 
 /* Runs one step under the budget and updates the decode-step estimate. */
@@ -765,7 +773,11 @@ static int part_open(partition *p, int max_seqs, int max_batch, rl_err *err) {
     sched *s = p->s;
     engine_close(p->e);
     free(p->run);
+    free(p->pace_first);
+    free(p->pace_gen);
     p->run = NULL;
+    p->pace_first = NULL;
+    p->pace_gen = NULL;
     engine_params ep = engine_default_params();
     ep.n_threads = p->n_threads;
     ep.cpus = p->cpus;
@@ -776,7 +788,9 @@ static int part_open(partition *p, int max_seqs, int max_batch, rl_err *err) {
     if (!p->e) return -1;
     p->max_run = max_seqs;
     p->run = rl_calloc((size_t)max_seqs, sizeof *p->run, err);
-    return p->run ? 0 : -1;
+    p->pace_first = rl_calloc((size_t)max_seqs, sizeof *p->pace_first, err);
+    p->pace_gen = rl_calloc((size_t)max_seqs, sizeof *p->pace_gen, err);
+    return p->run && p->pace_first && p->pace_gen ? 0 : -1;
 }
 
 /* A deterministic filler prompt (ids spread over the vocabulary). */
@@ -1069,6 +1083,8 @@ void sched_free(sched *s) {
         if (p->started) pthread_join(p->thread, NULL);
         engine_close(p->e);
         free(p->run);
+        free(p->pace_first);
+        free(p->pace_gen);
         free(p->cpus);
         free(p->piece);
         free(p->out);

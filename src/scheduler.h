@@ -210,4 +210,26 @@ void sched_ctl_init(sched_ctl *c, int base, double floor_tps, double recover_sec
  * measured) for recover_seconds: cap + 1, up to base. */
 void sched_ctl_update(sched_ctl *c, double now, int running, int measured, double min_tps);
 
+/* ---- prefill pacing (one decision per step), exposed for tests ---- */
+
+typedef struct sched_pace {
+    double floor_tps;
+    double margin;        /* keep sessions at floor / margin's schedule (0.95) */
+    double t_decode;      /* the decoders' own step time, estimated (s) */
+    double per_token;     /* cost of one prompt token in a step (s) */
+    int chunk;            /* most prompt tokens a step may take */
+    double starve;        /* s without prompt progress before 1 token is forced */
+} sched_pace;
+
+/* Prompt tokens the next step may take at time `now`, given the decoding
+ * sessions (n_gen[i] tokens so far, the first at t_first[i]), whether a
+ * prompt is waiting, and when a prompt token last went in. A session with
+ * n tokens keeps the floor as its reader measures it ((n - 1) tokens since
+ * the first) if the next step ends by t_first + n x margin / floor; that,
+ * less now and t_decode, is its slack. The smallest slack in tokens, capped
+ * at chunk, is the budget; -1 (no limit) with no decoder or nothing
+ * waiting; at least 1 once a prompt has waited `starve` seconds. */
+int sched_pace_budget(const sched_pace *pc, double now, const double *t_first, const int *n_gen, int n,
+                      bool waiting, double t_prefilled);
+
 #endif

@@ -23,6 +23,39 @@ static int N_PROMPT;
 
 /* ---- the controller ---- */
 
+/* ---- prefill pacing ---- */
+
+static void test_pace(void) {
+    /* floor 10, margin 1 (period 0.1 s), decoders' step 0.05 s, a prompt
+     * token 0.01 s, chunks of at most 8. */
+    sched_pace pc = {.floor_tps = 10, .margin = 1, .t_decode = 0.05, .per_token = 0.01, .chunk = 8, .starve = 1};
+    double first[2] = {0, 0};
+    int gen[2] = {5, 3};
+    /* nothing waiting, or nobody decoding: no limit */
+    CHECK_EQ_INT(sched_pace_budget(&pc, 0.3, first, gen, 2, false, 0.3), -1);
+    CHECK_EQ_INT(sched_pace_budget(&pc, 0.3, first, gen, 0, true, 0.3), -1);
+    /* at 0.3 s: session 0 (5 tokens) may end its next step by 0.5 s, session
+     * 1 (3 tokens) by 0.3 s: its slack is 0.3 - 0.3 - 0.05 < 0: nothing */
+    CHECK_EQ_INT(sched_pace_budget(&pc, 0.3, first, gen, 2, true, 0.3), 0);
+    /* session 1 alone, 0.13 s earlier: slack 0.3 - 0.17 - 0.05 = 0.08 s = 8
+     * tokens (floating point may make it 7) */
+    int b = sched_pace_budget(&pc, 0.17, first, gen + 1, 1, true, 0.17);
+    CHECK(b == 7 || b == 8);
+    /* session 0 alone: slack 0.5 - 0.17 - 0.05 = 0.28 s = 28 tokens, capped
+     * at the chunk */
+    CHECK_EQ_INT(sched_pace_budget(&pc, 0.17, first, gen, 1, true, 0.17), 8);
+    /* no slack but a prompt waiting for more than `starve`: one token */
+    CHECK_EQ_INT(sched_pace_budget(&pc, 0.3, first, gen, 2, true, 0.3 - 1.01), 1);
+    /* the margin tightens the schedule: margin 0.5, session 0 by 0.25 s:
+     * 0.03 s, 3 tokens (or 2 after rounding) */
+    pc.margin = 0.5;
+    b = sched_pace_budget(&pc, 0.17, first, gen, 1, true, 0.17);
+    CHECK(b == 2 || b == 3);
+    /* a session that has no token yet sets no deadline */
+    int none[1] = {0};
+    CHECK_EQ_INT(sched_pace_budget(&pc, 5.0, first, none, 1, true, 5.0), -1);
+}
+
 static void test_ctl(void) {
     sched_ctl c;
     sched_ctl_init(&c, 4, 10, 3);
@@ -423,6 +456,7 @@ static void test_lowering(void) {
 }
 
 int main(void) {
+    test_pace();
     test_ctl();
     rl_err err = {0};
     model_load_params lp = {0};
