@@ -34,7 +34,7 @@
  *
  * The same tile serves one activation row (decode: the panel streams in
  * once, prefetched ahead) and many (prefill, batched decode: the panel is
- * read from cache for each group of 4 activation rows), so a row's result
+ * read from cache for each pass of up to 6 activation rows), so a row's result
  * does not depend on how many rows came with it.
  */
 #include "avx2.h"
