@@ -31,7 +31,7 @@
  */
 #include "avx2.h"
 
-enum { SB = 256, TMAX = 4 };
+enum { SB = 256, TMAX = 4 }; /* 6 spills (isum, msum, s16 and acc per row): slower */
 
 typedef enum kq_mode { K4, K5, K6 } kq_mode;
 
@@ -255,9 +255,12 @@ static inline __attribute__((always_inline)) void gemm_mode(kq_mode mode, const 
         int rows = (int)RL_MIN(8, g->r1 - r);
         const uint8_t *panel = g->packed ? g->packed + (size_t)(r / 8) * panel_bytes : g->scratch;
         if (!g->packed) pack_panel(mode, g->w + (size_t)r * g->w_stride, g->w_stride, rows, nsb, g->scratch);
-        for (int t0 = 0; t0 < g->n; t0 += TMAX) {
-            int T = RL_MIN(TMAX, g->n - t0);
-            kact_q8 A[TMAX];
+        /* passes of at most TMAX activation rows, as even as they can be
+         * (6 rows: 3 + 3, not 4 + 2) */
+        const int passes = (g->n + TMAX - 1) / TMAX, per = (g->n + passes - 1) / passes;
+        for (int t0 = 0; t0 < g->n; t0 += per) {
+            int T = RL_MIN(per, g->n - t0);
+            kact_q8 A[TMAX] = {0}; /* all set below; zeroed for the compiler */
             #pragma GCC unroll 8
             for (int t = 0; t < T; t++) A[t] = kact_q8_view(g->a + (size_t)(t0 + t) * g->a_stride, g->cols);
             float *y = g->y + (size_t)t0 * g->ldy + r;

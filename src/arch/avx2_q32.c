@@ -34,12 +34,12 @@
  *
  * The same tile serves one activation row (decode: the panel streams in
  * once, prefetched ahead) and many (prefill, batched decode: the panel is
- * read from cache for each group of 4 activation rows), so a row's result
+ * read from cache for each pass of up to 6 activation rows), so a row's result
  * does not depend on how many rows came with it.
  */
 #include "avx2.h"
 
-enum { BLK = 32, GROUPS = 8, TMAX = 4 };
+enum { BLK = 32, GROUPS = 8, TMAX = 6 };
 
 typedef enum q32_mode { Q4_OFF, Q4_AFF, Q5_OFF, Q5_AFF, Q8_SIGNED } q32_mode;
 
@@ -220,13 +220,18 @@ static inline __attribute__((always_inline)) void gemm_mode(q32_mode mode, const
         int rows = (int)RL_MIN(8, g->r1 - r);
         const uint8_t *panel = g->packed ? g->packed + (size_t)(r / 8) * panel_bytes : g->scratch;
         if (!g->packed) pack_panel(mode, g->w + (size_t)r * g->w_stride, g->w_stride, rows, nb, g->scratch);
-        for (int t0 = 0; t0 < g->n; t0 += TMAX) {
-            int T = RL_MIN(TMAX, g->n - t0);
-            kact_q8 A[TMAX];
+        /* passes of at most TMAX activation rows, as even as they can be
+         * (8 rows: 4 + 4, not 6 + 2) */
+        const int passes = (g->n + TMAX - 1) / TMAX, per = (g->n + passes - 1) / passes;
+        for (int t0 = 0; t0 < g->n; t0 += per) {
+            int T = RL_MIN(per, g->n - t0);
+            kact_q8 A[TMAX] = {0}; /* all set below; zeroed for the compiler */
             #pragma GCC unroll 8
             for (int t = 0; t < T; t++) A[t] = kact_q8_view(g->a + (size_t)(t0 + t) * g->a_stride, g->cols);
             float *y = g->y + (size_t)t0 * g->ldy + r;
             switch (T) {
+            case 6: tile(mode, 6, panel, nb, A, y, g->ldy, rows, panel_bytes); break;
+            case 5: tile(mode, 5, panel, nb, A, y, g->ldy, rows, panel_bytes); break;
             case 4: tile(mode, 4, panel, nb, A, y, g->ldy, rows, panel_bytes); break;
             case 3: tile(mode, 3, panel, nb, A, y, g->ldy, rows, panel_bytes); break;
             case 2: tile(mode, 2, panel, nb, A, y, g->ldy, rows, panel_bytes); break;
