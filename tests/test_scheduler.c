@@ -394,6 +394,7 @@ static void test_calibration(void) {
     p = base_params(2, 0);
     p.partitions = 2;
     p.n_threads = 2;
+    p.step_delay = 0.02; /* a and b still run when c arrives */
     s = sched_new(M, &p, &err);
     CHECKF(s != NULL, "%s", err.msg);
     if (!s) return;
