@@ -38,6 +38,8 @@ void plan_params_default(plan_params *p) {
     p->pue = 1.0;
     p->years = 4;
     p->gpu_mode = PLAN_GPU_SEED;
+    p->step_fixed = 2;
+    p->cpu_step_fixed = -1;
 }
 
 /* ---- the model ---- */
@@ -136,22 +138,21 @@ const char *plan_limit_name(int limit) {
 /* KV cache of one session at the planning context. */
 static double session_kv(const plan_model *m) { return m->kv_bytes_per_token * m->ctx; }
 
-/* Seconds of one step of b sessions, split into its two parts: streaming
- * the weights and b KV caches, and the arithmetic of b tokens. They add up
- * (no overlap): measured on this engine, a step of b sessions takes
- * t(1) + (b - 1) x a constant, not max() of the two (docs/planner.md). */
+/* Seconds of one step of b sessions, as its two parts: streaming the
+ * weights and b KV caches, and the arithmetic of b tokens plus the part
+ * done once per step. The step takes the longer (they overlap). */
 static void step_parts(const plan_part *pt, const plan_model *m, double eff_bw, double eff_compute, double b,
                        double *t_mem, double *t_compute) {
     double B = eff_bw * pt->bw_gbs * 1e9, C = eff_compute * pt->compute_ops;
     *t_mem = B > 0 ? (m->weight_bytes + b * session_kv(m)) / B : INFINITY;
-    *t_compute = m->flops_per_token <= 0 ? 0 : C > 0 ? b * m->flops_per_token / C : INFINITY;
+    *t_compute = m->flops_per_token <= 0 ? 0 : C > 0 ? (pt->step_fixed + b) * m->flops_per_token / C : INFINITY;
 }
 
 double plan_step_rate(const plan_part *pt, const plan_model *m, double eff_bw, double eff_compute, int b) {
     if (b < 1) return 0;
     double tm, tc;
     step_parts(pt, m, eff_bw, eff_compute, b, &tm, &tc);
-    return 1 / (tm + tc); /* 0 when either part is infinite */
+    return 1 / fmax(tm, tc); /* 0 when either part is infinite */
 }
 
 /* floor() of a bound, kept within [0, PLAN_BATCH_CAP]. */
@@ -166,27 +167,28 @@ plan_fit plan_fit_part(const plan_part *pt, const plan_model *m, const plan_para
     plan_fit fit;
     memset(&fit, 0, sizeof fit);
     fit.part = *pt;
-    double kv = session_kv(m), f = p->floor_tok_s, W = m->weight_bytes;
+    double kv = session_kv(m), f = p->floor_tok_s, W = m->weight_bytes, F = m->flops_per_token;
     /* Each bound is the largest b that keeps its own condition true:
-     *   speed:   t(b) = t0 + b x per <= 1 / f   =>  b <= (1/f - t0) / per
-     *            with t0 = W / B (the weights) and per = K / B + F / C
-     *            (a session's KV cache and its token's arithmetic)
-     *   memory:  W + b K <= M                   =>  b <= (M - W) / K      */
-    double t0, t0c, t1, t1c;
-    step_parts(pt, m, eff_bw, eff_compute, 0, &t0, &t0c);
-    step_parts(pt, m, eff_bw, eff_compute, 1, &t1, &t1c);
-    double per = (t1 - t0) + t1c, room = 1 / f - t0;
-    double by_speed = !(room >= 0) ? 0 : per > 0 ? bound(room / per) : PLAN_BATCH_CAP;
-    double by_mem = kv > 0 ? bound((pt->mem_bytes - W) / kv) : pt->mem_bytes >= W ? PLAN_BATCH_CAP : 0;
+     *   bandwidth: (W + b K) / B <= 1/f     =>  b <= (B/f - W) / K
+     *   compute:   (u + b) F / C <= 1/f     =>  b <= C / (f F) - u
+     *   memory:    W + b K <= M             =>  b <= (M - W) / K         */
+    double B = eff_bw * pt->bw_gbs * 1e9, C = eff_compute * pt->compute_ops;
+    double by_bw, by_mem;
+    if (kv > 0) {
+        by_bw = bound((B / f - W) / kv);
+        by_mem = bound((pt->mem_bytes - W) / kv);
+    } else {
+        by_bw = B / f >= W ? PLAN_BATCH_CAP : 0;
+        by_mem = pt->mem_bytes >= W ? PLAN_BATCH_CAP : 0;
+    }
+    double by_compute = F <= 0 ? PLAN_BATCH_CAP : C > 0 ? bound(C / (f * F) - pt->step_fixed) : 0;
     double by_assumption = pt->max_batch > 0 ? pt->max_batch : PLAN_BATCH_CAP;
 
     /* The smallest bound wins; on a tie the physical limits are named
-     * before the assumption. The speed limit is named after the larger
-     * part of the step that one more session would take. */
-    double b = by_speed;
-    double tm, tc;
-    step_parts(pt, m, eff_bw, eff_compute, by_speed + 1, &tm, &tc);
-    fit.limit = tc > tm ? PLAN_LIMIT_COMPUTE : PLAN_LIMIT_BANDWIDTH;
+     * before the assumption, in the order bandwidth, compute, memory. */
+    double b = by_bw;
+    fit.limit = PLAN_LIMIT_BANDWIDTH;
+    if (by_compute < b) { b = by_compute; fit.limit = PLAN_LIMIT_COMPUTE; }
     if (by_mem < b) { b = by_mem; fit.limit = PLAN_LIMIT_MEMORY; }
     if (by_assumption < b) { b = by_assumption; fit.limit = PLAN_LIMIT_ASSUMPTION; }
     if (b >= PLAN_BATCH_CAP) fit.limit = PLAN_LIMIT_NONE;
@@ -296,8 +298,14 @@ static int gpu_parts(const plan_hw *hw, const plan_model *m, const plan_params *
 
 int plan_parts(const plan_hw *hw, const plan_model *m, const plan_params *p, int strategy, plan_part *out,
                int cap) {
-    if (hw->kind == PLAN_HW_GPU) return gpu_parts(hw, m, p, strategy, out, cap);
-    return strategy == PLAN_BATCHED ? cpu_parts(hw, m, p, out, cap) : 0;
+    bool cpu = hw->kind == PLAN_HW_CPU;
+    int n = !cpu ? gpu_parts(hw, m, p, strategy, out, cap) : strategy == PLAN_BATCHED ? cpu_parts(hw, m, p, out, cap) : 0;
+    for (int i = 0; i < n; i++) out[i].step_fixed = plan_step_fixed(hw, p);
+    return n;
+}
+
+double plan_step_fixed(const plan_hw *hw, const plan_params *p) {
+    return hw->kind == PLAN_HW_CPU && p->cpu_step_fixed >= 0 ? p->cpu_step_fixed : p->step_fixed;
 }
 
 void plan_efficiency(const plan_hw *hw, const plan_params *p, double *eff_bw, double *eff_compute) {
@@ -409,24 +417,21 @@ int plan_run(const plan_hw *hw, const plan_model *m, const plan_params *p, plan_
 
 static bool positive(double x) { return isfinite(x) && x > 0; }
 
-int plan_calibrate(const plan_measure *ms, double peak_ops, double *eff_bw, double *eff_compute, rl_err *err) {
-    if (!positive(ms->bandwidth_gbs) || !positive(ms->bytes_per_token))
-        return rl_fail(err, RL_ERR_INPUT, "calibration needs a positive bandwidth_gbs and model.bytes_per_token");
-    double bw = ms->bandwidth_gbs * 1e9;
-    if (ms->batch > 1 && positive(ms->one_tok_s) && positive(ms->aggregate_tok_s)) {
-        if (!positive(peak_ops) || !positive(ms->flops_per_token))
-            return rl_fail(err, RL_ERR_INPUT, "calibration needs the machine's peak compute and the model's FLOPs");
-        double t1 = 1 / ms->one_tok_s, tn = ms->batch / ms->aggregate_tok_s;
-        double c = (tn - t1) / (ms->batch - 1);
-        if (c > 0 && c < t1) {
-            *eff_compute = ms->flops_per_token / (c * peak_ops);
-            *eff_bw = ms->bytes_per_token / ((t1 - c) * bw);
-            return 0;
-        }
-    }
-    if (!positive(ms->decode_tok_s))
-        return rl_fail(err, RL_ERR_INPUT, "calibration needs decode_tok_s.tg128 or a session sweep");
-    *eff_bw = ms->decode_tok_s * ms->bytes_per_token / bw;
+int plan_calibrate(const plan_measure *ms, double peak_ops, double *eff_bw, double *eff_compute, double *step_fixed,
+                   rl_err *err) {
+    double rate1 = positive(ms->one_tok_s) ? ms->one_tok_s : ms->decode_tok_s;
+    if (!positive(ms->bandwidth_gbs) || !positive(ms->bytes_per_token) || !positive(rate1))
+        return rl_fail(err, RL_ERR_INPUT,
+                       "calibration needs a positive bandwidth_gbs, model.bytes_per_token and a decode speed");
+    *eff_bw = ms->bytes_per_token * rate1 / (ms->bandwidth_gbs * 1e9);
+    if (ms->lo < 1 || ms->hi <= ms->lo || !positive(ms->lo_tok_s) || !positive(ms->hi_tok_s)) return 0;
+    if (!positive(peak_ops) || !positive(ms->flops_per_token))
+        return rl_fail(err, RL_ERR_INPUT, "calibration needs the machine's peak compute and the model's FLOPs");
+    double t_lo = ms->lo / ms->lo_tok_s, t_hi = ms->hi / ms->hi_tok_s;
+    double c = (t_hi - t_lo) / (ms->hi - ms->lo);
+    if (!(c > 0)) return 0; /* steps that do not grow: nothing to learn about compute */
+    *eff_compute = ms->flops_per_token / (c * peak_ops);
+    *step_fixed = fmax(0, t_hi / c - ms->hi);
     return 0;
 }
 

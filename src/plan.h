@@ -10,10 +10,12 @@
  *
  *   A partition (a group of cores, a GPU, a MIG slice) decodes a batch of b
  *   sessions one step at a time. A step streams the weights and b KV
- *   caches, then does b tokens' arithmetic; its time, whose inverse is
+ *   caches while it computes (the two overlap); its arithmetic is b
+ *   tokens' plus a part done once per step whatever the batch (decoding
+ *   the weights' blocks), u sessions' worth. Its time, whose inverse is
  *   every session's speed, is
- *       (weights + b x KV bytes at the context) / (eff_bw x bandwidth)
- *     + b x FLOPs per token / (eff_compute x compute).
+ *       max( (weights + b x KV bytes at the context) / (eff_bw x bandwidth),
+ *            (u + b) x FLOPs per token / (eff_compute x compute) ).
  *   Sessions per server = partitions x batch, maximised over the ways to
  *   split the server, such that the rate stays >= the floor and weights plus
  *   KV caches fit the partition's memory.
@@ -89,6 +91,10 @@ typedef struct plan_params {
     double cpu_eff_bw;     /* > 0: measured on this CPU (calibration); used
                               for CPU hardware unless eff_bw is set */
     double cpu_eff_compute;
+    double step_fixed;     /* arithmetic a step does once whatever its batch
+                              (decoding the weights' blocks), in sessions'
+                              worth (2) */
+    double cpu_step_fixed; /* >= 0: measured on this CPU (calibration) */
     int cores;             /* > 0: instances of this many cores (a slice) */
     double bw_share;       /* > 0: fraction of a socket's bandwidth a slice
                               gets; 0: proportional to its cores */
@@ -148,6 +154,7 @@ typedef struct plan_part {
     double compute_ops;   /* each, peak ops/s for the model's arithmetic */
     double mem_bytes;     /* each, usable for weights + KV */
     int max_batch;        /* 0: free; 1: one session each (seed) */
+    double step_fixed;    /* the params' step_fixed for this hardware */
 } plan_part;
 
 /* A partitioning with the batch the model allows in it. */
@@ -177,6 +184,8 @@ int plan_parts(const plan_hw *hw, const plan_model *m, const plan_params *p, int
 /* Efficiency factors in force: params' overrides; else, for a CPU, the
  * calibrated ones; else the hardware's defaults. */
 void plan_efficiency(const plan_hw *hw, const plan_params *p, double *eff_bw, double *eff_compute);
+/* The per-step arithmetic (in sessions' worth) in force for hw. */
+double plan_step_fixed(const plan_hw *hw, const plan_params *p);
 
 /* The best fit of a strategy: most sessions per server; on a tie, fewer
  * partitions. `all` (may be NULL) receives every fit, `n_all` their count.
@@ -233,21 +242,22 @@ typedef struct plan_measure {
     double decode_tok_s;       /* single-session decode (tg128) */
     double flops_per_token;    /* of the benched model at the sweep's position */
     double one_tok_s;          /* sweep: one session's speed (0: none) */
-    int batch;                 /* sweep: its largest batch (0: none) */
-    double aggregate_tok_s;    /* sweep: aggregate at that batch */
+    int lo, hi;                /* sweep: two batch sizes, lo < hi (0: none) */
+    double lo_tok_s, hi_tok_s; /* ... their aggregate tok/s */
 } plan_measure;
 
-/* The two efficiency factors from the step times the sweep measured: a
- * step of one session, t1 = 1 / one_tok_s, and of the largest batch n,
- * tn = n / aggregate_tok_s. Each further session costs its arithmetic,
- * c = (tn - t1) / (n - 1); the rest of t1 is streaming the weights. So
- *   eff_compute = flops_per_token / (c x peak_ops),
- *   eff_bw      = bytes_per_token / ((t1 - c) x bandwidth).
- * Without a usable sweep (none, one point, or steps that do not grow):
- * eff_bw = decode_tok_s x bytes_per_token / bandwidth (all of the step
- * counted as streaming) and eff_compute is left as it is. Fails on
- * non-positive or non-finite input. */
-int plan_calibrate(const plan_measure *ms, double peak_ops, double *eff_bw, double *eff_compute, rl_err *err);
+/* The factors from step times the sweep measured (t(b) = b / aggregate).
+ * Between two batches both bound by arithmetic, lo and hi, each session
+ * costs c = (t(hi) - t(lo)) / (hi - lo) of it, and the per-step part is
+ * u = t(hi) / c - hi sessions' worth:
+ *   eff_compute = flops_per_token / (c x peak_ops),   step_fixed = u.
+ * One session's step, t1 = 1 / one_tok_s (else 1 / decode_tok_s), is taken
+ * as bound by streaming: eff_bw = bytes_per_token / (t1 x bandwidth) (if
+ * it was arithmetic-bound, a lower bound). Without two usable sweep points
+ * (none, or steps that do not grow) eff_compute and step_fixed are left as
+ * they are. Fails on non-positive or non-finite input. */
+int plan_calibrate(const plan_measure *ms, double peak_ops, double *eff_bw, double *eff_compute, double *step_fixed,
+                   rl_err *err);
 
 /* Predicted vs measured sessions at the floor on one machine. */
 typedef struct plan_verify {

@@ -60,17 +60,17 @@ check '[ "$(jget "$tmp/a.json" "typeof j.limiting_factor")" = string ]'
 # By hand, from data/hardware.json and the Llama 3.2 1B shape: weights 1,235,814,432 x 4.5 / 8 =
 # 695,145,618 B; KV 32768 B/token x 4096 = 134,217,728 B per session; 3,008,364,544 FLOP per
 # token; bandwidth B = 0.5 x 332.8 GB/s = 166.4e9, int8 compute C = 0.25 x 39.32e12 = 9.83e12.
-# A step of b sessions: 695,145,618 / B + b x (134,217,728 / B + 3,008,364,544 / C)
-# = 0.00417756 + b x (0.00080660 + 0.00030604) s <= 0.1 s -> b = floor(86.1) = 86 sessions;
-# one more would stream for 0.0743 s and compute for 0.0266 s: bandwidth-bound.
-# Rack: (12500 - 300) / 600 W = 20.3 -> 20 servers (space: 40 x 1U), power-bound: 1720 sessions.
-check '[ "$(jget "$tmp/a.json" j.sessions_per_server)" = 86 ]'
+#   bandwidth: b = floor((16.64e9 - 695,145,618) / 134,217,728) = floor(118.8) = 118
+#   compute:   (2 + b) x 3,008,364,544 / 9.83e12 <= 0.1 s -> b <= 326.8 - 2 -> 324
+# so 118 sessions, bandwidth-bound.
+# Rack: (12500 - 300) / 600 W = 20.3 -> 20 servers (space: 40 x 1U), power-bound: 2360 sessions.
+check '[ "$(jget "$tmp/a.json" j.sessions_per_server)" = 118 ]'
 check '[ "$(jget "$tmp/a.json" j.limiting_factor)" = bandwidth ]'
 check '[ "$(jget "$tmp/a.json" j.servers_per_rack)" = 20 ]'
 check '[ "$(jget "$tmp/a.json" j.rack_limiting_factor)" = power ]'
-check '[ "$(jget "$tmp/a.json" j.sessions_per_rack)" = 1720 ]'
-# Watts per session: (20 x 600 + 300) / 1720 = 7.1511...
-check '[ "$(jget "$tmp/a.json" "Math.abs(j.watts_per_session - 12300 / 1720) < 1e-9")" = true ]'
+check '[ "$(jget "$tmp/a.json" j.sessions_per_rack)" = 2360 ]'
+# Watts per session: (20 x 600 + 300) / 2360 = 5.2118...
+check '[ "$(jget "$tmp/a.json" "Math.abs(j.watts_per_session - 12300 / 2360) < 1e-9")" = true ]'
 
 # A rack with more room: 20 kW -> (20000 - 300) / 600 = 32 servers.
 "$bin" plan --hardware ampereone-a192-32x --rack-kw 20 --json >"$tmp/b.json"
@@ -95,7 +95,7 @@ check '[ "$(jget "$tmp/s.json" "Math.abs(j.slice_bw_share - 8 / 96) < 1e-12")" =
 
 # The human table names the headline and the rack.
 "$bin" plan --hardware ampereone-a192-32x >"$tmp/table"
-check 'grep -q "sessions per rack   1720" "$tmp/table" && grep -q "limited by power" "$tmp/table"'
+check 'grep -q "sessions per rack   2360" "$tmp/table" && grep -q "limited by power" "$tmp/table"'
 
 # ---- bad input: exit 2 with "rackllm: ..." ----
 bad() {
@@ -158,10 +158,10 @@ check '[ $? -eq 2 ]' "unwritable SVG path"
 # ---- calibration and verification against the sample bench ----
 "$bin" plan --hardware ampereone-a192-32x --calibrate tests/data/bench-sample.json --json >"$tmp/k.json"
 check '[ $? -eq 0 ]'
-# From the sweep's step times (1 session at 20 tok/s: 0.05 s; 12 at 100 tok/s in all: 0.12 s),
-# each further session costs 0.07 / 11 s, the rest of 0.05 s is streaming 7e8 bytes at 20 GB/s:
-# eff_bw = 7e8 / ((0.05 - 0.07 / 11) x 20e9) = 0.802
-check '[ "$(jget "$tmp/k.json" "Math.abs(j.params.eff_bw - 7e8 / ((0.05 - 0.07 / 11) * 20e9)) < 1e-12")" = true ]'
+# eff_bw = 20 tok/s (the sweep's one session) x 7e8 bytes / 20e9 B/s = 0.7
+check '[ "$(jget "$tmp/k.json" "Math.abs(j.params.eff_bw - 0.7) < 1e-12")" = true ]'
+# the per-step arithmetic from the 8- and 12-session points: 0.12 / ((0.12 - 8/92) / 4) - 12
+check '[ "$(jget "$tmp/k.json" "Math.abs(j.params.step_fixed - (0.12 / ((0.12 - 8 / 92) / 4) - 12)) < 1e-9")" = true ]'
 check '[ "$(jget "$tmp/k.json" "j.params.eff_compute > 0 && j.params.efficiency")" = "calibrated by the bench JSON" ]'
 "$bin" plan --hardware h100-sxm --calibrate tests/data/bench-sample.json --json >"$tmp/kg.json"
 check '[ "$(jget "$tmp/kg.json" j.params.eff_bw)" = 0.6 ]' "GPU keeps its defaults"

@@ -72,8 +72,8 @@ static plan_hw gpu_hw(void) {
 
 /* 1 GB of weights, 1e5 bytes of KV per token at a context of 1000 tokens
  * (0.1 GB per session), quantized (int8 arithmetic). Its arithmetic is
- * free (0 FLOP per token), so a step is streaming alone and the numbers
- * stay round; test_compute_bound and test_step_rate add the FLOPs. */
+ * free (0 FLOP per token), so only streaming and memory limit it;
+ * test_compute_bound, test_step_rate and test_verify add the FLOPs. */
 static plan_model test_model(double weight_bytes) {
     plan_model m;
     memset(&m, 0, sizeof m);
@@ -153,33 +153,38 @@ static void test_compute_bound(void) {
     plan_params p = params();
     plan_result r;
     CHECK(plan_run(&hw, &m, &p, &r, NULL) == 0);
-    /* B = 50e9, C = 0.5 x 1e12 = 5e11. A step of b sessions:
-     *   t(b) = (1e9 + b x 1e8) / 50e9 + b x 2e9 / 5e11 = 0.02 + b (0.002 + 0.004)
-     * <= 0.1 s  =>  b <= 0.08 / 0.006 = 13.3 -> 13, at 1 / (0.02 + 13 x 0.006)
-     * = 1 / 0.098 tok/s. One more session: streaming 0.048 s, arithmetic 0.056 s,
-     * so compute is the limit. Two partitions (half of B and C each):
-     * 0.04 + b x 0.012 <= 0.1 -> 5 each, 10 < 13. */
+    /* B = 50e9, C = 0.5 x 1e12 = 5e11: a session's arithmetic takes 2e9 / 5e11
+     * = 0.004 s, and every step does u = 2 sessions' worth more (the default):
+     *   compute:   (2 + b) x 0.004 <= 0.1  =>  b <= 23
+     *   bandwidth: (1e9 + b x 1e8) / 50e9 <= 0.1  =>  b <= 40
+     * so 23, compute-bound, each at 1 / max(0.066, 0.1) = 10 tok/s. */
     const plan_fit *f = &r.fit[PLAN_BATCHED];
     CHECK_EQ_INT(f->part.count, 1);
-    CHECK_EQ_INT(f->sessions, 13);
+    CHECK_EQ_INT(f->sessions, 23);
     CHECK_EQ_INT(f->limit, PLAN_LIMIT_COMPUTE);
-    CHECK_NEAR(f->tok_s, 1 / 0.098, 1e-9);
-    /* The same with bandwidth the larger part: 10 TOPS, C = 5e12,
-     * t(b) = 0.02 + b (0.002 + 0.0004) -> b <= 33.3 -> 33; at 34 streaming
-     * (0.088 s) outweighs arithmetic (0.0136 s). */
+    CHECK_NEAR(f->tok_s, 10.0, 1e-9);
+    /* Without the per-step part (u = 0, the plain min of the two rates):
+     * 25; with a calibrated u = 5 for CPUs: 20. */
+    p.step_fixed = 0;
+    CHECK(plan_run(&hw, &m, &p, &r, NULL) == 0);
+    CHECK_EQ_INT(r.fit[PLAN_BATCHED].sessions, 25);
+    p.cpu_step_fixed = 5;
+    CHECK(plan_run(&hw, &m, &p, &r, NULL) == 0);
+    CHECK_EQ_INT(r.fit[PLAN_BATCHED].sessions, 20);
+    p = params();
+    /* 10 TOPS: (2 + b) x 0.0004 <= 0.1 -> 248; bandwidth first at 40. */
     hw = cpu_hw();
     CHECK(plan_run(&hw, &m, &p, &r, NULL) == 0);
-    CHECK_EQ_INT(r.fit[PLAN_BATCHED].sessions, 33);
+    CHECK_EQ_INT(r.fit[PLAN_BATCHED].sessions, 40);
     CHECK_EQ_INT(r.fit[PLAN_BATCHED].limit, PLAN_LIMIT_BANDWIDTH);
-    CHECK_NEAR(r.fit[PLAN_BATCHED].tok_s, 1 / (0.02 + 33 * 0.0024), 1e-9);
-    /* bf16 weights use the bf16 peak: C = 0.5 x 5e12 = 2.5e12,
-     * 0.02 + b (0.002 + 0.0008) -> 28. */
+    /* bf16 weights use the bf16 peak: C = 0.5 x 5e12, 0.0008 s a session ->
+     * 123: bandwidth still first. At 0.5 TFLOPS, 0.008 s: 12.5 - 2 -> 10. */
     m.int8_compute = false;
     CHECK(plan_run(&hw, &m, &p, &r, NULL) == 0);
-    CHECK_EQ_INT(r.fit[PLAN_BATCHED].sessions, 28);
-    hw.bf16_tflops = 0.5; /* C = 2.5e11: 0.02 + b (0.002 + 0.008) -> exactly 8 */
+    CHECK_EQ_INT(r.fit[PLAN_BATCHED].sessions, 40);
+    hw.bf16_tflops = 0.5;
     CHECK(plan_run(&hw, &m, &p, &r, NULL) == 0);
-    CHECK_EQ_INT(r.fit[PLAN_BATCHED].sessions, 8);
+    CHECK_EQ_INT(r.fit[PLAN_BATCHED].sessions, 10);
     CHECK_EQ_INT(r.fit[PLAN_BATCHED].limit, PLAN_LIMIT_COMPUTE);
     /* No compute at all: nothing runs. */
     hw.bf16_tflops = 0;
@@ -346,13 +351,15 @@ static void test_step_rate(void) {
     plan_hw hw = cpu_hw();
     plan_model m = test_model(1e9);
     m.flops_per_token = 2e9;
-    plan_part pt = {.count = 1, .cores = 10, .bw_gbs = 100, .compute_ops = 10e12, .mem_bytes = 1e11};
-    /* The two parts of a step add up: b = 1: 1.1e9 / 50e9 + 2e9 / 5e12 =
-     * 0.022 + 0.0004 s. b = 0: 0. b = 100: 11e9 / 50e9 + 100 x 0.0004 =
-     * 0.22 + 0.04 s. */
-    CHECK_NEAR(plan_step_rate(&pt, &m, hw.eff_bw, hw.eff_compute, 1), 1 / 0.0224, 1e-9);
+    plan_part pt = {.count = 1, .cores = 10, .bw_gbs = 100, .compute_ops = 10e12, .mem_bytes = 1e11, .step_fixed = 2};
+    /* The longer of the two parts: b = 1: max(1.1e9 / 50e9 = 0.022, (2 + 1)
+     * x 2e9 / 5e12 = 0.0012) s. b = 0: 0. b = 100: max(0.22, 0.0408). */
+    CHECK_NEAR(plan_step_rate(&pt, &m, hw.eff_bw, hw.eff_compute, 1), 1 / 0.022, 1e-9);
     CHECK_NEAR(plan_step_rate(&pt, &m, hw.eff_bw, hw.eff_compute, 0), 0, 0);
-    CHECK_NEAR(plan_step_rate(&pt, &m, hw.eff_bw, hw.eff_compute, 100), 1 / 0.26, 1e-9);
+    CHECK_NEAR(plan_step_rate(&pt, &m, hw.eff_bw, hw.eff_compute, 100), 1 / 0.22, 1e-9);
+    /* 0.1 TOPS: arithmetic (2 + 1) x 2e9 / 5e10 = 0.12 s is the longer. */
+    pt.compute_ops = 0.1e12;
+    CHECK_NEAR(plan_step_rate(&pt, &m, hw.eff_bw, hw.eff_compute, 1), 1 / 0.12, 1e-9);
     /* No bandwidth: no speed (not a division by zero). */
     pt.bw_gbs = 0;
     CHECK_NEAR(plan_step_rate(&pt, &m, hw.eff_bw, hw.eff_compute, 1), 0, 0);
@@ -571,38 +578,42 @@ static void test_calibration(void) {
     CHECK_EQ_INT(bench_json_max_at_floor(b.batched, b.n_batched, 10), 9);
     CHECK_EQ_INT(bench_json_max_at_floor(b.partitioned, b.n_partitioned, 10), 2);
 
-    /* Step times: one session t1 = 1 / 20 = 0.05 s, twelve t12 = 12 / 100 =
-     * 0.12 s, so each session past the first costs cs = 0.07 / 11 s of
-     * arithmetic and streaming takes t1 - c. With 2.5 GFLOP/token, a 1e12
-     * ops/s peak, 7e8 bytes per token and 20 GB/s:
-     *   eff_compute = 2.5e9 / (cs x 1e12) = 0.3929,
-     *   eff_bw      = 7e8 / ((0.05 - cs) x 20e9) = 0.8021. */
+    /* One session at 20 tok/s: eff_bw = 20 x 7e8 B / 20e9 B/s = 0.7. The
+     * compute figures come from the largest batch (12: t = 12 / 100 =
+     * 0.12 s) and the smallest of at least half its size (8: 8 / 92 s):
+     * each session costs cs = (0.12 - 8/92) / 4 s of arithmetic, the step
+     * u = 0.12 / cs - 12 = 2.53 sessions' worth more. With 2.5 GFLOP/token
+     * and a 1e12 ops/s peak, eff_compute = 2.5e9 / (cs x 1e12) = 0.303. */
     plan_measure ms = {.bandwidth_gbs = b.bandwidth_gbs, .bytes_per_token = b.bytes_per_token,
                        .decode_tok_s = b.decode_tok_s, .flops_per_token = 2.5e9, .one_tok_s = one->min_tok_s,
-                       .batch = most->sessions, .aggregate_tok_s = most->aggregate_tok_s};
-    double eb = 0, ec = 0.123, cs = 0.07 / 11;
-    CHECK(plan_calibrate(&ms, 1e12, &eb, &ec, &err) == 0);
+                       .lo = 8, .lo_tok_s = 92, .hi = most->sessions, .hi_tok_s = most->aggregate_tok_s};
+    double eb = 0, ec = 0.123, u = -1, cs = (0.12 - 8.0 / 92) / 4;
+    CHECK(plan_calibrate(&ms, 1e12, &eb, &ec, &u, &err) == 0);
+    CHECK_NEAR(eb, 0.7, 1e-12);
     CHECK_NEAR(ec, 2.5e9 / (cs * 1e12), 1e-12);
-    CHECK_NEAR(eb, 7e8 / ((0.05 - cs) * 20e9), 1e-12);
-    /* Without a sweep: eff_bw = 20 tok/s x 7e8 B / 20e9 B/s = 0.7 (the
-     * whole step counted as streaming), the compute factor left alone. */
-    ms.batch = 0;
+    CHECK_NEAR(u, 0.12 / cs - 12, 1e-9);
+    /* Without two sweep points the compute figures are left alone; without a
+     * one-session point the single-stream decode stands in for it. */
+    ms.hi = 0;
     ec = 0.123;
-    CHECK(plan_calibrate(&ms, 1e12, &eb, &ec, &err) == 0);
-    CHECK_NEAR(eb, 0.7, 1e-12);
+    u = -1;
+    ms.one_tok_s = 0;
+    ms.decode_tok_s = 10;
+    CHECK(plan_calibrate(&ms, 1e12, &eb, &ec, &u, &err) == 0);
+    CHECK_NEAR(eb, 0.35, 1e-12);
     CHECK_NEAR(ec, 0.123, 0);
+    CHECK_NEAR(u, -1, 0);
     /* Steps that do not grow with the batch (noise) say nothing about
-     * compute: the same fallback. */
-    ms.batch = 12;
-    ms.aggregate_tok_s = 300; /* t12 = 0.04 < t1 */
-    CHECK(plan_calibrate(&ms, 1e12, &eb, &ec, &err) == 0);
-    CHECK_NEAR(eb, 0.7, 1e-12);
+     * compute either. */
+    ms.hi = 12;
+    ms.hi_tok_s = 300; /* t12 = 0.04 s < t8 */
+    CHECK(plan_calibrate(&ms, 1e12, &eb, &ec, &u, &err) == 0);
     CHECK_NEAR(ec, 0.123, 0);
-    ms.batch = 0;
     ms.decode_tok_s = 0;
-    CHECK(plan_calibrate(&ms, 1e12, &eb, &ec, &err) == -1);
+    CHECK(plan_calibrate(&ms, 1e12, &eb, &ec, &u, &err) == -1);
+    ms.decode_tok_s = 10;
     ms.bandwidth_gbs = NAN;
-    CHECK(plan_calibrate(&ms, 1e12, &eb, &ec, &err) == -1);
+    CHECK(plan_calibrate(&ms, 1e12, &eb, &ec, &u, &err) == -1);
 
     /* Calibrated factors apply to CPUs, not to GPUs (rackllm runs on CPUs). */
     plan_params p = params();
@@ -621,17 +632,17 @@ static void test_calibration(void) {
 }
 
 static void test_verify(void) {
-    /* A 2-core machine: 20 GB/s, 8 GiB, 1 int8 TOPS; calibrated 0.7 / 0.25.
-     * The model: 0.7e9 bytes, 32768 B/token of KV at ctx 192 = 6,291,456 B
-     * per session, 2.5 GFLOP/token.
-     *   batched: B = 14e9, C = 2.5e11: t(b) = (0.7e9 + b x 6291456) / 14e9
-     *            + b x 2.5e9 / 2.5e11 = 0.05 + b x 0.0104494 <= 0.1
-     *            -> b <= 4.78 -> 4 sessions predicted.
+    /* A 2-core machine: 20 GB/s, 8 GiB, 1 int8 TOPS; calibrated 0.7 / 0.25,
+     * the default u = 2. The model: 0.7e9 bytes, 32768 B/token of KV at ctx
+     * 192 = 6,291,456 B per session, 2.5 GFLOP/token.
+     *   batched: B = 14e9, C = 2.5e11, a session's arithmetic 0.01 s:
+     *            compute (2 + b) x 0.01 <= 0.1 -> 8; bandwidth (1.4e9 -
+     *            0.7e9) / 6291456 = 111 -> 8 sessions predicted.
      *   partitioned, one session each: the whole machine as one partition
-     *            steps in 0.0504494 + 0.01 s (16.5 tok/s); two partitions of
-     *            one core, half of B and C each, in 0.1008988 + 0.02 s (8.3
+     *            steps in max(0.0504, 0.03) s (19.8 tok/s); two partitions of
+     *            one core, half of B and C each, in max(0.1009, 0.06) s (9.91
      *            tok/s < 10) -> 1.
-     * Measured 5 and 2: errors (4 - 5) / 5 = -20%, (1 - 2) / 2 = -50%. */
+     * Measured 9 and 2: errors (8 - 9) / 9 = -11.1%, (1 - 2) / 2 = -50%. */
     plan_hw hw = cpu_hw();
     hw.cores = 2;
     hw.mem_bw_gbs = 20;
@@ -645,10 +656,10 @@ static void test_verify(void) {
     p.cpu_eff_bw = 0.7;
     p.cpu_eff_compute = 0.25;
     plan_verify v;
-    plan_verify_compare(&hw, &m, &p, 5, 2, &v);
-    CHECK_EQ_INT(v.predicted_batched, 4);
+    plan_verify_compare(&hw, &m, &p, 9, 2, &v);
+    CHECK_EQ_INT(v.predicted_batched, 8);
     CHECK_EQ_INT(v.predicted_partitioned, 1);
-    CHECK_NEAR(v.error_batched_pct, -20, 1e-9);
+    CHECK_NEAR(v.error_batched_pct, -100.0 / 9, 1e-9);
     CHECK_NEAR(v.error_partitioned_pct, -50, 1e-9);
     plan_verify_compare(&hw, &m, &p, 0, 0, &v);
     CHECK(isnan(v.error_batched_pct));

@@ -36,7 +36,7 @@ static const char *const CLASS_MODELS[4] = {"llama3.2-1b", "llama3.1-8b", "llama
 
 typedef struct plan_cli {
     const char *model, *quant, *hardware, *calibrate, *verify_from, *svg;
-    bool quant_given, list, matrix, json, verify;
+    bool model_given, quant_given, list, matrix, json, verify;
     plan_params params;
     bool eff_bw_given, eff_compute_given;
     bench_json calib;     /* --calibrate, when calibrated */
@@ -76,8 +76,9 @@ static void usage(FILE *out) {
           "                       the catalog's conservative value, or calibrated)\n"
           "  --eff-compute F      fraction of peak compute the engine reaches\n"
           "  --calibrate FILE     take both efficiencies from a `rackllm bench --json` file\n"
-          "  --verify             run a quick session sweep here (rackllm bench) and\n"
-          "                       print predicted vs measured sessions at the floor\n"
+          "  --verify             run a quick session sweep here (rackllm bench) of the\n"
+          "                       calibrated model (else --model/--quant) and print\n"
+          "                       predicted vs measured sessions at the floor\n"
           "  --verify-from FILE   the same against an existing bench JSON\n"
           "  --matrix             sessions per rack for every size class x hardware\n"
           "  --json               machine-readable output\n"
@@ -167,7 +168,7 @@ static int parse_flags(plan_cli *c, int argc, char **argv, rl_err *err) {
         switch (opt) {
         case OPT_HELP: usage(stdout); return 1;
         case OPT_LIST: c->list = true; break;
-        case OPT_MODEL: c->model = optarg; break;
+        case OPT_MODEL: c->model = optarg; c->model_given = true; break;
         case OPT_QUANT: c->quant = optarg; c->quant_given = true; break;
         case OPT_HARDWARE: c->hardware = optarg; break;
         case OPT_GPU_BATCHING: c->params.gpu_mode = PLAN_GPU_BATCHED; break;
@@ -259,24 +260,38 @@ static int calibrate(plan_cli *c, rl_err *err) {
     if (bench_json_load(c->calibrate, &c->calib, err)) return -1;
     plan_hw self;
     if (hwcatalog_this(c->calib.bandwidth_gbs, &self, err)) return -1;
-    const bench_point *one = bench_json_batched_at(&c->calib, 1), *most = bench_json_largest_batch(&c->calib);
+    /* Two batches bound by arithmetic: the largest, and the smallest of at
+     * least half its size (and 2). */
+    const bench_point *one = bench_json_batched_at(&c->calib, 1), *hi = bench_json_largest_batch(&c->calib), *lo = NULL;
+    for (int i = 0; hi && i < c->calib.n_batched; i++) {
+        const bench_point *q = &c->calib.batched[i];
+        if (q->sessions < hi->sessions && 2 * q->sessions >= hi->sessions && q->sessions >= 2 &&
+            (!lo || q->sessions < lo->sessions))
+            lo = q;
+    }
     plan_measure ms = {
         .bandwidth_gbs = c->calib.bandwidth_gbs,
         .bytes_per_token = c->calib.bytes_per_token,
         .decode_tok_s = c->calib.decode_tok_s,
         .flops_per_token = bench_flops(&c->calib),
         .one_tok_s = one ? one->min_tok_s : 0,
-        .batch = most ? most->sessions : 0,
-        .aggregate_tok_s = most ? most->aggregate_tok_s : 0,
     };
-    if (ms.flops_per_token <= 0) ms.batch = 0; /* unknown shape: keep the compute default */
+    if (lo && ms.flops_per_token > 0) { /* unknown shape: keep the compute defaults */
+        ms.lo = lo->sessions;
+        ms.lo_tok_s = lo->aggregate_tok_s;
+        ms.hi = hi->sessions;
+        ms.hi_tok_s = hi->aggregate_tok_s;
+    }
     bool int8 = !(strcasecmp(c->calib.type, "f16") == 0 || strcasecmp(c->calib.type, "bf16") == 0 ||
                   strcasecmp(c->calib.type, "f32") == 0);
     double peak = (int8 ? self.int8_tops : self.bf16_tflops) * 1e12;
-    double eb = self.eff_bw, ec = 0;
-    if (plan_calibrate(&ms, peak, &eb, &ec, err)) return rl_fail_prefix(err, "%s: ", c->calibrate);
+    double eb = self.eff_bw, ec = 0, u = -1;
+    if (plan_calibrate(&ms, peak, &eb, &ec, &u, err)) return rl_fail_prefix(err, "%s: ", c->calibrate);
     c->params.cpu_eff_bw = eb;
-    if (ec > 0) c->params.cpu_eff_compute = ec; /* only a sweep measures compute */
+    if (ec > 0) { /* only a sweep measures compute */
+        c->params.cpu_eff_compute = ec;
+        c->params.cpu_step_fixed = u;
+    }
     c->calibrated = true;
     return 0;
 }
@@ -333,7 +348,8 @@ static void print_model_and_hw(const plan_cli *c, const plan_model *m, const pla
            hw->cores, hw->kind == PLAN_HW_GPU ? "SMs" : "cores", hw->mem_bw_gbs, hw->mem_gib, hw->int8_tops,
            hw->bf16_tflops, hw->kind == PLAN_HW_GPU ? "card" : "socket");
     printf("           server %.0f W, %gU, $%.0f\n", hw->server_power_w, hw->server_u, hw->server_usd);
-    printf("efficiency bandwidth %.3g, compute %.3g (%s)\n", r->eff_bw, r->eff_compute, efficiency_origin(c, hw));
+    printf("efficiency bandwidth %.3g, compute %.3g, per-step arithmetic %.2g sessions' worth (%s)\n", r->eff_bw,
+           r->eff_compute, plan_step_fixed(hw, &c->params), efficiency_origin(c, hw));
     if (r->slices > 0)
         printf("slicing    %d instances of %d cores per server, each with %.3g of a socket's bandwidth\n",
                r->slices, c->params.cores, r->slice_share);
@@ -420,6 +436,7 @@ static cJSON *plan_json(const plan_cli *c, const plan_model *m, const plan_hw *h
     cJSON_AddNumberToObject(po, "rack_u", p->rack_u);
     cJSON_AddNumberToObject(po, "eff_bw", r->eff_bw);
     cJSON_AddNumberToObject(po, "eff_compute", r->eff_compute);
+    cJSON_AddNumberToObject(po, "step_fixed", plan_step_fixed(hw, &c->params));
     cJSON_AddStringToObject(po, "efficiency", efficiency_origin(c, hw));
     cJSON_AddStringToObject(root, "strategy", plan_strategy_name(r->headline));
     cJSON_AddNumberToObject(root, "sessions_per_server", (double)f->sessions);
@@ -737,7 +754,10 @@ static int verify_against(const plan_cli *c, const bench_json *b, const char *or
     plan_hw hw;
     if (load_model(&vc, b->shape[0] ? b->shape : c->model, &m, err)) return -1;
     if (b->weight_bytes > 0) m.weight_bytes = b->weight_bytes; /* what the bench actually streamed */
-    if (hwcatalog_this(b->bandwidth_gbs, &hw, err)) return -1;
+    /* A prediction uses only what was known before this measurement: with
+     * --calibrate, that file's bandwidth (its efficiency factors are
+     * relative to it); without, this bench's own probe. */
+    if (hwcatalog_this(c->calibrated ? c->calib.bandwidth_gbs : b->bandwidth_gbs, &hw, err)) return -1;
     long measured_b = b->max_batched >= 0 ? b->max_batched : bench_json_max_at_floor(b->batched, b->n_batched, b->floor_tok_s);
     long measured_p = b->max_partitioned >= 0 ? b->max_partitioned
                                               : bench_json_max_at_floor(b->partitioned, b->n_partitioned, b->floor_tok_s);
@@ -753,6 +773,7 @@ static int verify_against(const plan_cli *c, const bench_json *b, const char *or
         json_num(root, "floor_tok_s", vc.params.floor_tok_s);
         json_num(root, "eff_bw", eb);
         json_num(root, "eff_compute", ec);
+        json_num(root, "step_fixed", plan_step_fixed(&hw, &vc.params));
         cJSON_AddStringToObject(root, "efficiency", efficiency_origin(c, &hw));
         cJSON_AddNumberToObject(root, "predicted_batched", (double)v.predicted_batched);
         cJSON_AddNumberToObject(root, "measured_batched", (double)v.measured_batched);
@@ -764,7 +785,8 @@ static int verify_against(const plan_cli *c, const bench_json *b, const char *or
     }
     printf("verify: %s %s on %s, floor %g tok/s, ctx %.0f (bench: %s)\n", m.id, m.quant, hw.name,
            vc.params.floor_tok_s, vc.params.ctx, origin);
-    printf("efficiency bandwidth %.3g, compute %.3g (%s)\n\n", eb, ec, efficiency_origin(c, &hw));
+    printf("efficiency bandwidth %.3g, compute %.3g, per-step arithmetic %.2g sessions' worth (%s)\n\n", eb, ec,
+           plan_step_fixed(&hw, &vc.params), efficiency_origin(c, &hw));
     printf("  %-12s %10s %10s %9s\n", "sweep", "predicted", "measured", "error");
     printf("  %-12s %10ld %10ld %8.1f%%\n", "batched", v.predicted_batched, v.measured_batched, v.error_batched_pct);
     printf("  %-12s %10ld %10ld %8.1f%%\n", "partitioned", v.predicted_partitioned, v.measured_partitioned,
@@ -784,7 +806,11 @@ static int run_verify(const plan_cli *c, rl_err *err) {
     int fd = mkstemps(path, 5);
     if (fd < 0) return cli_fail(&(rl_err){RL_ERR_INTERNAL, "--verify: cannot create a temporary file"});
     close(fd);
-    int rc = run_bench(c->model, c->quant, path, err);
+    /* The calibrated model, unless --model / --quant say otherwise. */
+    const char *shape = c->model, *type = c->quant;
+    if (c->calibrated && !c->model_given && c->calib.shape[0]) shape = c->calib.shape;
+    if (c->calibrated && !c->quant_given && c->calib.type[0]) type = c->calib.type;
+    int rc = run_bench(shape, type, path, err);
     if (rc == 0) rc = bench_json_load(path, &b, err);
     if (rc == 0) rc = verify_against(c, &b, "rackllm bench --sweep-only", err);
     unlink(path);
