@@ -178,8 +178,6 @@ static inline __m256i scale_pairs(const uint8_t *blk, int k) {
     return _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(a, b));
 }
 
-static inline __m256i ld(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
-
 /* 8 rows x T activation rows over all super-blocks of a packed panel. */
 static inline __attribute__((always_inline)) void tile(kq_mode mode, int T, const uint8_t *panel, int64_t nsb,
                                                        const kact_q8 *A, float *y, int64_t ldy, int rows, size_t ahead) {

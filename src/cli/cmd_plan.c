@@ -619,7 +619,7 @@ static void matrix_assumptions(const plan_cli *c, const plan_model *models, char
 }
 
 static int matrix_svg(const plan_cli *c, const matrix_row *rows, int n, const plan_model *models, rl_err *err) {
-    char group_text[4][64], notes[8][200];
+    char group_text[4][80], notes[8][200];
     const char *groups[4], *series[MATRIX_MAX_ROWS], *note_ptrs[8];
     double values[4 * MATRIX_MAX_ROWS];
     for (int k = 0; k < 4; k++) {
