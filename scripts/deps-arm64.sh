@@ -6,7 +6,7 @@
 set -euo pipefail
 
 host=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static)
-arm=(libpcre2-dev:arm64 libcjson-dev:arm64 libmicrohttpd-dev:arm64)
+arm=(libpcre2-dev:arm64 libcjson-dev:arm64 libmicrohttpd-dev:arm64 libcurl4-openssl-dev:arm64)
 
 missing=()
 for p in "${host[@]}" "${arm[@]}"; do
