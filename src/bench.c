@@ -68,15 +68,6 @@ void bench_make_quick(bench_params *p) {
 
 /* ---- the machine ---- */
 
-static char *read_text(const char *path, size_t max) {
-    FILE *f = fopen(path, "r");
-    if (!f) return NULL;
-    char *buf = malloc(max + 1);
-    size_t n = buf ? fread(buf, 1, max, f) : 0;
-    fclose(f);
-    if (buf) buf[n] = 0;
-    return buf;
-}
 
 /* Value of the first "key<spaces>: value" line in /proc/cpuinfo text. */
 static void cpuinfo_field(const char *text, const char *key, char *out, size_t size) {
@@ -112,7 +103,7 @@ static bool has_word(const char *list, const char *word) {
 }
 
 static void describe_machine(bench_result *r) {
-    char *info = read_text("/proc/cpuinfo", 1 << 20);
+    char *info = rl_read_small_file("/proc/cpuinfo", 1 << 20);
     char flags[8192] = "";
     snprintf(r->cpu, sizeof r->cpu, "unknown CPU");
     if (info) {

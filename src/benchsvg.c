@@ -20,17 +20,6 @@ enum { WIDTH = 780, LEFT = 72, RIGHT = 24, TOP_A = 96, H_A = 300, TOP_B = 458, H
 #define ROOF_COLOR "#555555"
 #define MARK_COLOR "#2ca02c"
 
-static void text(FILE *out, const char *s) {
-    for (; s && *s; s++) {
-        switch (*s) {
-        case '&': fputs("&amp;", out); break;
-        case '<': fputs("&lt;", out); break;
-        case '>': fputs("&gt;", out); break;
-        case '"': fputs("&quot;", out); break;
-        default: fputc(*s, out);
-        }
-    }
-}
 
 static double pos_or_zero(double v) { return isfinite(v) && v > 0 ? v : 0; }
 
@@ -85,7 +74,7 @@ static void axes(FILE *out, const panel *p, const char *y_label) {
     fprintf(out,
             "<text x=\"%d\" y=\"%d\" transform=\"rotate(-90 %d %d)\" text-anchor=\"middle\" font-size=\"12\">",
             18, p->top + p->height / 2, 18, p->top + p->height / 2);
-    text(out, y_label);
+    rl_fputs_xml(out, y_label);
     fputs("</text>\n", out);
     fprintf(out, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" font-size=\"12\">concurrent sessions</text>\n",
             LEFT + plot_w() / 2, base + 32);
@@ -119,7 +108,7 @@ static void hline(FILE *out, const panel *p, double v, const char *color, const 
             LEFT, y, LEFT + plot_w(), y, color, dash);
     fprintf(out, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\" font-size=\"11\" fill=\"%s\">", LEFT + plot_w() - 4,
             y - 4, color);
-    text(out, label);
+    rl_fputs_xml(out, label);
     fputs("</text>\n", out);
 }
 
@@ -167,12 +156,12 @@ int benchsvg_write(FILE *out, const bench_result *r, rl_err *err) {
     snprintf(buf, sizeof buf, "rackllm bench: %s %s, tok/s of each session vs concurrent sessions",
              r->shape[0] ? r->shape : r->name, r->type);
     fprintf(out, "<text x=\"%d\" y=\"26\" font-size=\"16\" font-weight=\"bold\">", LEFT);
-    text(out, buf);
+    rl_fputs_xml(out, buf);
     fputs("</text>\n", out);
     snprintf(buf, sizeof buf, "%s, %d threads, kernels %s; prompt %d + generate %d tokens per session", r->cpu,
              r->threads, r->kernels, r->prompt_len, r->gen_len);
     fprintf(out, "<text x=\"%d\" y=\"46\" font-size=\"12\" fill=\"#444\">", LEFT);
-    text(out, buf);
+    rl_fputs_xml(out, buf);
     fputs("</text>\n", out);
 
     /* top: the slowest session's speed */
@@ -184,7 +173,7 @@ int benchsvg_write(FILE *out, const bench_result *r, rl_err *err) {
     } else if (r->roofline_tok_s > 0) {
         fprintf(out, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\" font-size=\"11\" fill=\"%s\">", LEFT + plot_w() - 4,
                 a.top + 14, ROOF_COLOR);
-        text(out, buf);
+        rl_fputs_xml(out, buf);
         fputs("</text>\n", out);
     }
     snprintf(buf, sizeof buf, "floor: %g tok/s", r->floor_tok_s);
@@ -199,7 +188,7 @@ int benchsvg_write(FILE *out, const bench_result *r, rl_err *err) {
         bool right_half = x > LEFT + plot_w() * 0.6;
         fprintf(out, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"%s\" font-size=\"11\" fill=\"%s\">", x + (right_half ? -4 : 4),
                 a.top + a.height - 8, right_half ? "end" : "start", MARK_COLOR);
-        text(out, buf);
+        rl_fputs_xml(out, buf);
         fputs("</text>\n", out);
     }
     series(out, &a, r->batched, r->n_batched, slowest, BATCHED_COLOR, false);
@@ -216,7 +205,7 @@ int benchsvg_write(FILE *out, const bench_result *r, rl_err *err) {
     if (r->have_tg && n > 0 && (size_t)n < sizeof buf)
         snprintf(buf + n, sizeof buf - (size_t)n, "; single-stream decode (%s) %.1f tok/s", r->tg.name, r->tg.median);
     fprintf(out, "<text x=\"%d\" y=\"%d\" font-size=\"11\" fill=\"#444\">", LEFT, NOTES_Y + 20);
-    text(out, buf);
+    rl_fputs_xml(out, buf);
     fputs("</text>\n", out);
     fprintf(out, "<text x=\"%d\" y=\"%d\" font-size=\"11\" fill=\"#444\">Speed of a session = tokens after its first "
                  "/ time from its first to its last; greedy decoding.</text>\n",

@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 enum {
@@ -76,6 +77,13 @@ static inline float rl_load_f32(const void *p) { float v; memcpy(&v, p, 4); retu
 
 /* ---- time ---- */
 double rl_now(void); /* seconds, monotonic */
+
+/* At most `max` bytes of a small system file (/proc, /sys), NUL-terminated;
+ * NULL if it cannot be opened or memory is short. The caller frees. */
+char *rl_read_small_file(const char *path, size_t max);
+
+/* Writes s to out with &, <, > and " escaped (SVG/XML text and attributes). */
+void rl_fputs_xml(FILE *out, const char *s);
 
 /* ---- small helpers ---- */
 #define RL_MIN(a, b) ((a) < (b) ? (a) : (b))

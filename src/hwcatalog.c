@@ -226,18 +226,9 @@ static double cpuinfo_max_ghz(const char *text) {
     return best;
 }
 
-static char *read_small_file(const char *path, size_t max) {
-    FILE *f = fopen(path, "r");
-    if (!f) return NULL;
-    char *buf = malloc(max + 1);
-    size_t n = buf ? fread(buf, 1, max, f) : 0;
-    fclose(f);
-    if (buf) buf[n] = 0;
-    return buf;
-}
 
 static double cpufreq_ghz(void) {
-    char *s = read_small_file("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq", 64);
+    char *s = rl_read_small_file("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq", 64);
     double khz = s ? strtod(s, NULL) : 0;
     free(s);
     return khz / 1e6;
@@ -265,7 +256,7 @@ int hwcatalog_this(double bandwidth_gbs, plan_hw *hw, rl_err *err) {
     hw->cores = cores > 0 ? (int)RL_MIN(cores, 4096) : 1;
     hw->mem_gib = pages > 0 && page > 0 ? (double)pages * page / PLAN_GIB : 0;
 
-    char *info = read_small_file("/proc/cpuinfo", 1 << 20);
+    char *info = rl_read_small_file("/proc/cpuinfo", 1 << 20);
     char flags[4096] = "", vendor[128] = "", model[96] = "";
     double ghz = 0;
     if (info) {

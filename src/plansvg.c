@@ -26,17 +26,6 @@ static int bar_width(const plansvg_chart *c) {
 /* Room for one group: its bars, or at least MIN_GROUP_W for the label. */
 static int group_width(const plansvg_chart *c) { return RL_MAX(c->n_series * bar_width(c), MIN_GROUP_W); }
 
-static void text_escaped(FILE *out, const char *s) {
-    for (; s && *s; s++) {
-        switch (*s) {
-        case '&': fputs("&amp;", out); break;
-        case '<': fputs("&lt;", out); break;
-        case '>': fputs("&gt;", out); break;
-        case '"': fputs("&quot;", out); break;
-        default: fputc(*s, out);
-        }
-    }
-}
 
 /* The y axis: value -> pixel offset above the baseline, 0..PLOT_H. */
 typedef struct axis {
@@ -96,9 +85,9 @@ static void bars(FILE *out, const plansvg_chart *c, const axis *a) {
             else
                 fprintf(out, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"1\" fill=\"%s\"><title>", x + 1, base - 1,
                         bw - 2, color);
-            text_escaped(out, c->series[s]);
+            rl_fputs_xml(out, c->series[s]);
             fprintf(out, ", ");
-            text_escaped(out, c->groups[g]);
+            rl_fputs_xml(out, c->groups[g]);
             fprintf(out, ": %g</title></rect>\n", isfinite(v) ? v : 0);
             /* The value, written upwards above the bar. */
             double ty = base - h - 4;
@@ -107,7 +96,7 @@ static void bars(FILE *out, const plansvg_chart *c, const axis *a) {
         }
         fprintf(out, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" font-size=\"11\">", x0 + c->n_series * bw / 2,
                 base + 18);
-        text_escaped(out, c->groups[g]);
+        rl_fputs_xml(out, c->groups[g]);
         fputs("</text>\n", out);
     }
 }
@@ -131,11 +120,11 @@ int plansvg_write(FILE *out, const plansvg_chart *c, rl_err *err) {
                  "font-family=\"sans-serif\">\n", width, height, width, height);
     fprintf(out, "<rect width=\"%d\" height=\"%d\" fill=\"white\"/>\n", width, height);
     fprintf(out, "<text x=\"%d\" y=\"24\" font-size=\"16\" font-weight=\"bold\">", LEFT);
-    text_escaped(out, c->title);
+    rl_fputs_xml(out, c->title);
     fputs("</text>\n", out);
     fprintf(out, "<text transform=\"translate(18,%d) rotate(-90)\" text-anchor=\"middle\" font-size=\"12\">",
             TOP + PLOT_H / 2);
-    text_escaped(out, c->y_label);
+    rl_fputs_xml(out, c->y_label);
     if (c->log_scale) fputs(" (log scale)", out);
     fputs("</text>\n", out);
     grid(out, &a, plot_w);
@@ -148,12 +137,12 @@ int plansvg_write(FILE *out, const plansvg_chart *c, rl_err *err) {
         fprintf(out, "<rect x=\"%d\" y=\"%d\" width=\"10\" height=\"10\" fill=\"%s\"/>\n", x, y - 9,
                 PALETTE[s % RL_ARRAY_LEN(PALETTE)]);
         fprintf(out, "<text x=\"%d\" y=\"%d\" font-size=\"11\">", x + 14, y);
-        text_escaped(out, c->series[s]);
+        rl_fputs_xml(out, c->series[s]);
         fputs("</text>\n", out);
     }
     for (int i = 0; i < c->n_notes; i++) {
         fprintf(out, "<text x=\"%d\" y=\"%d\" font-size=\"11\" fill=\"#333\">", LEFT, notes_top + i * LINE_H);
-        text_escaped(out, c->notes[i]);
+        rl_fputs_xml(out, c->notes[i]);
         fputs("</text>\n", out);
     }
     fputs("</svg>\n", out);

@@ -682,8 +682,8 @@ int sched_pace_budget(const sched_pace *pc, double now, const double *t_first, c
 
 /* The budget for this partition's next step (sched_pace_budget): prompts
  * go in at full speed on an idle partition, at the pace the running
- * sessions' slack allows otherwise. */
-static int prefill_budget(partition *p, double now) {
+ * sessions' slack allows otherwise. *decoders: sessions past their prompt. */
+static int prefill_budget(partition *p, double now, int *decoders) {
     sched *s = p->s;
     sched_pace pc = {.floor_tps = s->p.floor_tps, .margin = PACE_MARGIN, .t_decode = p->t_decode,
                      .per_token = s->per_token, .chunk = s->chunk, .starve = PREFILL_STARVE};
@@ -692,8 +692,12 @@ static int prefill_budget(partition *p, double now) {
     for (int i = 0; i < p->n_run; i++) {
         sched_session *ss = p->run[i];
         if (!ss->seq) continue;
-        if (engine_seq_get_state(ss->seq) == SEQ_PREFILL) waiting = true;
-        else if (ss->n_gen > 0) {
+        if (engine_seq_get_state(ss->seq) == SEQ_PREFILL) {
+            waiting = true;
+            continue;
+        }
+        ++*decoders;
+        if (ss->n_gen > 0) {
             p->pace_first[n] = ss->t_first;
             p->pace_gen[n++] = ss->n_gen;
         }
@@ -705,9 +709,7 @@ static int prefill_budget(partition *p, double now) {
 static int paced_step(partition *p, rl_err *err) {
     double t0 = rl_now();
     int decoders = 0;
-    for (int i = 0; i < p->n_run; i++)
-        if (p->run[i]->seq && engine_seq_get_state(p->run[i]->seq) != SEQ_PREFILL) decoders++;
-    int budget = prefill_budget(p, t0);
+    int budget = prefill_budget(p, t0, &decoders);
     engine_set_prefill_budget(p->e, budget);
     int n = engine_step(p->e, err);
     double now = rl_now();
