@@ -22,7 +22,9 @@ type=q4_0
 mkdir -p "$out"
 
 # shellcheck disable=SC2086  # RACKLLM_BENCH_ARGS is a list of flags
-"$bin" bench --shape "$shape" --type "$type" --json "$out/bench.json" --svg "$out/bench.svg" \
+# --sweep-repeat 3: each sweep point times three generation windows and
+# counts each session's median, so one noisy window does not move the answer.
+"$bin" bench --shape "$shape" --type "$type" --sweep-repeat 3 --json "$out/bench.json" --svg "$out/bench.svg" \
   ${RACKLLM_BENCH_ARGS:-} | tee "$out/bench.txt"
 
 # The answer, from the JSON (cJSON's layout: one key per line).

@@ -45,6 +45,7 @@ bench_params bench_default_params(void) {
     p.repeat = 3;
     p.prompt_len = 128;
     p.gen_len = 64;
+    p.sweep_repeat = 1;
     p.max_sessions = 256;
     p.min_sessions = 8;
     p.sweep = true;
@@ -417,18 +418,24 @@ static int run_batched(bench_ctx *B, int n, bench_point_result *pt, rl_err *err)
     pt->sessions = n;
     pt->threads = B->threads;
     if (!rc) {
-        phase(B, (uint64_t)n * (uint64_t)(p->prompt_len + p->gen_len), "batched: %d session%s", n, n > 1 ? "s" : "");
+        phase(B, (uint64_t)n * (uint64_t)(p->prompt_len + p->sweep_repeat * p->gen_len), "batched: %d session%s", n,
+              n > 1 ? "s" : "");
         double t0 = rl_now();
         rc = run_until_idle(B, e, s, n, true, err);
         double t1 = rl_now(); /* every session has its first token now */
-        for (int k = 1; k < p->gen_len && !rc; k++) {
-            rc = decode_step(e, s, n, n_vocab, err);
-            advance(B, (uint64_t)n);
-        }
-        double t2 = rl_now();
         pt->prefill_s = t1 - t0;
-        pt->decode_s = t2 - t1;
-        for (int i = 0; i < n && !rc; i++) pt->session_tok_s[i] = (p->gen_len - 1) / (t2 - t1);
+        /* one engine step serves every session: a window's speed is theirs */
+        for (int w = 0; w < p->sweep_repeat && !rc; w++) {
+            double tw = rl_now();
+            for (int k = 1; k < p->gen_len && !rc; k++) {
+                rc = decode_step(e, s, n, n_vocab, err);
+                advance(B, (uint64_t)n);
+            }
+            pt->window_min_tok_s[pt->n_windows++] = (p->gen_len - 1) / (rl_now() - tw);
+        }
+        pt->decode_s = rl_now() - t1;
+        double speed = median(pt->window_min_tok_s, pt->n_windows);
+        for (int i = 0; i < n && !rc; i++) pt->session_tok_s[i] = speed;
     }
     free(prompt);
     free(s);
@@ -474,6 +481,7 @@ typedef struct part_job {
     int cpus[1024];
     int n_cpus;
     double tok_s, prefill_s, decode_s;
+    double window_tok_s[BENCH_MAX_RUNS];
     rl_err err;
     int rc;
 } part_job;
@@ -514,13 +522,16 @@ static void *partition_main(void *arg) {
     gate_wait(sh);
     if (!j->rc && !atomic_load(&sh->failed)) {
         double t1 = rl_now();
-        for (int k = 1; k < p->gen_len && !j->rc; k++) {
-            j->rc = decode_step(e, &s, 1, n_vocab, &j->err);
-            if (show) advance(B, 1);
+        for (int w = 0; w < p->sweep_repeat && !j->rc; w++) {
+            double tw = rl_now();
+            for (int k = 1; k < p->gen_len && !j->rc; k++) {
+                j->rc = decode_step(e, &s, 1, n_vocab, &j->err);
+                if (show) advance(B, 1);
+            }
+            j->window_tok_s[w] = (p->gen_len - 1) / (rl_now() - tw);
         }
-        double t2 = rl_now();
-        j->decode_s = t2 - t1;
-        j->tok_s = (p->gen_len - 1) / (t2 - t1);
+        j->decode_s = rl_now() - t1;
+        j->tok_s = median(j->window_tok_s, p->sweep_repeat);
         atomic_fetch_add(&sh->finished, 1);
         while (!j->rc && atomic_load(&sh->finished) < sh->n_parts && !atomic_load(&sh->failed) &&
                engine_seq_pos(s) + 1 < engine_n_ctx(e))
@@ -551,7 +562,8 @@ static int run_partitioned(bench_ctx *B, int k, bench_point_result *pt, rl_err *
     pt->partitions = k;
     pt->sessions = k;
     pt->threads = B->threads;
-    phase(B, (uint64_t)(p->prompt_len + p->gen_len - 1), "partitioned: %d partition%s", k, k > 1 ? "s" : "");
+    phase(B, (uint64_t)(p->prompt_len + p->sweep_repeat * (p->gen_len - 1)), "partitioned: %d partition%s", k,
+          k > 1 ? "s" : "");
     int started = 0, rc = 0;
     for (int i = 0; i < k; i++) {
         part_job *j = &jobs[i];
@@ -575,6 +587,8 @@ static int run_partitioned(bench_ctx *B, int k, bench_point_result *pt, rl_err *
             rc = -1;
         }
         pt->session_tok_s[i] = jobs[i].tok_s;
+        for (int w = 0; w < p->sweep_repeat; w++)
+            pt->window_min_tok_s[w] = i == 0 ? jobs[i].window_tok_s[w] : fmin(pt->window_min_tok_s[w], jobs[i].window_tok_s[w]);
         prefill = fmax(prefill, jobs[i].prefill_s);
         decode = fmax(decode, jobs[i].decode_s);
     }
@@ -583,6 +597,7 @@ static int run_partitioned(bench_ctx *B, int k, bench_point_result *pt, rl_err *
     free(jobs);
     free(tid);
     if (rc) return -1;
+    pt->n_windows = p->sweep_repeat;
     pt->prefill_s = prefill;
     pt->decode_s = decode;
     summarise(pt);
@@ -695,6 +710,7 @@ static int run_sweep(bench_ctx *B, rl_err *err) {
     r->have_sweep = true;
     r->prompt_len = p->prompt_len;
     r->gen_len = p->gen_len;
+    r->sweep_repeat = p->sweep_repeat;
     int cap = RL_MIN(p->max_sessions > 0 ? p->max_sessions : 256, memory_cap(B));
     if (sweep(B, run_batched, p->sessions, p->n_sessions, cap, p->min_sessions, r->batched, &r->n_batched, err))
         return -1;
@@ -718,6 +734,8 @@ static int check_params(const bench_params *p, int threads, rl_err *err) {
     if (!(p->floor_tok_s > 0)) return rl_fail(err, RL_ERR_INPUT, "--floor must be positive");
     if (p->repeat < 1 || p->repeat > BENCH_MAX_RUNS)
         return rl_fail(err, RL_ERR_INPUT, "--repeat must be 1 to %d", BENCH_MAX_RUNS);
+    if (p->sweep_repeat < 1 || p->sweep_repeat > BENCH_MAX_RUNS)
+        return rl_fail(err, RL_ERR_INPUT, "--sweep-repeat must be 1 to %d", BENCH_MAX_RUNS);
     if (p->sweep && (p->prompt_len < 1 || p->gen_len < 2))
         return rl_fail(err, RL_ERR_INPUT, "the sweep needs a prompt of at least 1 token and at least 2 generated");
     for (int i = 0; i < p->n_partitions; i++)
@@ -734,8 +752,9 @@ static int size_contexts(bench_ctx *B, rl_err *err) {
     const bench_params *p = B->p;
     int single = RL_MAX(WARMUP_PROMPT, p->tg + 1);
     for (int i = 0; i < p->n_pp; i++) single = RL_MAX(single, p->pp[i]);
-    int sweep = p->prompt_len + 2 * p->gen_len; /* room to keep decoding while other partitions finish */
-    int need = RL_MAX(p->single ? single : 0, p->sweep ? p->prompt_len + p->gen_len : 0);
+    /* the sweep's windows, and room to keep decoding while other partitions finish */
+    int reach = p->prompt_len + p->sweep_repeat * p->gen_len, sweep = reach + p->gen_len;
+    int need = RL_MAX(p->single ? single : 0, p->sweep ? reach : 0);
     if (p->n_ctx > 0 && p->n_ctx < need)
         return rl_fail(err, RL_ERR_INPUT, "--ctx %d is too small: the tests need %d tokens per sequence", p->n_ctx, need);
     B->n_ctx_single = p->n_ctx > 0 ? p->n_ctx : single;
@@ -807,6 +826,7 @@ static cJSON *point_json(const bench_point_result *pt, bool per_session) {
     cJSON_AddNumberToObject(o, "aggregate_tok_s", pt->aggregate_tok_s);
     cJSON_AddNumberToObject(o, "prefill_s", pt->prefill_s);
     cJSON_AddNumberToObject(o, "decode_s", pt->decode_s);
+    cJSON_AddItemToObject(o, "window_min_tok_s", cJSON_CreateDoubleArray(pt->window_min_tok_s, pt->n_windows));
     if (per_session) cJSON_AddItemToObject(o, "session_tok_s", cJSON_CreateDoubleArray(pt->session_tok_s, pt->sessions));
     return o;
 }
@@ -859,6 +879,7 @@ static cJSON *build_json(const bench_result *r) {
         cJSON *sw = cJSON_AddObjectToObject(root, "sweep");
         cJSON_AddNumberToObject(sw, "prompt_len", r->prompt_len);
         cJSON_AddNumberToObject(sw, "gen_len", r->gen_len);
+        cJSON_AddNumberToObject(sw, "repeat", r->sweep_repeat);
         cJSON *b = cJSON_AddArrayToObject(sw, "batched");
         for (int i = 0; i < r->n_batched; i++) cJSON_AddItemToArray(b, point_json(&r->batched[i], false));
         cJSON *pa = cJSON_AddArrayToObject(sw, "partitioned");
@@ -923,8 +944,9 @@ void bench_print(const bench_result *r, FILE *out) {
         print_timing(out, "decode", &r->tg, extra);
     }
     if (!r->have_sweep) return;
-    fprintf(out, "\nsession sweep: prompt %d, generate %d per session; floor %g tok/s per session\n", r->prompt_len,
-            r->gen_len, r->floor_tok_s);
+    fprintf(out, "\nsession sweep: prompt %d, generate %d per session", r->prompt_len, r->gen_len);
+    if (r->sweep_repeat > 1) fprintf(out, " (%d times; each session's median)", r->sweep_repeat);
+    fprintf(out, "; floor %g tok/s per session\n", r->floor_tok_s);
     fprintf(out, "  %-12s %5s %8s %11s %10s %12s  %s\n", "mode", "parts", "sessions", "slowest t/s", "median t/s",
             "aggregate", ">= floor");
     print_points(out, "batched", r->batched, r->n_batched, r->floor_tok_s);

@@ -16,7 +16,8 @@
  *    read once per step for all of them) or partitioned (K engines, each
  *    pinned to its own cores and driven by its own thread, one session
  *    each). For every point the generation speed of each session (tokens
- *    after its first, divided by the time from its first to its last), the
+ *    after its first, divided by the time from its first to its last; with
+ *    --sweep-repeat N, the median of N such windows back to back), the
  *    slowest, the median and the sum; and the most sessions whose slowest
  *    one keeps the floor. The sweep doubles N until the speed is clearly
  *    below the floor (and N is at least 8, so that the largest batch shows
@@ -52,6 +53,8 @@ typedef struct bench_params {
     int tg;                  /* decode test length (128); 0: none */
     int repeat;              /* runs of each pp/tg test (3) */
     int prompt_len, gen_len; /* each sweep session's (128, 64) */
+    int sweep_repeat;        /* timed generation windows per sweep point (1); each
+                                session's speed is the median of its windows */
     int sessions[BENCH_MAX_LIST]; /* batched sweep; none: 1, 2, 4, ... then bisect */
     int n_sessions;
     int partitions[BENCH_MAX_LIST]; /* partitioned sweep; none: 1, 2, 4, ... threads */
@@ -85,12 +88,16 @@ typedef struct bench_timing {
     double median;
 } bench_timing;
 
-/* One point of a sweep. */
+/* One point of a sweep. A session's speed is the median over the point's
+ * generation windows (sweep_repeat of them, back to back after one
+ * prefill); min/median/max/aggregate are over those session speeds. */
 typedef struct bench_point_result {
     int partitions, sessions, threads; /* threads: in all */
     double min_tok_s, median_tok_s, max_tok_s, aggregate_tok_s;
     double prefill_s, decode_s;         /* wall time of the two phases */
     double *session_tok_s;              /* `sessions` entries */
+    double window_min_tok_s[BENCH_MAX_RUNS]; /* each window's slowest session */
+    int n_windows;
 } bench_point_result;
 
 typedef struct bench_result {
@@ -117,7 +124,7 @@ typedef struct bench_result {
     bool have_tg;
     /* sweep */
     bool have_sweep;
-    int prompt_len, gen_len;
+    int prompt_len, gen_len, sweep_repeat;
     bench_point_result batched[BENCH_MAX_POINTS_SWEEP], partitioned[BENCH_MAX_POINTS_SWEEP];
     int n_batched, n_partitioned;
     bool have_partitioned;

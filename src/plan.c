@@ -155,12 +155,14 @@ double plan_step_rate(const plan_part *pt, const plan_model *m, double eff_bw, d
     return 1 / fmax(tm, tc); /* 0 when either part is infinite */
 }
 
-/* floor() of a bound, kept within [0, PLAN_BATCH_CAP]. */
-static double bound(double x) {
+/* A bound kept within [0, PLAN_BATCH_CAP]. */
+static double clamp_bound(double x) {
     if (!(x > 0)) return 0; /* also NaN */
-    if (x >= PLAN_BATCH_CAP) return PLAN_BATCH_CAP;
-    return floor(x + PLAN_EPS);
+    return fmin(x, PLAN_BATCH_CAP);
 }
+
+/* ... and rounded down to whole sessions. */
+static double bound(double x) { return floor(clamp_bound(x) + PLAN_EPS); }
 
 plan_fit plan_fit_part(const plan_part *pt, const plan_model *m, const plan_params *p, double eff_bw,
                        double eff_compute) {
@@ -183,6 +185,10 @@ plan_fit plan_fit_part(const plan_part *pt, const plan_model *m, const plan_para
     }
     double by_compute = F <= 0 ? PLAN_BATCH_CAP : C > 0 ? bound(C / (f * F) - pt->step_fixed) : 0;
     double by_assumption = pt->max_batch > 0 ? pt->max_batch : PLAN_BATCH_CAP;
+    /* the same bounds unrounded (the assumption is whole already) */
+    double exact = fmin(by_assumption, F <= 0 ? PLAN_BATCH_CAP : C > 0 ? clamp_bound(C / (f * F) - pt->step_fixed) : 0);
+    if (kv > 0) exact = fmin(exact, fmin(clamp_bound((B / f - W) / kv), clamp_bound((pt->mem_bytes - W) / kv)));
+    else exact = fmin(exact, fmin(by_bw, by_mem));
 
     /* The smallest bound wins; on a tie the physical limits are named
      * before the assumption, in the order bandwidth, compute, memory. */
@@ -198,6 +204,7 @@ plan_fit plan_fit_part(const plan_part *pt, const plan_model *m, const plan_para
         fit.limit = PLAN_LIMIT_MEMORY;
     }
     fit.batch = (int)b;
+    fit.batch_exact = b == 0 ? 0 : fmax(exact, b);
     fit.sessions = (long)fit.batch * pt->count;
     fit.tok_s = fit.batch > 0 ? plan_step_rate(pt, m, eff_bw, eff_compute, fit.batch) : 0;
     return fit;
@@ -440,7 +447,7 @@ static double error_pct(long predicted, long measured) {
 }
 
 void plan_verify_compare(const plan_hw *hw, const plan_model *m, const plan_params *p, long measured_batched,
-                         long measured_partitioned, plan_verify *v) {
+                         long measured_partitioned, double measured_capacity, plan_verify *v) {
     memset(v, 0, sizeof *v);
     plan_params whole = *p;
     whole.cores = 0; /* the bench uses the whole machine */
@@ -448,7 +455,11 @@ void plan_verify_compare(const plan_hw *hw, const plan_model *m, const plan_para
     plan_efficiency(hw, &whole, &eb, &ec);
     plan_part parts[PLAN_MAX_PARTS];
     int n = plan_parts(hw, m, &whole, PLAN_BATCHED, parts, PLAN_MAX_PARTS);
-    if (n > 0) v->predicted_batched = plan_fit_part(&parts[0], m, &whole, eb, ec).sessions;
+    if (n > 0) {
+        plan_fit f = plan_fit_part(&parts[0], m, &whole, eb, ec);
+        v->predicted_batched = f.sessions;
+        v->predicted_capacity = f.batch_exact;
+    }
     for (int i = 0; i < n; i++) {
         parts[i].max_batch = 1;
         long s = plan_fit_part(&parts[i], m, &whole, eb, ec).sessions;
@@ -458,4 +469,7 @@ void plan_verify_compare(const plan_hw *hw, const plan_model *m, const plan_para
     v->measured_partitioned = measured_partitioned;
     v->error_batched_pct = error_pct(v->predicted_batched, measured_batched);
     v->error_partitioned_pct = error_pct(v->predicted_partitioned, measured_partitioned);
+    v->measured_capacity = measured_capacity;
+    v->error_capacity_pct =
+        measured_capacity > 0 ? 100.0 * (v->predicted_capacity - measured_capacity) / measured_capacity : NAN;
 }

@@ -162,6 +162,8 @@ typedef struct plan_fit {
     plan_part part;
     int strategy;
     int batch;            /* sessions per partition */
+    double batch_exact;   /* the same before rounding down: where the
+                             slowest bound meets the floor (e.g. 4.7) */
     long sessions;        /* per server = count x batch */
     double tok_s;         /* each session's speed at that batch (0 if none) */
     int limit;            /* PLAN_LIMIT_* that stops batch + 1 */
@@ -264,11 +266,18 @@ typedef struct plan_verify {
     long predicted_batched, measured_batched;
     long predicted_partitioned, measured_partitioned;
     double error_batched_pct, error_partitioned_pct; /* NAN if measured 0 */
+    /* The batched capacity before rounding down: sessions where the speed
+     * meets the floor (fractional), predicted and measured (the sweep's
+     * points interpolated, bench_json_capacity; 0: unknown). Two sessions
+     * counts round to 4 and 5 when the crossing sits at 4.9 in one and
+     * 5.05 in the other; this shows the model's error without that step. */
+    double predicted_capacity, measured_capacity, error_capacity_pct;
 } plan_verify;
 
 /* Predicts the two sweeps of a bench on `hw` (one partition batching; one
- * session per partition, up to one partition per core) and compares. */
+ * session per partition, up to one partition per core) and compares;
+ * measured_capacity is the measured batched crossing (0: unknown). */
 void plan_verify_compare(const plan_hw *hw, const plan_model *m, const plan_params *p, long measured_batched,
-                         long measured_partitioned, plan_verify *v);
+                         long measured_partitioned, double measured_capacity, plan_verify *v);
 
 #endif

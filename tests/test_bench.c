@@ -135,9 +135,19 @@ static bench_params quick_params(void) {
     return p;
 }
 
-static void check_points(const bench_point_result *pts, int n, bool batched) {
+static double middle_of_three(const double *v) {
+    return fmax(fmin(v[0], v[1]), fmin(fmax(v[0], v[1]), v[2]));
+}
+
+static void check_points(const bench_point_result *pts, int n, bool batched, int windows) {
     for (int i = 0; i < n; i++) {
         const bench_point_result *pt = &pts[i];
+        CHECK_EQ_INT(pt->n_windows, windows);
+        double slowest_window = INFINITY;
+        for (int w = 0; w < pt->n_windows; w++) slowest_window = fmin(slowest_window, pt->window_min_tok_s[w]);
+        CHECK(slowest_window > 0 && pt->min_tok_s >= slowest_window); /* each session's median >= its worst */
+        if (batched && windows == 1) CHECK_NEAR(pt->min_tok_s, pt->window_min_tok_s[0], 0);
+        if (batched && windows == 3) CHECK_NEAR(pt->min_tok_s, middle_of_three(pt->window_min_tok_s), 0);
         CHECK(pt->min_tok_s > 0 && pt->min_tok_s <= pt->median_tok_s && pt->median_tok_s <= pt->max_tok_s);
         double sum = 0;
         for (int s = 0; s < pt->sessions; s++) sum += pt->session_tok_s[s];
@@ -173,8 +183,8 @@ static void test_run(const model *m) {
     /* the quick sweep: 1, 2, 4 batched (cap 4), 1, 2 partitioned (2 threads) */
     CHECK_EQ_INT(r.n_batched, 3);
     CHECK_EQ_INT(r.n_partitioned, 2);
-    check_points(r.batched, r.n_batched, true);
-    check_points(r.partitioned, r.n_partitioned, false);
+    check_points(r.batched, r.n_batched, true, 1);
+    check_points(r.partitioned, r.n_partitioned, false, 1);
     CHECK_EQ_INT(r.max_batched, 4);
     CHECK_EQ_INT(r.max_partitioned, 2);
 
@@ -267,11 +277,39 @@ static void test_floors_and_lists(const model *m) {
     CHECKF(bench_run(m, &p, &r, &err) == 0, "%s", err.msg);
     CHECK(r.n_batched == 2 && r.batched[0].sessions == 1 && r.batched[1].sessions == 3);
     CHECK(r.n_partitioned == 1 && r.partitioned[0].sessions == 2);
-    check_points(r.batched, r.n_batched, true);
-    check_points(r.partitioned, r.n_partitioned, false);
+    check_points(r.batched, r.n_batched, true, 1);
+    check_points(r.partitioned, r.n_partitioned, false, 1);
+    bench_result_free(&r);
+
+    /* three generation windows per point, back to back: each session's
+     * speed is the median of its three; the context holds them all (and
+     * one more for partitions that keep decoding while others finish) */
+    p = quick_params();
+    p.single = false;
+    p.sweep_repeat = 3;
+    p.sessions[0] = 2;
+    p.n_sessions = 1;
+    CHECKF(bench_run(m, &p, &r, &err) == 0, "%s", err.msg);
+    CHECK_EQ_INT(r.n_ctx, p.prompt_len + 4 * p.gen_len);
+    CHECK_EQ_INT(r.sweep_repeat, 3);
+    check_points(r.batched, r.n_batched, true, 3);
+    check_points(r.partitioned, r.n_partitioned, false, 3);
+    snprintf(path, sizeof path, "/tmp/rackllm-test-bench-XXXXXX");
+    fd = mkstemp(path);
+    CHECK(fd >= 0);
+    if (fd >= 0) close(fd);
+    CHECK(bench_write_json(&r, path, &err) == 0 && bench_json_load(path, &b, &err) == 0);
+    CHECK_EQ_INT(b.sweep_repeat, 3);
+    CHECK_EQ_INT(bench_json_sweep_ctx(&b), p.prompt_len + 3 * p.gen_len);
+    unlink(path);
     bench_result_free(&r);
 
     /* bad parameters */
+    p = quick_params();
+    p.sweep_repeat = 0;
+    err = (rl_err){0};
+    CHECK(bench_run(m, &p, &r, &err) == -1 && err.code == RL_ERR_INPUT);
+    bench_result_free(&r);
     p = quick_params();
     p.partitions[0] = 3; /* more partitions than the 2 threads */
     p.n_partitions = 1;

@@ -34,6 +34,7 @@ check '[ $? -eq 0 ]' "synth --help exits 0"
 for args in "" "--shape nosuch" "--shape llama3.2-1b --type q3_xx" "--shape llama3.2-1b -m x.gguf" \
             "--shape llama3.2-1b --sessions 1,,2" "--shape llama3.2-1b --floor -1" "--shape llama3.2-1b --gen 1" \
             "--shape llama3.2-1b --layers 0" "-m $tmp/missing.gguf" "--shape llama3.2-1b --sweep-only --no-sweep" \
+            "--shape llama3.2-1b --sweep-repeat 0" "--shape llama3.2-1b --sweep-repeat 33" \
             "--shape llama3.2-1b --layers 1 --type q8_0 --quick -t 2 --partitions 3"; do
   "$bin" bench $args >/dev/null 2>"$tmp/err"
   rc=$?

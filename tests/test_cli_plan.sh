@@ -115,6 +115,8 @@ bad --model
 bad --model /no/such/file.gguf --hardware epyc-9654
 bad --matrix --calibrate /no/such/bench.json
 bad --verify-from tests/data/no-such.json
+bad --verify --verify-repeat 0
+bad --verify --verify-repeat 2.5
 bad
 echo '{"rackllm_bench": 7}' >"$tmp/wrong.json"
 bad --verify-from "$tmp/wrong.json"
@@ -169,8 +171,12 @@ check '[ "$(jget "$tmp/kg.json" j.params.eff_bw)" = 0.6 ]' "GPU keeps its defaul
 check '[ $? -eq 0 ]'
 check '[ "$(jget "$tmp/v.json" "j.measured_batched + \",\" + j.measured_partitioned")" = "9,2" ]'
 check '[ "$(jget "$tmp/v.json" "Number.isInteger(j.predicted_batched) && Number.isInteger(j.predicted_partitioned) && typeof j.error_batched_pct")" = number ]'
+# the measured crossing: 9 sessions at 10.2 tok/s, 12 at 8 -> 9 + 3 x 4/55 (tests/test_plan.c)
+check '[ "$(jget "$tmp/v.json" "Math.abs(j.measured_capacity - (9 + 12 / 55)) < 1e-9")" = true ]'
+check '[ "$(jget "$tmp/v.json" "j.predicted_capacity >= j.predicted_batched && j.predicted_capacity < j.predicted_batched + 1")" = true ]'
 "$bin" plan --verify-from tests/data/bench-sample.json >"$tmp/v.txt"
 check 'grep -q "predicted" "$tmp/v.txt" && grep -q "partitioned" "$tmp/v.txt"'
+check 'grep -q "before rounding" "$tmp/v.txt"'
 
 echo "test_cli_plan: $((checks - fails)) of $checks checks passed"
 [ $fails -eq 0 ]

@@ -577,6 +577,20 @@ static void test_calibration(void) {
     CHECK(bench_json_batched_at(&b, 3) == NULL);
     CHECK_EQ_INT(bench_json_max_at_floor(b.batched, b.n_batched, 10), 9);
     CHECK_EQ_INT(bench_json_max_at_floor(b.partitioned, b.n_partitioned, 10), 2);
+    /* The crossing: 9 sessions at 10.2 tok/s, 12 at 8. Step times 1/10.2
+     * and 1/8 s; the floor's 1/10 s lies (1/10 - 1/10.2) / (1/8 - 1/10.2)
+     * = (1/510) / (11/408) = 4/55 of the way: 9 + 3 x 4/55 sessions. With
+     * nothing measured above the last point kept, that point; with no
+     * point at the floor, 0; a point exactly at the floor is the crossing. */
+    CHECK_NEAR(bench_json_capacity(b.batched, b.n_batched, 10), 9 + 12.0 / 55, 1e-12);
+    CHECK_NEAR(bench_json_capacity(b.partitioned, b.n_partitioned, 10), 2, 0);
+    CHECK_NEAR(bench_json_capacity(b.batched, b.n_batched, 25), 0, 0);
+    CHECK_NEAR(bench_json_capacity(b.batched, b.n_batched, 14), 4, 1e-12); /* 4 sessions at exactly 14 */
+    /* The context the sweep reaches: the prompt plus every window. */
+    CHECK_EQ_INT(b.sweep_repeat, 1);
+    CHECK_EQ_INT(bench_json_sweep_ctx(&b), 192);
+    b.sweep_repeat = 3;
+    CHECK_EQ_INT(bench_json_sweep_ctx(&b), 128 + 3 * 64);
 
     /* One session at 20 tok/s: eff_bw = 20 x 7e8 B / 20e9 B/s = 0.7. The
      * compute figures come from the largest batch (12: t = 12 / 100 =
@@ -656,13 +670,26 @@ static void test_verify(void) {
     p.cpu_eff_bw = 0.7;
     p.cpu_eff_compute = 0.25;
     plan_verify v;
-    plan_verify_compare(&hw, &m, &p, 9, 2, &v);
+    plan_verify_compare(&hw, &m, &p, 9, 2, 9.5, &v);
     CHECK_EQ_INT(v.predicted_batched, 8);
     CHECK_EQ_INT(v.predicted_partitioned, 1);
     CHECK_NEAR(v.error_batched_pct, -100.0 / 9, 1e-9);
     CHECK_NEAR(v.error_partitioned_pct, -50, 1e-9);
-    plan_verify_compare(&hw, &m, &p, 0, 0, &v);
+    /* Before rounding the compute bound is exactly 10 - 2 = 8 sessions. */
+    CHECK_NEAR(v.predicted_capacity, 8, 1e-9);
+    CHECK_NEAR(v.measured_capacity, 9.5, 0);
+    CHECK_NEAR(v.error_capacity_pct, 100 * (8 - 9.5) / 9.5, 1e-9);
+    plan_verify_compare(&hw, &m, &p, 0, 0, 0, &v);
     CHECK(isnan(v.error_batched_pct));
+    CHECK(isnan(v.error_capacity_pct));
+    /* eff_compute 0.27: C = 2.7e11, 10.8 - 2 = 8.8 sessions' worth of
+     * arithmetic per 0.1 s step: 8 whole sessions, the crossing at 8.8
+     * (bandwidth allows 111). */
+    p.cpu_eff_compute = 0.27;
+    plan_verify_compare(&hw, &m, &p, 9, 2, 9, &v);
+    CHECK_EQ_INT(v.predicted_batched, 8);
+    CHECK_NEAR(v.predicted_capacity, 8.8, 1e-9);
+    CHECK_NEAR(v.error_capacity_pct, 100 * (8.8 - 9) / 9, 1e-9);
 }
 
 static void test_bench_json_rejects(void) {

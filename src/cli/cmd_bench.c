@@ -41,6 +41,9 @@ static void usage(FILE *out) {
             "      --floor F         tok/s every session must keep (default 10)\n"
             "      --prompt N        sweep: prompt tokens per session (default 128)\n"
             "      --gen N           sweep: tokens generated per session (default 64)\n"
+            "      --sweep-repeat N  sweep: timed generation windows of --gen tokens per point,\n"
+            "                        back to back after one prefill; each session's speed is the\n"
+            "                        median of its windows (default 1)\n"
             "      --sessions LIST   sweep: batched session counts (default 1,2,4,... until\n"
             "                        clearly below the floor, then bisection)\n"
             "      --partitions LIST sweep: partition counts (default 1,2,4,... up to the threads;\n"
@@ -64,7 +67,7 @@ typedef struct bench_cli {
     uint64_t seed;
     bool quick, sweep_only, no_sweep, no_parts, quiet;
     /* flags given explicitly override --quick's values */
-    int threads, ctx, tg, repeat, prompt, gen, max_sessions, min_sessions;
+    int threads, ctx, tg, repeat, prompt, gen, sweep_repeat, max_sessions, min_sessions;
     double floor_tok_s;
     int pp[BENCH_MAX_LIST], n_pp, sessions[BENCH_MAX_LIST], n_sessions, parts[BENCH_MAX_LIST], n_parts;
 } bench_cli;
@@ -84,7 +87,7 @@ static int bad(const char *what, const char *arg) {
 
 /* Returns -1 to go on, else an exit code. */
 static int parse(int argc, char **argv, bench_cli *c) {
-    enum { O_LAYERS = 256, O_SEED, O_FLOOR, O_PROMPT, O_GEN, O_SESSIONS, O_PARTS, O_MAXS, O_MINS, O_SWEEP_ONLY, O_NO_SWEEP,
+    enum { O_LAYERS = 256, O_SEED, O_FLOOR, O_PROMPT, O_GEN, O_SESSIONS, O_PARTS, O_MAXS, O_MINS, O_SWEEP_REPEAT, O_SWEEP_ONLY, O_NO_SWEEP,
            O_QUICK, O_JSON, O_SVG };
     static const struct option longs[] = {
         {"model", required_argument, 0, 'm'},       {"shape", required_argument, 0, 's'},
@@ -95,7 +98,7 @@ static int parse(int argc, char **argv, bench_cli *c) {
         {"floor", required_argument, 0, O_FLOOR},   {"prompt", required_argument, 0, O_PROMPT},
         {"gen", required_argument, 0, O_GEN},       {"sessions", required_argument, 0, O_SESSIONS},
         {"partitions", required_argument, 0, O_PARTS}, {"max-sessions", required_argument, 0, O_MAXS},
-        {"min-sessions", required_argument, 0, O_MINS},
+        {"min-sessions", required_argument, 0, O_MINS}, {"sweep-repeat", required_argument, 0, O_SWEEP_REPEAT},
         {"sweep-only", no_argument, 0, O_SWEEP_ONLY}, {"no-sweep", no_argument, 0, O_NO_SWEEP},
         {"quick", no_argument, 0, O_QUICK},         {"json", required_argument, 0, O_JSON},
         {"svg", required_argument, 0, O_SVG},       {"quiet", no_argument, 0, 'q'},
@@ -104,7 +107,7 @@ static int parse(int argc, char **argv, bench_cli *c) {
     memset(c, 0, sizeof *c);
     c->type = "q4_0";
     c->seed = 1;
-    c->threads = c->ctx = c->tg = c->repeat = c->prompt = c->gen = c->max_sessions = c->min_sessions = -1;
+    c->threads = c->ctx = c->tg = c->repeat = c->prompt = c->gen = c->sweep_repeat = c->max_sessions = c->min_sessions = -1;
     c->floor_tok_s = -1;
     int o, v;
     optind = 1;
@@ -129,6 +132,9 @@ static int parse(int argc, char **argv, bench_cli *c) {
         case 'r': if (!parse_int(optarg, 1, BENCH_MAX_RUNS, &c->repeat)) return bad("--repeat", optarg); break;
         case O_PROMPT: if (!parse_int(optarg, 1, 1 << 16, &c->prompt)) return bad("--prompt", optarg); break;
         case O_GEN: if (!parse_int(optarg, 2, 1 << 16, &c->gen)) return bad("--gen", optarg); break;
+        case O_SWEEP_REPEAT:
+            if (!parse_int(optarg, 1, BENCH_MAX_RUNS, &c->sweep_repeat)) return bad("--sweep-repeat", optarg);
+            break;
         case O_MAXS:
             if (!parse_int(optarg, 1, BENCH_MAX_SESSIONS, &c->max_sessions)) return bad("--max-sessions", optarg);
             break;
@@ -189,6 +195,7 @@ static bench_params make_params(const bench_cli *c) {
     if (c->repeat > 0) p.repeat = c->repeat;
     if (c->prompt > 0) p.prompt_len = c->prompt;
     if (c->gen > 0) p.gen_len = c->gen;
+    if (c->sweep_repeat > 0) p.sweep_repeat = c->sweep_repeat;
     if (c->max_sessions > 0) p.max_sessions = c->max_sessions;
     if (c->min_sessions > 0) p.min_sessions = c->min_sessions;
     if (c->floor_tok_s > 0) p.floor_tok_s = c->floor_tok_s;

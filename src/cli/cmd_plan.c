@@ -41,6 +41,7 @@ typedef struct plan_cli {
     bool eff_bw_given, eff_compute_given;
     bench_json calib;     /* --calibrate, when calibrated */
     bool calibrated;
+    int verify_repeat;    /* --verify's sweep: generation windows per point */
 } plan_cli;
 
 static void usage(FILE *out) {
@@ -79,6 +80,8 @@ static void usage(FILE *out) {
           "  --verify             run a quick session sweep here (rackllm bench) of the\n"
           "                       calibrated model (else --model/--quant) and print\n"
           "                       predicted vs measured sessions at the floor\n"
+          "  --verify-repeat N    its generation windows per point, each session's\n"
+          "                       median counting (default 3: this is a noisy measure)\n"
           "  --verify-from FILE   the same against an existing bench JSON\n"
           "  --matrix             sessions per rack for every size class x hardware\n"
           "  --json               machine-readable output\n"
@@ -105,7 +108,7 @@ enum {
     OPT_LIST = 256, OPT_MODEL, OPT_QUANT, OPT_HARDWARE, OPT_FLOOR, OPT_CTX, OPT_KV_BYTES, OPT_MEM_USABLE,
     OPT_CORES, OPT_BW_SHARE, OPT_GPU_BATCHING, OPT_RACK_KW, OPT_RACK_U, OPT_OVERHEAD_U, OPT_OVERHEAD_W,
     OPT_USD_KWH, OPT_PUE, OPT_YEARS, OPT_EFF_BW, OPT_EFF_COMPUTE, OPT_CALIBRATE, OPT_VERIFY, OPT_VERIFY_FROM,
-    OPT_MATRIX, OPT_JSON, OPT_SVG, OPT_HELP,
+    OPT_MATRIX, OPT_JSON, OPT_SVG, OPT_HELP, OPT_VERIFY_REPEAT,
 };
 
 static const struct option OPTIONS[] = {
@@ -118,6 +121,7 @@ static const struct option OPTIONS[] = {
     {"rack-u", required_argument, 0, OPT_RACK_U}, {"overhead-u", required_argument, 0, OPT_OVERHEAD_U},
     {"overhead-w", required_argument, 0, OPT_OVERHEAD_W}, {"usd-per-kwh", required_argument, 0, OPT_USD_KWH},
     {"pue", required_argument, 0, OPT_PUE},       {"years", required_argument, 0, OPT_YEARS},
+    {"verify-repeat", required_argument, 0, OPT_VERIFY_REPEAT},
     {"eff-bw", required_argument, 0, OPT_EFF_BW}, {"eff-compute", required_argument, 0, OPT_EFF_COMPUTE},
     {"calibrate", required_argument, 0, OPT_CALIBRATE}, {"verify", no_argument, 0, OPT_VERIFY},
     {"verify-from", required_argument, 0, OPT_VERIFY_FROM}, {"matrix", no_argument, 0, OPT_MATRIX},
@@ -161,6 +165,7 @@ static int parse_flags(plan_cli *c, int argc, char **argv, rl_err *err) {
     plan_params_default(&c->params);
     c->model = "llama3.2-1b";
     c->quant = "Q4_0";
+    c->verify_repeat = 3;
     optind = 1;
     opterr = 0;
     int opt;
@@ -175,6 +180,13 @@ static int parse_flags(plan_cli *c, int argc, char **argv, rl_err *err) {
         case OPT_CALIBRATE: c->calibrate = optarg; break;
         case OPT_VERIFY: c->verify = true; break;
         case OPT_VERIFY_FROM: c->verify_from = optarg; break;
+        case OPT_VERIFY_REPEAT: {
+            double v;
+            if (parse_number("--verify-repeat", optarg, 1, 32, &v, err)) return -1;
+            if (v != floor(v)) return rl_fail(err, RL_ERR_INPUT, "--verify-repeat '%s': expected a whole number", optarg);
+            c->verify_repeat = (int)v;
+            break;
+        }
         case OPT_MATRIX: c->matrix = true; break;
         case OPT_JSON: c->json = true; break;
         case OPT_SVG: c->svg = optarg; break;
@@ -252,7 +264,9 @@ static int load_hardware(const plan_cli *c, const char *id, plan_hw *hw, rl_err 
 static double bench_flops(const bench_json *b) {
     rl_shape s;
     if (!b->shape[0] || shape_catalog_find(b->shape, &s, NULL)) return 0;
-    return shape_flops_per_token(&s, (uint32_t)(b->prompt_len + b->gen_len / 2));
+    /* the sessions' mean position over the timed windows */
+    int ctx = bench_json_sweep_ctx(b);
+    return shape_flops_per_token(&s, (uint32_t)(b->prompt_len + (ctx - b->prompt_len) / 2));
 }
 
 /* Reads --calibrate and replaces the efficiency factors not set by flags. */
@@ -717,13 +731,15 @@ static int run_matrix(const plan_cli *c, rl_err *err) {
 
 /* Runs `<this executable> bench --shape S --type T --sweep-only --json FILE`
  * with the child's stdout sent to our stderr. 0 if it wrote FILE. */
-static int run_bench(const char *shape, const char *type, const char *json_path, rl_err *err) {
+static int run_bench(const char *shape, const char *type, int repeat, const char *json_path, rl_err *err) {
     char exe[4096];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n <= 0) return rl_fail(err, RL_ERR_INTERNAL, "--verify: cannot find this executable: %s", strerror(errno));
     exe[n] = 0;
-    char *args[] = {exe, "bench", "--shape", (char *)shape, "--type", (char *)type, "--sweep-only", "--json",
-                    (char *)json_path, NULL};
+    char rep[16];
+    snprintf(rep, sizeof rep, "%d", repeat);
+    char *args[] = {exe, "bench", "--shape", (char *)shape, "--type", (char *)type, "--sweep-only", "--sweep-repeat", rep,
+                    "--json", (char *)json_path, NULL};
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, STDERR_FILENO, STDOUT_FILENO);
@@ -748,7 +764,8 @@ static int verify_against(const plan_cli *c, const bench_json *b, const char *or
         return rl_fail(err, RL_ERR_INPUT, "%s: no session sweep to compare with (sweep / max_sessions_at_floor)", origin);
     plan_cli vc = *c;
     vc.params.floor_tok_s = b->floor_tok_s;
-    vc.params.ctx = b->prompt_len + b->gen_len > 0 ? b->prompt_len + b->gen_len : (b->ctx > 0 ? b->ctx : c->params.ctx);
+    int sweep_ctx = bench_json_sweep_ctx(b);
+    vc.params.ctx = sweep_ctx > 0 ? sweep_ctx : (b->ctx > 0 ? b->ctx : c->params.ctx);
     vc.quant = b->type[0] ? b->type : c->quant;
     plan_model m;
     plan_hw hw;
@@ -762,7 +779,8 @@ static int verify_against(const plan_cli *c, const bench_json *b, const char *or
     long measured_p = b->max_partitioned >= 0 ? b->max_partitioned
                                               : bench_json_max_at_floor(b->partitioned, b->n_partitioned, b->floor_tok_s);
     plan_verify v;
-    plan_verify_compare(&hw, &m, &vc.params, measured_b, measured_p, &v);
+    plan_verify_compare(&hw, &m, &vc.params, measured_b, measured_p,
+                        bench_json_capacity(b->batched, b->n_batched, b->floor_tok_s), &v);
     double eb, ec;
     plan_efficiency(&hw, &vc.params, &eb, &ec);
     if (c->json) {
@@ -781,6 +799,9 @@ static int verify_against(const plan_cli *c, const bench_json *b, const char *or
         cJSON_AddNumberToObject(root, "predicted_partitioned", (double)v.predicted_partitioned);
         cJSON_AddNumberToObject(root, "measured_partitioned", (double)v.measured_partitioned);
         json_num(root, "error_partitioned_pct", v.error_partitioned_pct);
+        json_num(root, "predicted_capacity", v.predicted_capacity);
+        json_num(root, "measured_capacity", v.measured_capacity);
+        json_num(root, "error_capacity_pct", v.error_capacity_pct);
         return print_json(root);
     }
     printf("verify: %s %s on %s, floor %g tok/s, ctx %.0f (bench: %s)\n", m.id, m.quant, hw.name,
@@ -791,6 +812,9 @@ static int verify_against(const plan_cli *c, const bench_json *b, const char *or
     printf("  %-12s %10ld %10ld %8.1f%%\n", "batched", v.predicted_batched, v.measured_batched, v.error_batched_pct);
     printf("  %-12s %10ld %10ld %8.1f%%\n", "partitioned", v.predicted_partitioned, v.measured_partitioned,
            v.error_partitioned_pct);
+    printf("\nbatched crossing of the floor, before rounding to whole sessions (the measured one\n"
+           "interpolated between the sweep's points on either side):\n");
+    printf("  %-12s %10.2f %10.2f %8.1f%%\n", "batched", v.predicted_capacity, v.measured_capacity, v.error_capacity_pct);
     return 0;
 }
 
@@ -810,7 +834,7 @@ static int run_verify(const plan_cli *c, rl_err *err) {
     const char *shape = c->model, *type = c->quant;
     if (c->calibrated && !c->model_given && c->calib.shape[0]) shape = c->calib.shape;
     if (c->calibrated && !c->quant_given && c->calib.type[0]) type = c->calib.type;
-    int rc = run_bench(shape, type, path, err);
+    int rc = run_bench(shape, type, c->verify_repeat, path, err);
     if (rc == 0) rc = bench_json_load(path, &b, err);
     if (rc == 0) rc = verify_against(c, &b, "rackllm bench --sweep-only", err);
     unlink(path);
