@@ -418,24 +418,19 @@ static int run_batched(bench_ctx *B, int n, bench_point_result *pt, rl_err *err)
     pt->sessions = n;
     pt->threads = B->threads;
     if (!rc) {
-        phase(B, (uint64_t)n * (uint64_t)(p->prompt_len + p->sweep_repeat * p->gen_len), "batched: %d session%s", n,
-              n > 1 ? "s" : "");
+        phase(B, (uint64_t)n * (uint64_t)(p->prompt_len + p->gen_len), "batched: %d session%s", n, n > 1 ? "s" : "");
         double t0 = rl_now();
         rc = run_until_idle(B, e, s, n, true, err);
         double t1 = rl_now(); /* every session has its first token now */
-        pt->prefill_s = t1 - t0;
-        /* one engine step serves every session: a window's speed is theirs */
-        for (int w = 0; w < p->sweep_repeat && !rc; w++) {
-            double tw = rl_now();
-            for (int k = 1; k < p->gen_len && !rc; k++) {
-                rc = decode_step(e, s, n, n_vocab, err);
-                advance(B, (uint64_t)n);
-            }
-            pt->window_min_tok_s[pt->n_windows++] = (p->gen_len - 1) / (rl_now() - tw);
+        for (int k = 1; k < p->gen_len && !rc; k++) {
+            rc = decode_step(e, s, n, n_vocab, err);
+            advance(B, (uint64_t)n);
         }
-        pt->decode_s = rl_now() - t1;
-        double speed = median(pt->window_min_tok_s, pt->n_windows);
-        for (int i = 0; i < n && !rc; i++) pt->session_tok_s[i] = speed;
+        double t2 = rl_now();
+        pt->prefill_s = t1 - t0;
+        pt->decode_s = t2 - t1;
+        /* one engine step serves every session: they share its speed */
+        for (int i = 0; i < n && !rc; i++) pt->session_tok_s[i] = (p->gen_len - 1) / (t2 - t1);
     }
     free(prompt);
     free(s);
@@ -481,7 +476,6 @@ typedef struct part_job {
     int cpus[1024];
     int n_cpus;
     double tok_s, prefill_s, decode_s;
-    double window_tok_s[BENCH_MAX_RUNS];
     rl_err err;
     int rc;
 } part_job;
@@ -522,16 +516,13 @@ static void *partition_main(void *arg) {
     gate_wait(sh);
     if (!j->rc && !atomic_load(&sh->failed)) {
         double t1 = rl_now();
-        for (int w = 0; w < p->sweep_repeat && !j->rc; w++) {
-            double tw = rl_now();
-            for (int k = 1; k < p->gen_len && !j->rc; k++) {
-                j->rc = decode_step(e, &s, 1, n_vocab, &j->err);
-                if (show) advance(B, 1);
-            }
-            j->window_tok_s[w] = (p->gen_len - 1) / (rl_now() - tw);
+        for (int k = 1; k < p->gen_len && !j->rc; k++) {
+            j->rc = decode_step(e, &s, 1, n_vocab, &j->err);
+            if (show) advance(B, 1);
         }
-        j->decode_s = rl_now() - t1;
-        j->tok_s = median(j->window_tok_s, p->sweep_repeat);
+        double t2 = rl_now();
+        j->decode_s = t2 - t1;
+        j->tok_s = (p->gen_len - 1) / (t2 - t1);
         atomic_fetch_add(&sh->finished, 1);
         while (!j->rc && atomic_load(&sh->finished) < sh->n_parts && !atomic_load(&sh->failed) &&
                engine_seq_pos(s) + 1 < engine_n_ctx(e))
@@ -562,8 +553,7 @@ static int run_partitioned(bench_ctx *B, int k, bench_point_result *pt, rl_err *
     pt->partitions = k;
     pt->sessions = k;
     pt->threads = B->threads;
-    phase(B, (uint64_t)(p->prompt_len + p->sweep_repeat * (p->gen_len - 1)), "partitioned: %d partition%s", k,
-          k > 1 ? "s" : "");
+    phase(B, (uint64_t)(p->prompt_len + p->gen_len - 1), "partitioned: %d partition%s", k, k > 1 ? "s" : "");
     int started = 0, rc = 0;
     for (int i = 0; i < k; i++) {
         part_job *j = &jobs[i];
@@ -587,8 +577,6 @@ static int run_partitioned(bench_ctx *B, int k, bench_point_result *pt, rl_err *
             rc = -1;
         }
         pt->session_tok_s[i] = jobs[i].tok_s;
-        for (int w = 0; w < p->sweep_repeat; w++)
-            pt->window_min_tok_s[w] = i == 0 ? jobs[i].window_tok_s[w] : fmin(pt->window_min_tok_s[w], jobs[i].window_tok_s[w]);
         prefill = fmax(prefill, jobs[i].prefill_s);
         decode = fmax(decode, jobs[i].decode_s);
     }
@@ -597,7 +585,6 @@ static int run_partitioned(bench_ctx *B, int k, bench_point_result *pt, rl_err *
     free(jobs);
     free(tid);
     if (rc) return -1;
-    pt->n_windows = p->sweep_repeat;
     pt->prefill_s = prefill;
     pt->decode_s = decode;
     summarise(pt);
@@ -607,6 +594,19 @@ static int run_partitioned(bench_ctx *B, int k, bench_point_result *pt, rl_err *
 }
 
 /* ---- the sweep driver ---- */
+
+/* The next size to bisect at: between the largest size that kept the floor
+ * and the smallest larger one that did not, unless they are within 1/16 of
+ * each other (0: done). */
+static int next_bisection(const int *sizes, const double *speeds, int n, double floor_tok_s) {
+    int lo = 0, hi = 0;
+    for (int i = 0; i < n; i++)
+        if (speeds[i] >= floor_tok_s && sizes[i] > lo) lo = sizes[i];
+    for (int i = 0; i < n; i++)
+        if (sizes[i] > lo && speeds[i] < floor_tok_s && (!hi || sizes[i] < hi)) hi = sizes[i];
+    if (!hi || lo == 0 || hi - lo <= RL_MAX(1, lo / 16)) return 0;
+    return lo + (hi - lo) / 2;
+}
 
 int bench_search(bench_probe_fn probe, void *ctx, int cap, int min_size, double floor_tok_s, int *sizes, double *speeds,
                  int max, int *n) {
@@ -622,14 +622,7 @@ int bench_search(bench_probe_fn probe, void *ctx, int cap, int min_size, double 
         if (v >= floor_tok_s) below = 0;
         if (size == cap) break;
     }
-    while (*n < max) {
-        int lo = 0, hi = 0;
-        for (int i = 0; i < *n; i++)
-            if (speeds[i] >= floor_tok_s && sizes[i] > lo) lo = sizes[i];
-        for (int i = 0; i < *n; i++)
-            if (sizes[i] > lo && speeds[i] < floor_tok_s && (!hi || sizes[i] < hi)) hi = sizes[i];
-        if (!hi || lo == 0 || hi - lo <= RL_MAX(1, lo / 16)) break;
-        int mid = lo + (hi - lo) / 2;
+    for (int mid; *n < max && (mid = next_bisection(sizes, speeds, *n, floor_tok_s)) > 0;) {
         double v = probe(ctx, mid);
         if (v < 0) return -1;
         sizes[*n] = mid;
@@ -649,20 +642,51 @@ typedef struct sweep_list {
     rl_err *err;
 } sweep_list;
 
-/* Measures n sessions (or partitions) into the next point; its slowest
- * session's tok/s, -1 on error. */
+/* A point's speeds from all its passes so far: each session's median. */
+static void combine_passes(bench_point_result *pt) {
+    double v[BENCH_MAX_RUNS];
+    for (int s = 0; s < pt->sessions; s++) {
+        for (int r = 0; r < pt->n_passes; r++) v[r] = pt->runs[(size_t)r * (size_t)pt->sessions + (size_t)s];
+        pt->session_tok_s[s] = median(v, pt->n_passes);
+    }
+    summarise(pt);
+}
+
+/* Measures point pt once more (one pass) and folds it in. */
+static int measure_pass(sweep_list *l, bench_point_result *pt) {
+    bench_point_result m = {0};
+    int rc = l->fn(l->B, pt->sessions, &m, l->err);
+    if (!rc) {
+        pt->partitions = m.partitions;
+        pt->threads = m.threads;
+        memcpy(pt->runs + (size_t)pt->n_passes * (size_t)pt->sessions, m.session_tok_s,
+               (size_t)pt->sessions * sizeof *m.session_tok_s);
+        pt->pass_min_tok_s[pt->n_passes++] = m.min_tok_s;
+        pt->prefill_s += m.prefill_s;
+        pt->decode_s += m.decode_s;
+        combine_passes(pt);
+    }
+    free(m.session_tok_s);
+    return rc;
+}
+
+/* Measures n sessions (or partitions) into the next point, one pass; its
+ * slowest session's tok/s, -1 on error. */
 static double probe_point(void *ctx, int n) {
     sweep_list *l = ctx;
     if (*l->n >= BENCH_MAX_POINTS_SWEEP) return rl_fail(l->err, RL_ERR_INTERNAL, "too many sweep points");
     bench_point_result *pt = &l->pts[*l->n];
     memset(pt, 0, sizeof *pt);
-    if (l->fn(l->B, n, pt, l->err)) {
+    pt->sessions = n;
+    pt->session_tok_s = calloc((size_t)n, sizeof *pt->session_tok_s);
+    pt->runs = calloc((size_t)n * (size_t)l->B->p->sweep_repeat, sizeof *pt->runs);
+    if (!pt->session_tok_s || !pt->runs) {
         free(pt->session_tok_s);
-        pt->session_tok_s = NULL;
-        return -1;
+        free(pt->runs);
+        return rl_fail(l->err, RL_ERR_INTERNAL, "out of memory");
     }
-    (*l->n)++;
-    return pt->min_tok_s;
+    (*l->n)++; /* bench_result_free releases it from here on */
+    return measure_pass(l, pt) ? -1 : pt->min_tok_s;
 }
 
 static int cmp_point(const void *a, const void *b) {
@@ -670,7 +694,39 @@ static int cmp_point(const void *a, const void *b) {
     return (x->sessions > y->sessions) - (x->sessions < y->sessions);
 }
 
-/* A sweep: the sizes given, or bench_search's. */
+/* Passes 2..repeat over every point, alternately backwards and forwards:
+ * when the machine's speed drifts during the sweep (a shared VM's does,
+ * by 10-20% within minutes), every point sees the same mix of its states,
+ * and the medians compare like with like. */
+static int more_passes(sweep_list *l) {
+    int n = *l->n, repeat = l->B->p->sweep_repeat;
+    for (int r = 1; r < repeat; r++)
+        for (int k = 0; k < n; k++)
+            if (measure_pass(l, &l->pts[r % 2 ? n - 1 - k : k])) return -1;
+    return 0;
+}
+
+/* After the passes the medians may place the floor between two sizes
+ * further apart than the search left them: bisect again, every new size
+ * measured `repeat` times in a row. */
+static int bisect_medians(sweep_list *l) {
+    int sizes[BENCH_MAX_POINTS_SWEEP];
+    double speeds[BENCH_MAX_POINTS_SWEEP];
+    for (;;) {
+        for (int i = 0; i < *l->n; i++) {
+            sizes[i] = l->pts[i].sessions;
+            speeds[i] = l->pts[i].min_tok_s;
+        }
+        int mid = next_bisection(sizes, speeds, *l->n, l->B->p->floor_tok_s);
+        if (mid == 0) return 0;
+        if (probe_point(l, mid) < 0) return -1;
+        bench_point_result *pt = &l->pts[*l->n - 1];
+        while (pt->n_passes < l->B->p->sweep_repeat)
+            if (measure_pass(l, pt)) return -1;
+    }
+}
+
+/* A sweep: the sizes given, or bench_search's; then the further passes. */
 static int sweep(bench_ctx *B, point_fn fn, const int *list, int n_list, int cap, int min_size,
                  bench_point_result *pts, int *n_pts, rl_err *err) {
     sweep_list l = {B, fn, pts, n_pts, err};
@@ -683,6 +739,7 @@ static int sweep(bench_ctx *B, point_fn fn, const int *list, int n_list, int cap
         if (bench_search(probe_point, &l, cap, min_size, B->p->floor_tok_s, sizes, speeds, BENCH_MAX_POINTS_SWEEP, &n))
             return -1;
     }
+    if (more_passes(&l) || (n_list == 0 && bisect_medians(&l))) return -1;
     qsort(pts, (size_t)*n_pts, sizeof *pts, cmp_point);
     return 0;
 }
@@ -752,9 +809,8 @@ static int size_contexts(bench_ctx *B, rl_err *err) {
     const bench_params *p = B->p;
     int single = RL_MAX(WARMUP_PROMPT, p->tg + 1);
     for (int i = 0; i < p->n_pp; i++) single = RL_MAX(single, p->pp[i]);
-    /* the sweep's windows, and room to keep decoding while other partitions finish */
-    int reach = p->prompt_len + p->sweep_repeat * p->gen_len, sweep = reach + p->gen_len;
-    int need = RL_MAX(p->single ? single : 0, p->sweep ? reach : 0);
+    int sweep = p->prompt_len + 2 * p->gen_len; /* room to keep decoding while other partitions finish */
+    int need = RL_MAX(p->single ? single : 0, p->sweep ? p->prompt_len + p->gen_len : 0);
     if (p->n_ctx > 0 && p->n_ctx < need)
         return rl_fail(err, RL_ERR_INPUT, "--ctx %d is too small: the tests need %d tokens per sequence", p->n_ctx, need);
     B->n_ctx_single = p->n_ctx > 0 ? p->n_ctx : single;
@@ -808,8 +864,14 @@ int bench_run(const model *m, const bench_params *p, bench_result *r, rl_err *er
 }
 
 void bench_result_free(bench_result *r) {
-    for (int i = 0; i < r->n_batched; i++) free(r->batched[i].session_tok_s);
-    for (int i = 0; i < r->n_partitioned; i++) free(r->partitioned[i].session_tok_s);
+    for (int i = 0; i < r->n_batched; i++) {
+        free(r->batched[i].session_tok_s);
+        free(r->batched[i].runs);
+    }
+    for (int i = 0; i < r->n_partitioned; i++) {
+        free(r->partitioned[i].session_tok_s);
+        free(r->partitioned[i].runs);
+    }
     r->n_batched = r->n_partitioned = 0;
 }
 
@@ -826,7 +888,7 @@ static cJSON *point_json(const bench_point_result *pt, bool per_session) {
     cJSON_AddNumberToObject(o, "aggregate_tok_s", pt->aggregate_tok_s);
     cJSON_AddNumberToObject(o, "prefill_s", pt->prefill_s);
     cJSON_AddNumberToObject(o, "decode_s", pt->decode_s);
-    cJSON_AddItemToObject(o, "window_min_tok_s", cJSON_CreateDoubleArray(pt->window_min_tok_s, pt->n_windows));
+    cJSON_AddItemToObject(o, "pass_min_tok_s", cJSON_CreateDoubleArray(pt->pass_min_tok_s, pt->n_passes));
     if (per_session) cJSON_AddItemToObject(o, "session_tok_s", cJSON_CreateDoubleArray(pt->session_tok_s, pt->sessions));
     return o;
 }
@@ -945,7 +1007,7 @@ void bench_print(const bench_result *r, FILE *out) {
     }
     if (!r->have_sweep) return;
     fprintf(out, "\nsession sweep: prompt %d, generate %d per session", r->prompt_len, r->gen_len);
-    if (r->sweep_repeat > 1) fprintf(out, " (%d times; each session's median)", r->sweep_repeat);
+    if (r->sweep_repeat > 1) fprintf(out, " (%d passes; each session's median)", r->sweep_repeat);
     fprintf(out, "; floor %g tok/s per session\n", r->floor_tok_s);
     fprintf(out, "  %-12s %5s %8s %11s %10s %12s  %s\n", "mode", "parts", "sessions", "slowest t/s", "median t/s",
             "aggregate", ">= floor");

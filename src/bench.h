@@ -17,12 +17,14 @@
  *    pinned to its own cores and driven by its own thread, one session
  *    each). For every point the generation speed of each session (tokens
  *    after its first, divided by the time from its first to its last; with
- *    --sweep-repeat N, the median of N such windows back to back), the
- *    slowest, the median and the sum; and the most sessions whose slowest
- *    one keeps the floor. The sweep doubles N until the speed is clearly
- *    below the floor (and N is at least 8, so that the largest batch shows
- *    the machine's compute limit), then bisects between the last point
- *    above and the first below, so the answer is not just a power of two.
+ *    --sweep-repeat N, the median of N passes over all the points, taken
+ *    backwards and forwards in turn so that a drift of the machine's speed
+ *    reaches every point alike), the slowest, the median and the sum; and
+ *    the most sessions whose slowest one keeps the floor. The sweep
+ *    doubles N until the speed is clearly below the floor (and N is at
+ *    least 8, so that the largest batch shows the machine's compute limit),
+ *    then bisects between the last point above and the first below, so the
+ *    answer is not just a power of two (with passes: again on the medians).
  * Generation is greedy (argmax of the logits), as a server would sample.
  *
  * The results are plain numbers in bench_result: bench_write_json writes
@@ -53,8 +55,8 @@ typedef struct bench_params {
     int tg;                  /* decode test length (128); 0: none */
     int repeat;              /* runs of each pp/tg test (3) */
     int prompt_len, gen_len; /* each sweep session's (128, 64) */
-    int sweep_repeat;        /* timed generation windows per sweep point (1); each
-                                session's speed is the median of its windows */
+    int sweep_repeat;        /* passes over the sweep's points (1); each session's
+                                speed is the median of its passes */
     int sessions[BENCH_MAX_LIST]; /* batched sweep; none: 1, 2, 4, ... then bisect */
     int n_sessions;
     int partitions[BENCH_MAX_LIST]; /* partitioned sweep; none: 1, 2, 4, ... threads */
@@ -89,15 +91,17 @@ typedef struct bench_timing {
 } bench_timing;
 
 /* One point of a sweep. A session's speed is the median over the point's
- * generation windows (sweep_repeat of them, back to back after one
- * prefill); min/median/max/aggregate are over those session speeds. */
+ * passes (sweep_repeat measurements, each with its own prefill, taken in
+ * alternating order across the points); min/median/max/aggregate are over
+ * those session speeds. */
 typedef struct bench_point_result {
     int partitions, sessions, threads; /* threads: in all */
     double min_tok_s, median_tok_s, max_tok_s, aggregate_tok_s;
-    double prefill_s, decode_s;         /* wall time of the two phases */
+    double prefill_s, decode_s;         /* wall time of the two phases, all passes */
     double *session_tok_s;              /* `sessions` entries */
-    double window_min_tok_s[BENCH_MAX_RUNS]; /* each window's slowest session */
-    int n_windows;
+    double pass_min_tok_s[BENCH_MAX_RUNS]; /* each pass's slowest session */
+    int n_passes;
+    double *runs;                       /* n_passes x sessions: every pass's speeds */
 } bench_point_result;
 
 typedef struct bench_result {

@@ -109,12 +109,9 @@ static int parse_root(const cJSON *root, const char *name, bench_json *b, rl_err
         if (!cJSON_IsObject(sweep)) return rl_fail(err, RL_ERR_INPUT, "%s: sweep must be an object", name);
         if (count(sweep, "prompt_len", 0, &b->prompt_len, name, err) ||
             count(sweep, "gen_len", 0, &b->gen_len, name, err) ||
-            count(sweep, "repeat", 1, &b->sweep_repeat, name, err) ||
             points(item(sweep, "batched"), "batched", b->batched, &b->n_batched, name, err) ||
             points(item(sweep, "partitioned"), "partitioned", b->partitioned, &b->n_partitioned, name, err))
             return -1;
-        if (b->sweep_repeat < 1 || b->sweep_repeat > 1000)
-            return rl_fail(err, RL_ERR_INPUT, "%s: sweep.repeat must be 1 to 1000", name);
     }
     b->max_batched = b->max_partitioned = -1;
     const cJSON *mx = item(root, "max_sessions_at_floor");
@@ -188,10 +185,4 @@ double bench_json_capacity(const bench_point *pts, int n, double floor_tok_s) {
     double t_lo = 1 / a->min_tok_s, t_hi = 1 / b->min_tok_s, t_f = 1 / floor_tok_s;
     if (!(t_hi > t_lo)) return lo;
     return lo + (b->sessions - lo) * (t_f - t_lo) / (t_hi - t_lo);
-}
-
-int bench_json_sweep_ctx(const bench_json *b) {
-    if (b->prompt_len + b->gen_len <= 0) return 0;
-    long long ctx = (long long)b->prompt_len + (long long)RL_MAX(1, b->sweep_repeat) * b->gen_len;
-    return (int)RL_MIN(ctx, 1LL << 30);
 }

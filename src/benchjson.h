@@ -36,7 +36,6 @@ typedef struct bench_json {
     double roofline_tok_s;
     double decode_tok_s;     /* decode_tok_s.tg128, or the first tgN */
     int prompt_len, gen_len; /* the sweep's (0: no sweep) */
-    int sweep_repeat;        /* its generation windows per point (1) */
     int n_batched, n_partitioned;
     bench_point batched[BENCH_MAX_POINTS], partitioned[BENCH_MAX_POINTS];
     int max_batched, max_partitioned; /* max_sessions_at_floor; -1 absent */
@@ -58,9 +57,6 @@ int bench_json_max_at_floor(const bench_point *pts, int n, double floor_tok_s);
  * lo + (hi - lo) (1/floor - 1/v_lo) / (1/v_hi - 1/v_lo). lo itself if no
  * larger point was measured; 0 if no point kept the floor. */
 double bench_json_capacity(const bench_point *pts, int n, double floor_tok_s);
-
-/* The context a sweep's sessions reach: prompt + every window generated. */
-int bench_json_sweep_ctx(const bench_json *b);
 
 /* The batched sweep's point with the most sessions (NULL if no sweep). */
 const bench_point *bench_json_largest_batch(const bench_json *b);

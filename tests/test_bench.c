@@ -25,6 +25,7 @@
 #include "shape.h"
 #include "synth.h"
 #include "test.h"
+#include "tiny_shape.h"
 
 static void test_lists(void) {
     int v[BENCH_MAX_LIST], n = -1;
@@ -111,21 +112,6 @@ static void test_max_at_floor(void) {
 
 /* ---- a real (quick) run on a tiny synthetic model ---- */
 
-static rl_shape tiny_shape(void) {
-    rl_shape s;
-    rl_err err = {0};
-    if (shape_catalog_find("llama3.2-1b", &s, &err)) exit(1);
-    snprintf(s.id, sizeof s.id, "llama3-tiny-test");
-    s.n_vocab = 1024;
-    s.n_embd = 256;
-    s.n_layer = 2;
-    s.n_head = 8;
-    s.n_head_kv = 2;
-    s.head_dim = 32;
-    s.n_ff = 512;
-    return s;
-}
-
 static bench_params quick_params(void) {
     bench_params p = bench_default_params();
     bench_make_quick(&p);
@@ -139,15 +125,16 @@ static double middle_of_three(const double *v) {
     return fmax(fmin(v[0], v[1]), fmin(fmax(v[0], v[1]), v[2]));
 }
 
-static void check_points(const bench_point_result *pts, int n, bool batched, int windows) {
+static void check_points(const bench_point_result *pts, int n, bool batched, int passes) {
     for (int i = 0; i < n; i++) {
         const bench_point_result *pt = &pts[i];
-        CHECK_EQ_INT(pt->n_windows, windows);
-        double slowest_window = INFINITY;
-        for (int w = 0; w < pt->n_windows; w++) slowest_window = fmin(slowest_window, pt->window_min_tok_s[w]);
-        CHECK(slowest_window > 0 && pt->min_tok_s >= slowest_window); /* each session's median >= its worst */
-        if (batched && windows == 1) CHECK_NEAR(pt->min_tok_s, pt->window_min_tok_s[0], 0);
-        if (batched && windows == 3) CHECK_NEAR(pt->min_tok_s, middle_of_three(pt->window_min_tok_s), 0);
+        CHECK_EQ_INT(pt->n_passes, passes);
+        double slowest_pass = INFINITY;
+        for (int w = 0; w < pt->n_passes; w++) slowest_pass = fmin(slowest_pass, pt->pass_min_tok_s[w]);
+        CHECK(slowest_pass > 0 && pt->min_tok_s >= slowest_pass); /* each session's median >= its worst */
+        /* batched sessions share every step: the point's speed is the median pass's */
+        if (batched && passes == 1) CHECK_NEAR(pt->min_tok_s, pt->pass_min_tok_s[0], 0);
+        if (batched && passes == 3) CHECK_NEAR(pt->min_tok_s, middle_of_three(pt->pass_min_tok_s), 0);
         CHECK(pt->min_tok_s > 0 && pt->min_tok_s <= pt->median_tok_s && pt->median_tok_s <= pt->max_tok_s);
         double sum = 0;
         for (int s = 0; s < pt->sessions; s++) sum += pt->session_tok_s[s];
@@ -281,27 +268,40 @@ static void test_floors_and_lists(const model *m) {
     check_points(r.partitioned, r.n_partitioned, false, 1);
     bench_result_free(&r);
 
-    /* three generation windows per point, back to back: each session's
-     * speed is the median of its three; the context holds them all (and
-     * one more for partitions that keep decoding while others finish) */
+    /* three passes over the points: each session's speed is the median of
+     * its three; given sizes stay as given, the automatic search may add
+     * sizes (measured three times each) but never repeats one */
     p = quick_params();
     p.single = false;
     p.sweep_repeat = 3;
     p.sessions[0] = 2;
     p.n_sessions = 1;
     CHECKF(bench_run(m, &p, &r, &err) == 0, "%s", err.msg);
-    CHECK_EQ_INT(r.n_ctx, p.prompt_len + 4 * p.gen_len);
     CHECK_EQ_INT(r.sweep_repeat, 3);
+    CHECK(r.n_batched == 1 && r.batched[0].sessions == 2);
+    CHECK_EQ_INT(r.n_partitioned, 2);
     check_points(r.batched, r.n_batched, true, 3);
     check_points(r.partitioned, r.n_partitioned, false, 3);
-    snprintf(path, sizeof path, "/tmp/rackllm-test-bench-XXXXXX");
-    fd = mkstemp(path);
-    CHECK(fd >= 0);
-    if (fd >= 0) close(fd);
-    CHECK(bench_write_json(&r, path, &err) == 0 && bench_json_load(path, &b, &err) == 0);
-    CHECK_EQ_INT(b.sweep_repeat, 3);
-    CHECK_EQ_INT(bench_json_sweep_ctx(&b), p.prompt_len + 3 * p.gen_len);
-    unlink(path);
+    bench_result_free(&r);
+
+    /* an automatic sweep with passes, against a floor between the 2- and
+     * 4-session speeds of a first run: whatever the medians come to, the
+     * floor ends bracketed by neighbouring sizes (the bisection is redone
+     * on the medians), every size measured three times */
+    p = quick_params();
+    p.single = false;
+    p.partitioned = false;
+    CHECKF(bench_run(m, &p, &r, &err) == 0, "%s", err.msg);
+    CHECK(r.n_batched == 3 && r.batched[1].sessions == 2 && r.batched[2].sessions == 4);
+    if (r.n_batched == 3) p.floor_tok_s = sqrt(r.batched[1].min_tok_s * r.batched[2].min_tok_s);
+    bench_result_free(&r);
+    p.sweep_repeat = 3;
+    CHECKF(bench_run(m, &p, &r, &err) == 0, "%s", err.msg);
+    check_points(r.batched, r.n_batched, true, 3);
+    int lo = r.max_batched, next = 0;
+    for (int i = 0; i < r.n_batched; i++)
+        if (r.batched[i].sessions > lo && (!next || r.batched[i].sessions < next)) next = r.batched[i].sessions;
+    CHECKF(lo == 0 || next == 0 || next == lo + 1, "floor %g: %d kept it, next size measured %d", p.floor_tok_s, lo, next);
     bench_result_free(&r);
 
     /* bad parameters */

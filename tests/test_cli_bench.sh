@@ -11,19 +11,9 @@
 #    that file reports its shape and type;
 #  - bad input exits 2, --help exits 0.
 set -uo pipefail
-
-bin=${RACKLLM_BIN:-build/rackllm}
-shared=${RACKLLM_SHARED:-../shared}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-checks=0
+# shellcheck source=tests/cli_lib.sh
+. "$(dirname "$0")/cli_lib.sh"
 export RACKLLM_NO_PROGRESS=1
-
-ok() { checks=$((checks + 1)); }
-fail() { checks=$((checks + 1)); fails=$((fails + 1)); echo "FAIL: $*" >&2; }
-check() { if eval "$1"; then ok; else fail "$1${2:+ ($2)}"; fi; }
-jget() { node -e "const j = JSON.parse(require('fs').readFileSync('$1', 'utf8')); console.log($2)"; }
 
 # ---- --help and bad input ----
 "$bin" bench --help >"$tmp/help" 2>&1
@@ -104,5 +94,4 @@ check '[ $? -eq 0 ]'
 check '[ "$(jget "$tmp/f.json" "j.model.type + \" \" + j.model.layers")" = "q4_k_m 2" ]' "type from general.file_type"
 check '[ "$(jget "$tmp/f.json" "j.model.shape")" = "" ]' "two of 22 layers: not the catalog's shape"
 
-echo "test_cli_bench: $((checks - fails)) of $checks checks passed"
-[ $fails -eq 0 ]
+report test_cli_bench

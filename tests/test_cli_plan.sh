@@ -4,20 +4,8 @@
 # (JSON and SVG, validated with xmllint), calibration and --verify-from.
 # JSON is read with node (a build dependency, scripts/deps.sh).
 set -uo pipefail
-
-bin=${RACKLLM_BIN:-build/rackllm}
-shared=${RACKLLM_SHARED:-../shared}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-checks=0
-
-ok() { checks=$((checks + 1)); }
-fail() { checks=$((checks + 1)); fails=$((fails + 1)); echo "FAIL: $*" >&2; }
-check() { if eval "$1"; then ok; else fail "$1${2:+ ($2)}"; fi; }
-
-# jget FILE 'js expression over j' -> prints the value
-jget() { node -e "const j = JSON.parse(require('fs').readFileSync('$1', 'utf8')); console.log($2)"; }
+# shellcheck source=tests/cli_lib.sh
+. "$(dirname "$0")/cli_lib.sh"
 
 # An SVG that is well-formed XML (xmllint), with an <svg> root.
 valid_svg() {
@@ -178,5 +166,4 @@ check '[ "$(jget "$tmp/v.json" "j.predicted_capacity >= j.predicted_batched && j
 check 'grep -q "predicted" "$tmp/v.txt" && grep -q "partitioned" "$tmp/v.txt"'
 check 'grep -q "before rounding" "$tmp/v.txt"'
 
-echo "test_cli_plan: $((checks - fails)) of $checks checks passed"
-[ $fails -eq 0 ]
+report test_cli_plan

@@ -586,11 +586,6 @@ static void test_calibration(void) {
     CHECK_NEAR(bench_json_capacity(b.partitioned, b.n_partitioned, 10), 2, 0);
     CHECK_NEAR(bench_json_capacity(b.batched, b.n_batched, 25), 0, 0);
     CHECK_NEAR(bench_json_capacity(b.batched, b.n_batched, 14), 4, 1e-12); /* 4 sessions at exactly 14 */
-    /* The context the sweep reaches: the prompt plus every window. */
-    CHECK_EQ_INT(b.sweep_repeat, 1);
-    CHECK_EQ_INT(bench_json_sweep_ctx(&b), 192);
-    b.sweep_repeat = 3;
-    CHECK_EQ_INT(bench_json_sweep_ctx(&b), 128 + 3 * 64);
 
     /* One session at 20 tok/s: eff_bw = 20 x 7e8 B / 20e9 B/s = 0.7. The
      * compute figures come from the largest batch (12: t = 12 / 100 =

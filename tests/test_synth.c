@@ -26,6 +26,7 @@
 #include "shape.h"
 #include "synth.h"
 #include "test.h"
+#include "tiny_shape.h"
 #include "tokenizer.h"
 #include "types.h"
 
@@ -35,27 +36,6 @@
 #define L1B_LAYER 60821504ull   /* q, o: 2048x2048; k, v: 2048x512; gate, up, down: 2048x8192; 2 norms */
 #define L1B_ROPE 32ull          /* head_dim / 2 frequency factors */
 #define L1B_NORM 2048ull        /* output_norm */
-
-/* A small Llama-3-like shape: every matrix row a whole number of K-quant
- * blocks (256), a vocabulary just big enough for the synthetic tokenizer. */
-static rl_shape tiny_shape(void) {
-    rl_shape s;
-    rl_err err = {0};
-    if (shape_catalog_find("llama3.2-1b", &s, &err)) {
-        fprintf(stderr, "catalog: %s\n", err.msg);
-        exit(1);
-    }
-    snprintf(s.id, sizeof s.id, "llama3-tiny-test");
-    snprintf(s.name, sizeof s.name, "tiny test shape");
-    s.n_vocab = 1024;
-    s.n_embd = 256;
-    s.n_layer = 2;
-    s.n_head = 8;
-    s.n_head_kv = 2;
-    s.head_dim = 32;
-    s.n_ff = 512;
-    return s;
-}
 
 static const synth_tensor *find(const synth_tensor *t, int n, const char *name) {
     for (int i = 0; i < n; i++)

@@ -41,7 +41,7 @@ typedef struct plan_cli {
     bool eff_bw_given, eff_compute_given;
     bench_json calib;     /* --calibrate, when calibrated */
     bool calibrated;
-    int verify_repeat;    /* --verify's sweep: generation windows per point */
+    int verify_repeat;    /* --verify's sweep: passes over its points */
 } plan_cli;
 
 static void usage(FILE *out) {
@@ -80,7 +80,7 @@ static void usage(FILE *out) {
           "  --verify             run a quick session sweep here (rackllm bench) of the\n"
           "                       calibrated model (else --model/--quant) and print\n"
           "                       predicted vs measured sessions at the floor\n"
-          "  --verify-repeat N    its generation windows per point, each session's\n"
+          "  --verify-repeat N    passes of that sweep over its points, each session's\n"
           "                       median counting (default 3: this is a noisy measure)\n"
           "  --verify-from FILE   the same against an existing bench JSON\n"
           "  --matrix             sessions per rack for every size class x hardware\n"
@@ -264,9 +264,7 @@ static int load_hardware(const plan_cli *c, const char *id, plan_hw *hw, rl_err 
 static double bench_flops(const bench_json *b) {
     rl_shape s;
     if (!b->shape[0] || shape_catalog_find(b->shape, &s, NULL)) return 0;
-    /* the sessions' mean position over the timed windows */
-    int ctx = bench_json_sweep_ctx(b);
-    return shape_flops_per_token(&s, (uint32_t)(b->prompt_len + (ctx - b->prompt_len) / 2));
+    return shape_flops_per_token(&s, (uint32_t)(b->prompt_len + b->gen_len / 2));
 }
 
 /* Reads --calibrate and replaces the efficiency factors not set by flags. */
@@ -764,8 +762,7 @@ static int verify_against(const plan_cli *c, const bench_json *b, const char *or
         return rl_fail(err, RL_ERR_INPUT, "%s: no session sweep to compare with (sweep / max_sessions_at_floor)", origin);
     plan_cli vc = *c;
     vc.params.floor_tok_s = b->floor_tok_s;
-    int sweep_ctx = bench_json_sweep_ctx(b);
-    vc.params.ctx = sweep_ctx > 0 ? sweep_ctx : (b->ctx > 0 ? b->ctx : c->params.ctx);
+    vc.params.ctx = b->prompt_len + b->gen_len > 0 ? b->prompt_len + b->gen_len : (b->ctx > 0 ? b->ctx : c->params.ctx);
     vc.quant = b->type[0] ? b->type : c->quant;
     plan_model m;
     plan_hw hw;
