@@ -162,6 +162,8 @@ check '[ "$(jget "$tmp/v.json" "Number.isInteger(j.predicted_batched) && Number.
 # the measured crossing: 9 sessions at 10.2 tok/s, 12 at 8 -> 9 + 3 x 4/55 (tests/test_plan.c)
 check '[ "$(jget "$tmp/v.json" "Math.abs(j.measured_capacity - (9 + 12 / 55)) < 1e-9")" = true ]'
 check '[ "$(jget "$tmp/v.json" "j.predicted_capacity >= j.predicted_batched && j.predicted_capacity < j.predicted_batched + 1")" = true ]'
+# calibrated with the very file it verifies: the calibration run's crossing is the measured one
+check '[ "$(jget "$tmp/v.json" "j.calibration_capacity === j.measured_capacity")" = true ]'
 "$bin" plan --verify-from tests/data/bench-sample.json >"$tmp/v.txt"
 check 'grep -q "predicted" "$tmp/v.txt" && grep -q "partitioned" "$tmp/v.txt"'
 check 'grep -q "before rounding" "$tmp/v.txt"'

@@ -780,6 +780,11 @@ static int verify_against(const plan_cli *c, const bench_json *b, const char *or
                         bench_json_capacity(b->batched, b->n_batched, b->floor_tok_s), &v);
     double eb, ec;
     plan_efficiency(&hw, &vc.params, &eb, &ec);
+    /* The calibration run's own crossing: the model's error against the data
+     * it was fitted to, apart from how far the machine moved between runs. */
+    double calib_cap = c->calibrated && strcmp(c->calib.shape, b->shape) == 0 && strcmp(c->calib.type, b->type) == 0
+                           ? bench_json_capacity(c->calib.batched, c->calib.n_batched, b->floor_tok_s)
+                           : NAN;
     if (c->json) {
         cJSON *root = cJSON_CreateObject();
         cJSON_AddStringToObject(root, "bench", origin);
@@ -799,6 +804,7 @@ static int verify_against(const plan_cli *c, const bench_json *b, const char *or
         json_num(root, "predicted_capacity", v.predicted_capacity);
         json_num(root, "measured_capacity", v.measured_capacity);
         json_num(root, "error_capacity_pct", v.error_capacity_pct);
+        json_num(root, "calibration_capacity", calib_cap);
         return print_json(root);
     }
     printf("verify: %s %s on %s, floor %g tok/s, ctx %.0f (bench: %s)\n", m.id, m.quant, hw.name,
@@ -812,6 +818,11 @@ static int verify_against(const plan_cli *c, const bench_json *b, const char *or
     printf("\nbatched crossing of the floor, before rounding to whole sessions (the measured one\n"
            "interpolated between the sweep's points on either side):\n");
     printf("  %-12s %10.2f %10.2f %8.1f%%\n", "batched", v.predicted_capacity, v.measured_capacity, v.error_capacity_pct);
+    if (calib_cap > 0)
+        printf("  (the calibration run crossed at %.2f: the model %+.1f%% from the data it was fitted to, the\n"
+               "  machine %+.1f%% from that run to this one)\n",
+               calib_cap, 100 * (v.predicted_capacity - calib_cap) / calib_cap,
+               v.measured_capacity > 0 ? 100 * (v.measured_capacity - calib_cap) / calib_cap : NAN);
     return 0;
 }
 
