@@ -156,13 +156,13 @@ double plan_step_rate(const plan_part *pt, const plan_model *m, double eff_bw, d
 }
 
 /* A bound kept within [0, PLAN_BATCH_CAP]. */
-static double clamp_bound(double x) {
+static double bound(double x) {
     if (!(x > 0)) return 0; /* also NaN */
     return fmin(x, PLAN_BATCH_CAP);
 }
 
-/* ... and rounded down to whole sessions. */
-static double bound(double x) { return floor(clamp_bound(x) + PLAN_EPS); }
+/* ... rounded down to whole sessions. */
+static double whole(double x) { return floor(x + PLAN_EPS); }
 
 plan_fit plan_fit_part(const plan_part *pt, const plan_model *m, const plan_params *p, double eff_bw,
                        double eff_compute) {
@@ -175,20 +175,18 @@ plan_fit plan_fit_part(const plan_part *pt, const plan_model *m, const plan_para
      *   compute:   (u + b) F / C <= 1/f     =>  b <= C / (f F) - u
      *   memory:    W + b K <= M             =>  b <= (M - W) / K         */
     double B = eff_bw * pt->bw_gbs * 1e9, C = eff_compute * pt->compute_ops;
-    double by_bw, by_mem;
+    double ex_bw, ex_mem; /* unrounded; the batch is their whole part */
     if (kv > 0) {
-        by_bw = bound((B / f - W) / kv);
-        by_mem = bound((pt->mem_bytes - W) / kv);
+        ex_bw = bound((B / f - W) / kv);
+        ex_mem = bound((pt->mem_bytes - W) / kv);
     } else {
-        by_bw = B / f >= W ? PLAN_BATCH_CAP : 0;
-        by_mem = pt->mem_bytes >= W ? PLAN_BATCH_CAP : 0;
+        ex_bw = B / f >= W ? PLAN_BATCH_CAP : 0;
+        ex_mem = pt->mem_bytes >= W ? PLAN_BATCH_CAP : 0;
     }
-    double by_compute = F <= 0 ? PLAN_BATCH_CAP : C > 0 ? bound(C / (f * F) - pt->step_fixed) : 0;
+    double ex_compute = F <= 0 ? PLAN_BATCH_CAP : C > 0 ? bound(C / (f * F) - pt->step_fixed) : 0;
+    double by_bw = whole(ex_bw), by_mem = whole(ex_mem), by_compute = whole(ex_compute);
     double by_assumption = pt->max_batch > 0 ? pt->max_batch : PLAN_BATCH_CAP;
-    /* the same bounds unrounded (the assumption is whole already) */
-    double exact = fmin(by_assumption, F <= 0 ? PLAN_BATCH_CAP : C > 0 ? clamp_bound(C / (f * F) - pt->step_fixed) : 0);
-    if (kv > 0) exact = fmin(exact, fmin(clamp_bound((B / f - W) / kv), clamp_bound((pt->mem_bytes - W) / kv)));
-    else exact = fmin(exact, fmin(by_bw, by_mem));
+    double exact = fmin(fmin(ex_bw, ex_mem), fmin(ex_compute, by_assumption));
 
     /* The smallest bound wins; on a tie the physical limits are named
      * before the assumption, in the order bandwidth, compute, memory. */
