@@ -113,6 +113,15 @@ static void norm_rows(void *ctx, int t, int thread) {
     kern_rmsnorm(j->f->k, j->f->h + t * d, j->f->x + t * d, j->norm, d, j->f->m->shape.rms_eps);
 }
 
+/* Where position pos of KV head h of layer l starts in a cache: K (which 0)
+ * or V (1), see fw_kv. */
+static uint8_t *kv_at(const forward *f, const fw_kv *kv, int l, int which, int h, int pos) {
+    const rl_shape *s = &f->m->shape;
+    size_t run = (size_t)kv->n_ctx * s->head_dim; /* one head's positions */
+    size_t at = (((size_t)l * 2 + (size_t)which) * s->n_head_kv + (size_t)h) * run + (size_t)pos * s->head_dim;
+    return (uint8_t *)kv->data + at * (f->kv_f16 ? 2 : 4);
+}
+
 /* RoPE on q and k of row t, then k and v into the cache at pos[t]. */
 static void rope_store_rows(void *ctx, int t, int thread) {
     (void)thread;
@@ -124,16 +133,16 @@ static void rope_store_rows(void *ctx, int t, int thread) {
     kern_rope(q, (int)s->n_head, (int)s->head_dim, pos, s->rope_base, f->m->rope_freq_scale, f->m->rope_freqs);
     kern_rope(k, (int)s->n_head_kv, (int)s->head_dim, pos, s->rope_base, f->m->rope_freq_scale, f->m->rope_freqs);
     const fw_kv *kv = j->b->kv[t];
-    size_t elem = f->kv_f16 ? 2 : 4;
-    size_t layer_off = (size_t)j->layer * 2 * (size_t)kv->n_ctx * (size_t)f->kv_dim;
-    uint8_t *kdst = (uint8_t *)kv->data + (layer_off + (size_t)pos * f->kv_dim) * elem;
-    uint8_t *vdst = (uint8_t *)kv->data + (layer_off + ((size_t)kv->n_ctx + pos) * f->kv_dim) * elem;
-    if (f->kv_f16) {
-        kern_to_f16(f->k, (rl_f16 *)kdst, k, f->kv_dim);
-        kern_to_f16(f->k, (rl_f16 *)vdst, v, f->kv_dim);
-    } else {
-        memcpy(kdst, k, (size_t)f->kv_dim * 4);
-        memcpy(vdst, v, (size_t)f->kv_dim * 4);
+    for (int h = 0; h < (int)s->n_head_kv; h++) {
+        const float *kh = k + (size_t)h * s->head_dim, *vh = v + (size_t)h * s->head_dim;
+        uint8_t *kdst = kv_at(f, kv, j->layer, 0, h, pos), *vdst = kv_at(f, kv, j->layer, 1, h, pos);
+        if (f->kv_f16) {
+            kern_to_f16(f->k, (rl_f16 *)kdst, kh, s->head_dim);
+            kern_to_f16(f->k, (rl_f16 *)vdst, vh, s->head_dim);
+        } else {
+            memcpy(kdst, kh, (size_t)s->head_dim * 4);
+            memcpy(vdst, vh, (size_t)s->head_dim * 4);
+        }
     }
 }
 
@@ -146,13 +155,10 @@ static void attention_task(void *ctx, int task, int thread) {
     int c = task / (int)s->n_head_kv, kvh = task % (int)s->n_head_kv;
     int t0 = f->run_start[c], n = f->run_len[c];
     const fw_kv *kv = j->b->kv[t0];
-    size_t elem = f->kv_f16 ? 2 : 4;
-    size_t layer_off = (size_t)j->layer * 2 * (size_t)kv->n_ctx * (size_t)f->kv_dim;
-    const uint8_t *K = (const uint8_t *)kv->data + (layer_off + (size_t)kvh * s->head_dim) * elem;
-    const uint8_t *V = (const uint8_t *)kv->data + (layer_off + (size_t)kv->n_ctx * f->kv_dim + (size_t)kvh * s->head_dim) * elem;
+    const uint8_t *K = kv_at(f, kv, j->layer, 0, kvh, 0), *V = kv_at(f, kv, j->layer, 1, kvh, 0);
     int64_t first = t0 * f->q_dim + (int64_t)kvh * f->group * s->head_dim;
     kern_attn a = {.out = f->att + first, .q = f->q + first, .q_stride = f->q_dim, .n_tok = n, .n_q = f->group,
-                   .K = K, .V = V, .kv_f16 = f->kv_f16, .head_dim = (int)s->head_dim, .stride = f->kv_dim,
+                   .K = K, .V = V, .kv_f16 = f->kv_f16, .head_dim = (int)s->head_dim, .stride = s->head_dim,
                    .n_pos = j->b->pos[t0 + n - 1] + 1, .scale = 1.0f / sqrtf((float)s->head_dim),
                    .scratch = f->att_scratch + (size_t)thread * f->att_scratch_floats};
     kern_attention(f->k, &a);

@@ -21,8 +21,11 @@
 #include "kernels.h"
 #include "model.h"
 
-/* A sequence's KV cache: for each layer, n_ctx rows of K then n_ctx rows of
- * V, each row n_head_kv * head_dim elements (F16 or F32). */
+/* A sequence's KV cache: for each layer, K then V, each n_head_kv runs of
+ * n_ctx positions of head_dim elements (F16 or F32). Head-major, so that
+ * attention for one KV head reads one contiguous stream (position-major
+ * rows made it read 128 bytes of every 1 KB row: a third of a long-context
+ * decode step went to stalls on that stride). */
 typedef struct fw_kv {
     void *data;
     int n_ctx;

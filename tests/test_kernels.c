@@ -496,7 +496,7 @@ static void check_attention(kernels *k, kern_level l, bool kv16, int n_tok, int 
 static void test_attention(kern_level l) {
     kernels *k = open_level(l, 1, 1, 64);
     if (!k) return;
-    static const int NQ[] = {1, 4, 5}, HD[] = {8, 12, 64, 128}, NP[] = {1, 7, 33, 130}, NT[] = {1, 3, 16};
+    static const int NQ[] = {1, 4, 5}, HD[] = {8, 12, 64, 72, 128}, NP[] = {1, 7, 33, 130}, NT[] = {1, 3, 16};
     for (int kv16 = 0; kv16 <= 1; kv16++)
         for (size_t a = 0; a < RL_ARRAY_LEN(NQ); a++)
             for (size_t b = 0; b < RL_ARRAY_LEN(HD); b++)

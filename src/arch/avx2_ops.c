@@ -134,6 +134,27 @@ static void softmax(float *x, int n) {
     for (; i < n; i++) x[i] *= inv;
 }
 
+/* out[0 .. 8v) += sum over k < n of w[k] * vals[k * hd + ...]: v vectors
+ * of one output row, added in position order. The v accumulators are
+ * independent chains (one chain per vector, a vector at a time, left every
+ * FMA waiting on the previous one: a long-context decode step was bound by
+ * that latency). Each element's additions are in the same order either way. */
+static inline __attribute__((always_inline)) void accumulate_pv(float *out, const float *w, const float *vals, int n, int hd, int v) {
+    __m256 acc[8];
+    #pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) acc[i] = i < v ? _mm256_loadu_ps(out + 8 * i) : _mm256_setzero_ps();
+    for (int k = 0; k < n; k++) {
+        __m256 wk = _mm256_broadcast_ss(w + k);
+        const float *row = vals + (size_t)k * hd;
+        #pragma GCC unroll 8
+        for (int i = 0; i < 8; i++)
+            if (i < v) acc[i] = _mm256_fmadd_ps(wk, _mm256_loadu_ps(row + 8 * i), acc[i]);
+    }
+    #pragma GCC unroll 8
+    for (int i = 0; i < 8; i++)
+        if (i < v) _mm256_storeu_ps(out + 8 * i, acc[i]);
+}
+
 /* Blocks of 8 positions: each block of K (then V) is converted once and
  * used by every query row that sees it. A row's scores for a block are 8
  * dot products reduced together (no horizontal sum per score); its output
@@ -178,11 +199,9 @@ static void attention(const kern_attn *a) {
             if (n > 8) n = 8;
             const float *w = S + (size_t)i * lds + p0;
             float *out = a->out + (size_t)j * a->q_stride + (size_t)h * hd;
-            for (int d = 0; d < hd; d += 8) {
-                __m256 acc = _mm256_loadu_ps(out + d);
-                for (int k = 0; k < n; k++)
-                    acc = _mm256_fmadd_ps(_mm256_broadcast_ss(w + k), _mm256_loadu_ps(blk + (size_t)k * hd + d), acc);
-                _mm256_storeu_ps(out + d, acc);
+            for (int d = 0; d < hd; d += 64) {
+                if (hd - d >= 64) accumulate_pv(out + d, w, blk + d, n, hd, 8); /* constant: no lane tests */
+                else accumulate_pv(out + d, w, blk + d, n, hd, (hd - d) / 8);
             }
         }
     }
