@@ -440,8 +440,8 @@ static void test_vector_ops(kern_level l) {
 /* n_tok tokens (the last at position n_pos - 1) of n_q heads against a
  * cache: kern_attention vs the reference, and each token's rows alone
  * (n_tok = 1 at its own position) bit-identical to the same rows in the run. */
-static void check_attention(kernels *k, kern_level l, bool kv16, int n_tok, int nq, int hd, int np) {
-    int64_t stride = (int64_t)hd * 3; /* other heads' data in between */
+static void check_attention(kernels *k, kern_level l, bool kv16, int n_tok, int nq, int hd, int np, int spread) {
+    int64_t stride = (int64_t)hd * spread; /* 1: the engine's layout; more: other data in between */
     int64_t q_stride = (int64_t)nq * hd + 5;
     size_t kv_n = (size_t)np * (size_t)stride;
     void *K = malloc(kv_n * 4), *V = malloc(kv_n * 4);
@@ -480,10 +480,10 @@ static void check_attention(kernels *k, kern_level l, bool kv16, int n_tok, int 
         kern_attention(k, &one);
         alone += memcmp(o3 + (size_t)j * q_stride, o1 + (size_t)j * q_stride, (size_t)nq * hd * 4) != 0;
     }
-    CHECKF(bad == 0, "%s: attention kv_f16=%d n_tok=%d n_q=%d head_dim=%d n_pos=%d: %d values off",
-           kern_level_name(l), kv16, n_tok, nq, hd, np, bad);
-    CHECKF(alone == 0, "%s: attention kv_f16=%d n_tok=%d n_q=%d head_dim=%d n_pos=%d: %d tokens differ alone",
-           kern_level_name(l), kv16, n_tok, nq, hd, np, alone);
+    CHECKF(bad == 0, "%s: attention kv_f16=%d n_tok=%d n_q=%d head_dim=%d n_pos=%d stride=%d heads: %d values off",
+           kern_level_name(l), kv16, n_tok, nq, hd, np, spread, bad);
+    CHECKF(alone == 0, "%s: attention kv_f16=%d n_tok=%d n_q=%d head_dim=%d n_pos=%d stride=%d heads: %d tokens differ alone",
+           kern_level_name(l), kv16, n_tok, nq, hd, np, spread, alone);
     free(K);
     free(V);
     free(q);
@@ -502,7 +502,8 @@ static void test_attention(kern_level l) {
             for (size_t b = 0; b < RL_ARRAY_LEN(HD); b++)
                 for (size_t c = 0; c < RL_ARRAY_LEN(NP); c++)
                     for (size_t t = 0; t < RL_ARRAY_LEN(NT); t++)
-                        if (NT[t] <= NP[c]) check_attention(k, l, kv16 != 0, NT[t], NQ[a], HD[b], NP[c]);
+                        for (int spread = 1; spread <= 3; spread += 2)
+                            if (NT[t] <= NP[c]) check_attention(k, l, kv16 != 0, NT[t], NQ[a], HD[b], NP[c], spread);
     kern_free(k);
 }
 
