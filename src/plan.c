@@ -109,6 +109,7 @@ int plan_model_from_shape(const rl_shape *s, const char *quant, const plan_param
     m->kv_bytes_per_token = (double)shape_kv_bytes_per_token(s, p->kv_elem_bytes);
     m->ctx = p->ctx;
     m->flops_per_token = shape_flops_per_token(s, (uint32_t)p->ctx);
+    m->attn_flops_per_token = shape_attention_flops(s, (uint32_t)p->ctx);
     m->size_class = shape_size_class(m->params);
     m->int8_compute = !is_float_type(quant);
     return 0;
@@ -139,13 +140,16 @@ const char *plan_limit_name(int limit) {
 static double session_kv(const plan_model *m) { return m->kv_bytes_per_token * m->ctx; }
 
 /* Seconds of one step of b sessions, as its two parts: streaming the
- * weights and b KV caches, and the arithmetic of b tokens plus the part
- * done once per step. The step takes the longer (they overlap). */
+ * weights and b KV caches, and the arithmetic of b tokens (the weights' at
+ * the compute peak, attention's at the float peak) plus the part done once
+ * per step. The step takes the longer (they overlap). */
 static void step_parts(const plan_part *pt, const plan_model *m, double eff_bw, double eff_compute, double b,
                        double *t_mem, double *t_compute) {
     double B = eff_bw * pt->bw_gbs * 1e9, C = eff_compute * pt->compute_ops;
+    double Ca = eff_compute * (pt->attn_ops > 0 ? pt->attn_ops : pt->compute_ops);
+    double Fw = m->flops_per_token - m->attn_flops_per_token, Fa = m->attn_flops_per_token;
     *t_mem = B > 0 ? (m->weight_bytes + b * session_kv(m)) / B : INFINITY;
-    *t_compute = m->flops_per_token <= 0 ? 0 : C > 0 ? (pt->step_fixed + b) * m->flops_per_token / C : INFINITY;
+    *t_compute = m->flops_per_token <= 0 ? 0 : C > 0 && Ca > 0 ? (pt->step_fixed + b) * Fw / C + b * Fa / Ca : INFINITY;
 }
 
 double plan_step_rate(const plan_part *pt, const plan_model *m, double eff_bw, double eff_compute, int b) {
@@ -170,11 +174,15 @@ plan_fit plan_fit_part(const plan_part *pt, const plan_model *m, const plan_para
     memset(&fit, 0, sizeof fit);
     fit.part = *pt;
     double kv = session_kv(m), f = p->floor_tok_s, W = m->weight_bytes, F = m->flops_per_token;
+    double Fa = m->attn_flops_per_token, Fw = F - Fa;
     /* Each bound is the largest b that keeps its own condition true:
      *   bandwidth: (W + b K) / B <= 1/f     =>  b <= (B/f - W) / K
-     *   compute:   (u + b) F / C <= 1/f     =>  b <= C / (f F) - u
+     *   compute:   (u + b) Fw / C + b Fa / Ca <= 1/f
+     *                     =>  b <= (1/f - u Fw / C) / (Fw / C + Fa / Ca)
+     *              (no attention: b <= C / (f F) - u)
      *   memory:    W + b K <= M             =>  b <= (M - W) / K         */
     double B = eff_bw * pt->bw_gbs * 1e9, C = eff_compute * pt->compute_ops;
+    double Ca = eff_compute * (pt->attn_ops > 0 ? pt->attn_ops : pt->compute_ops);
     double ex_bw, ex_mem; /* unrounded; the batch is their whole part */
     if (kv > 0) {
         ex_bw = bound((B / f - W) / kv);
@@ -183,7 +191,9 @@ plan_fit plan_fit_part(const plan_part *pt, const plan_model *m, const plan_para
         ex_bw = B / f >= W ? PLAN_BATCH_CAP : 0;
         ex_mem = pt->mem_bytes >= W ? PLAN_BATCH_CAP : 0;
     }
-    double ex_compute = F <= 0 ? PLAN_BATCH_CAP : C > 0 ? bound(C / (f * F) - pt->step_fixed) : 0;
+    double ex_compute = F <= 0              ? PLAN_BATCH_CAP
+                        : C > 0 && Ca > 0 ? bound((1 / f - pt->step_fixed * Fw / C) / (Fw / C + Fa / Ca))
+                                          : 0;
     double by_bw = whole(ex_bw), by_mem = whole(ex_mem), by_compute = whole(ex_compute);
     double by_assumption = pt->max_batch > 0 ? pt->max_batch : PLAN_BATCH_CAP;
     double exact = fmin(fmin(ex_bw, ex_mem), fmin(ex_compute, by_assumption));
@@ -215,6 +225,9 @@ static double unit_compute(const plan_hw *hw, const plan_model *m) {
     return (m->int8_compute ? hw->int8_tops : hw->bf16_tflops) * 1e12;
 }
 
+/* ... and for attention, which is floating point whatever the weights. */
+static double unit_attn(const plan_hw *hw) { return hw->bf16_tflops * 1e12; }
+
 int plan_slices(const plan_hw *hw, const plan_params *p, double *share) {
     *share = 0;
     if (p->cores <= 0 || hw->cores <= 0) return 0;
@@ -234,7 +247,7 @@ int plan_slices(const plan_hw *hw, const plan_params *p, double *share) {
 static int cpu_parts(const plan_hw *hw, const plan_model *m, const plan_params *p, plan_part *out, int cap) {
     int pools = hw->units, pool_cores = hw->cores;
     double pool_bw = hw->mem_bw_gbs;
-    double pool_compute = unit_compute(hw, m);
+    double pool_compute = unit_compute(hw, m), pool_attn = unit_attn(hw);
     double pool_mem = hw->mem_gib * PLAN_GIB * p->mem_usable;
     double share;
     int slices = plan_slices(hw, p, &share);
@@ -244,6 +257,7 @@ static int cpu_parts(const plan_hw *hw, const plan_model *m, const plan_params *
         pool_cores = p->cores;
         pool_bw = share * hw->mem_bw_gbs;
         pool_compute = frac * unit_compute(hw, m);
+        pool_attn = frac * unit_attn(hw);
         pool_mem = frac * hw->mem_gib * PLAN_GIB * p->mem_usable;
     }
     int n = 0;
@@ -254,6 +268,7 @@ static int cpu_parts(const plan_hw *hw, const plan_model *m, const plan_params *
         pt->cores = pool_cores / q;
         pt->bw_gbs = pool_bw / q;
         pt->compute_ops = pool_compute * pt->cores / pool_cores;
+        pt->attn_ops = pool_attn * pt->cores / pool_cores;
         pt->mem_bytes = pool_mem / q;
     }
     return n;
@@ -284,6 +299,7 @@ static int gpu_parts(const plan_hw *hw, const plan_model *m, const plan_params *
         pt->cores = k * hw->cores;
         pt->bw_gbs = k * hw->mem_bw_gbs;
         pt->compute_ops = k * unit_compute(hw, m);
+        pt->attn_ops = k * unit_attn(hw);
         pt->mem_bytes = k * hw->mem_gib * PLAN_GIB * p->mem_usable;
         pt->max_batch = strategy == PLAN_ONE_PER_GPU ? 1 : 0;
     }
@@ -295,6 +311,7 @@ static int gpu_parts(const plan_hw *hw, const plan_model *m, const plan_params *
         pt->cores = (int)floor(hw->cores * hw->mig_compute_fraction + PLAN_EPS);
         pt->bw_gbs = hw->mem_bw_gbs * hw->mig_bw_fraction;
         pt->compute_ops = unit_compute(hw, m) * hw->mig_compute_fraction;
+        pt->attn_ops = unit_attn(hw) * hw->mig_compute_fraction;
         pt->mem_bytes = hw->mig_mem_gib * PLAN_GIB * p->mem_usable;
         pt->max_batch = strategy == PLAN_ONE_PER_MIG ? 1 : 0;
     }
@@ -422,21 +439,24 @@ int plan_run(const plan_hw *hw, const plan_model *m, const plan_params *p, plan_
 
 static bool positive(double x) { return isfinite(x) && x > 0; }
 
-int plan_calibrate(const plan_measure *ms, double peak_ops, double *eff_bw, double *eff_compute, double *step_fixed,
-                   rl_err *err) {
+int plan_calibrate(const plan_measure *ms, double peak_ops, double attn_peak_ops, double *eff_bw, double *eff_compute,
+                   double *step_fixed, rl_err *err) {
     double rate1 = positive(ms->one_tok_s) ? ms->one_tok_s : ms->decode_tok_s;
     if (!positive(ms->bandwidth_gbs) || !positive(ms->bytes_per_token) || !positive(rate1))
         return rl_fail(err, RL_ERR_INPUT,
                        "calibration needs a positive bandwidth_gbs, model.bytes_per_token and a decode speed");
     *eff_bw = ms->bytes_per_token * rate1 / (ms->bandwidth_gbs * 1e9);
     if (ms->lo < 1 || ms->hi <= ms->lo || !positive(ms->lo_tok_s) || !positive(ms->hi_tok_s)) return 0;
-    if (!positive(peak_ops) || !positive(ms->flops_per_token))
+    double Fa = ms->attn_flops_per_token, Fw = ms->flops_per_token - Fa;
+    if (attn_peak_ops <= 0) attn_peak_ops = peak_ops;
+    if (!positive(peak_ops) || !positive(attn_peak_ops) || !positive(Fw) || !(Fa >= 0))
         return rl_fail(err, RL_ERR_INPUT, "calibration needs the machine's peak compute and the model's FLOPs");
     double t_lo = ms->lo / ms->lo_tok_s, t_hi = ms->hi / ms->hi_tok_s;
     double c = (t_hi - t_lo) / (ms->hi - ms->lo);
     if (!(c > 0)) return 0; /* steps that do not grow: nothing to learn about compute */
-    *eff_compute = ms->flops_per_token / (c * peak_ops);
-    *step_fixed = fmax(0, t_hi / c - ms->hi);
+    double e = (Fw / peak_ops + Fa / attn_peak_ops) / c;
+    *eff_compute = e;
+    *step_fixed = fmax(0, (t_hi - ms->hi * c) / (Fw / (e * peak_ops)));
     return 0;
 }
 

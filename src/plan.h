@@ -73,6 +73,8 @@ typedef struct plan_model {
     double kv_bytes_per_token;  /* K and V of one token, all layers */
     double ctx;                 /* tokens of context each session holds */
     double flops_per_token;     /* one decode step at that context */
+    double attn_flops_per_token; /* ... of which attention over the context:
+                                    floating point, whatever the weights */
     int size_class;             /* shape_size_class */
     bool int8_compute;          /* quantized weights: int8 dot products */
 } plan_model;
@@ -151,7 +153,9 @@ typedef struct plan_part {
     int gpus;             /* GPUs in each (GPU servers; 0 for a MIG slice) */
     bool mig;             /* a MIG slice */
     double bw_gbs;        /* each, datasheet share */
-    double compute_ops;   /* each, peak ops/s for the model's arithmetic */
+    double compute_ops;   /* each, peak ops/s for the weights' arithmetic */
+    double attn_ops;      /* each, peak FLOP/s for attention (the float
+                             peak); 0: compute_ops */
     double mem_bytes;     /* each, usable for weights + KV */
     int max_batch;        /* 0: free; 1: one session each (seed) */
     double step_fixed;    /* the params' step_fixed for this hardware */
@@ -243,6 +247,7 @@ typedef struct plan_measure {
     double bytes_per_token;    /* the bench's bytes per decoded token */
     double decode_tok_s;       /* single-session decode (tg128) */
     double flops_per_token;    /* of the benched model at the sweep's position */
+    double attn_flops_per_token; /* ... of which attention */
     double one_tok_s;          /* sweep: one session's speed (0: none) */
     int lo, hi;                /* sweep: two batch sizes, lo < hi (0: none) */
     double lo_tok_s, hi_tok_s; /* ... their aggregate tok/s */
@@ -250,16 +255,21 @@ typedef struct plan_measure {
 
 /* The factors from step times the sweep measured (t(b) = b / aggregate).
  * Between two batches both bound by arithmetic, lo and hi, each session
- * costs c = (t(hi) - t(lo)) / (hi - lo) of it, and the per-step part is
- * u = t(hi) / c - hi sessions' worth:
- *   eff_compute = flops_per_token / (c x peak_ops),   step_fixed = u.
+ * costs c = (t(hi) - t(lo)) / (hi - lo) of it: its weights' FLOPs Fw at
+ * the int8 (or bf16) peak and its attention's Fa at the float peak, both
+ * at the one efficiency e. The per-step part is u sessions' worth of the
+ * weights' arithmetic:
+ *   eff_compute = (Fw / peak_ops + Fa / attn_peak_ops) / c,
+ *   step_fixed  = (t(hi) - hi c) / (Fw / (e peak_ops))
+ * (with no attention: Fw / (c peak_ops) and t(hi) / c - hi).
  * One session's step, t1 = 1 / one_tok_s (else 1 / decode_tok_s), is taken
  * as bound by streaming: eff_bw = bytes_per_token / (t1 x bandwidth) (if
  * it was arithmetic-bound, a lower bound). Without two usable sweep points
  * (none, or steps that do not grow) eff_compute and step_fixed are left as
- * they are. Fails on non-positive or non-finite input. */
-int plan_calibrate(const plan_measure *ms, double peak_ops, double *eff_bw, double *eff_compute, double *step_fixed,
-                   rl_err *err);
+ * they are. attn_peak_ops 0: peak_ops. Fails on non-positive or
+ * non-finite input. */
+int plan_calibrate(const plan_measure *ms, double peak_ops, double attn_peak_ops, double *eff_bw, double *eff_compute,
+                   double *step_fixed, rl_err *err);
 
 /* Predicted vs measured sessions at the floor on one machine. */
 typedef struct plan_verify {

@@ -198,11 +198,15 @@ uint64_t shape_kv_bytes_per_token(const rl_shape *s, double elem_bytes) {
     return (uint64_t)(2.0 * s->n_layer * s->n_head_kv * s->head_dim * elem_bytes);
 }
 
+double shape_attention_flops(const rl_shape *s, uint32_t pos) {
+    double q = (double)s->n_head * s->head_dim;
+    return 2.0 * s->n_layer * 2.0 * q * pos; /* q.k and p.v for every earlier position */
+}
+
 double shape_flops_per_token(const rl_shape *s, uint32_t pos) {
     double d = s->n_embd, q = (double)s->n_head * s->head_dim, kv = (double)s->n_head_kv * s->head_dim;
     double weights = s->n_layer * (d * q + 2 * d * kv + q * d + 3 * d * s->n_ff) + (double)s->n_vocab * d;
-    double attention = s->n_layer * 2.0 * q * pos; /* q.k and p.v for every earlier position */
-    return 2.0 * (weights + attention);
+    return 2.0 * weights + shape_attention_flops(s, pos);
 }
 
 int shape_size_class(uint64_t n_params) {

@@ -56,6 +56,9 @@ uint64_t shape_kv_bytes_per_token(const rl_shape *s, double elem_bytes);
 /* Multiply-adds x2 per token for a decode step at context position `pos`
  * (weights plus attention over pos previous tokens). */
 double shape_flops_per_token(const rl_shape *s, uint32_t pos);
+/* ... the part of it that is attention (q.k and p.v over pos positions):
+ * floating-point arithmetic, where the weights' is int8 when quantized. */
+double shape_attention_flops(const rl_shape *s, uint32_t pos);
 
 /* The seed's size classes: 0 (< 4B parameters), 1 (4B-20B), 2 (20B-200B),
  * 3 (> 200B). */

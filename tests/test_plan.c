@@ -171,7 +171,20 @@ static void test_compute_bound(void) {
     p.cpu_step_fixed = 5;
     CHECK(plan_run(&hw, &m, &p, &r, NULL) == 0);
     CHECK_EQ_INT(r.fit[PLAN_BATCHED].sessions, 20);
+    /* Attention is floating point: 0.5 of the 2 GFLOP at the bf16/fp peak
+     * (0.25 TFLOPS x 0.5 = 1.25e11), the weights' 1.5 at int8 (5e11):
+     *   (2 + b) x 0.003 + b x 0.004 <= 0.1  =>  b <= 0.094 / 0.007 = 13.43
+     * where counting all 2 GFLOP at the int8 rate gave 23. */
     p = params();
+    hw.bf16_tflops = 0.25;
+    m.attn_flops_per_token = 0.5e9;
+    CHECK(plan_run(&hw, &m, &p, &r, NULL) == 0);
+    f = &r.fit[PLAN_BATCHED];
+    CHECK_EQ_INT(f->sessions, 13);
+    CHECK_EQ_INT(f->limit, PLAN_LIMIT_COMPUTE);
+    CHECK_NEAR(f->batch_exact, 0.094 / 0.007, 1e-9);
+    CHECK_NEAR(f->tok_s, 1 / (15 * 0.003 + 13 * 0.004), 1e-9);
+    m.attn_flops_per_token = 0;
     /* 10 TOPS: (2 + b) x 0.0004 <= 0.1 -> 248; bandwidth first at 40. */
     hw = cpu_hw();
     CHECK(plan_run(&hw, &m, &p, &r, NULL) == 0);
@@ -597,7 +610,7 @@ static void test_calibration(void) {
                        .decode_tok_s = b.decode_tok_s, .flops_per_token = 2.5e9, .one_tok_s = one->min_tok_s,
                        .lo = 8, .lo_tok_s = 92, .hi = most->sessions, .hi_tok_s = most->aggregate_tok_s};
     double eb = 0, ec = 0.123, u = -1, cs = (0.12 - 8.0 / 92) / 4;
-    CHECK(plan_calibrate(&ms, 1e12, &eb, &ec, &u, &err) == 0);
+    CHECK(plan_calibrate(&ms, 1e12, 0, &eb, &ec, &u, &err) == 0);
     CHECK_NEAR(eb, 0.7, 1e-12);
     CHECK_NEAR(ec, 2.5e9 / (cs * 1e12), 1e-12);
     CHECK_NEAR(u, 0.12 / cs - 12, 1e-9);
@@ -608,7 +621,7 @@ static void test_calibration(void) {
     u = -1;
     ms.one_tok_s = 0;
     ms.decode_tok_s = 10;
-    CHECK(plan_calibrate(&ms, 1e12, &eb, &ec, &u, &err) == 0);
+    CHECK(plan_calibrate(&ms, 1e12, 0, &eb, &ec, &u, &err) == 0);
     CHECK_NEAR(eb, 0.35, 1e-12);
     CHECK_NEAR(ec, 0.123, 0);
     CHECK_NEAR(u, -1, 0);
@@ -616,13 +629,23 @@ static void test_calibration(void) {
      * compute either. */
     ms.hi = 12;
     ms.hi_tok_s = 300; /* t12 = 0.04 s < t8 */
-    CHECK(plan_calibrate(&ms, 1e12, &eb, &ec, &u, &err) == 0);
+    CHECK(plan_calibrate(&ms, 1e12, 0, &eb, &ec, &u, &err) == 0);
     CHECK_NEAR(ec, 0.123, 0);
     ms.decode_tok_s = 0;
-    CHECK(plan_calibrate(&ms, 1e12, &eb, &ec, &u, &err) == -1);
+    CHECK(plan_calibrate(&ms, 1e12, 0, &eb, &ec, &u, &err) == -1);
     ms.decode_tok_s = 10;
     ms.bandwidth_gbs = NAN;
-    CHECK(plan_calibrate(&ms, 1e12, &eb, &ec, &u, &err) == -1);
+    CHECK(plan_calibrate(&ms, 1e12, 0, &eb, &ec, &u, &err) == -1);
+
+    /* With attention: a machine of efficiency 0.5, peaks 1e12 (int8) and
+     * 0.25e12 (float), a model of 1.5 + 0.5 GFLOP and u = 3 steps t(b) =
+     * 3 x 1.5e9 / 5e11 + b x (1.5e9 / 5e11 + 0.5e9 / 1.25e11) = 0.009 +
+     * 0.007 b: 0.037 s at 4, 0.065 at 8. Calibration gives both back. */
+    ms = (plan_measure){.bandwidth_gbs = 20, .bytes_per_token = 7e8, .one_tok_s = 20, .flops_per_token = 2e9,
+                        .attn_flops_per_token = 0.5e9, .lo = 4, .lo_tok_s = 4 / 0.037, .hi = 8, .hi_tok_s = 8 / 0.065};
+    CHECK(plan_calibrate(&ms, 1e12, 0.25e12, &eb, &ec, &u, &err) == 0);
+    CHECK_NEAR(ec, 0.5, 1e-9);
+    CHECK_NEAR(u, 3, 1e-9);
 
     /* Calibrated factors apply to CPUs, not to GPUs (rackllm runs on CPUs). */
     plan_params p = params();

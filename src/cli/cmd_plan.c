@@ -260,11 +260,15 @@ static int load_hardware(const plan_cli *c, const char *id, plan_hw *hw, rl_err 
     return hwcatalog_find(id, hw, err);
 }
 
-/* FLOPs per token of the benched model at the middle of its sweep. */
-static double bench_flops(const bench_json *b) {
+/* FLOPs per token of the benched model at the middle of its sweep, and how
+ * many of them are attention. */
+static double bench_flops(const bench_json *b, double *attention) {
     rl_shape s;
+    *attention = 0;
     if (!b->shape[0] || shape_catalog_find(b->shape, &s, NULL)) return 0;
-    return shape_flops_per_token(&s, (uint32_t)(b->prompt_len + b->gen_len / 2));
+    uint32_t pos = (uint32_t)(b->prompt_len + b->gen_len / 2);
+    *attention = shape_attention_flops(&s, pos);
+    return shape_flops_per_token(&s, pos);
 }
 
 /* Reads --calibrate and replaces the efficiency factors not set by flags. */
@@ -281,11 +285,14 @@ static int calibrate(plan_cli *c, rl_err *err) {
             (!lo || q->sessions < lo->sessions))
             lo = q;
     }
+    double attention;
+    double flops = bench_flops(&c->calib, &attention);
     plan_measure ms = {
         .bandwidth_gbs = c->calib.bandwidth_gbs,
         .bytes_per_token = c->calib.bytes_per_token,
         .decode_tok_s = c->calib.decode_tok_s,
-        .flops_per_token = bench_flops(&c->calib),
+        .flops_per_token = flops,
+        .attn_flops_per_token = attention,
         .one_tok_s = one ? one->min_tok_s : 0,
     };
     if (lo && ms.flops_per_token > 0) { /* unknown shape: keep the compute defaults */
@@ -298,7 +305,7 @@ static int calibrate(plan_cli *c, rl_err *err) {
                   strcasecmp(c->calib.type, "f32") == 0);
     double peak = (int8 ? self.int8_tops : self.bf16_tflops) * 1e12;
     double eb = self.eff_bw, ec = 0, u = -1;
-    if (plan_calibrate(&ms, peak, &eb, &ec, &u, err)) return rl_fail_prefix(err, "%s: ", c->calibrate);
+    if (plan_calibrate(&ms, peak, self.bf16_tflops * 1e12, &eb, &ec, &u, err)) return rl_fail_prefix(err, "%s: ", c->calibrate);
     c->params.cpu_eff_bw = eb;
     if (ec > 0) { /* only a sweep measures compute */
         c->params.cpu_eff_compute = ec;
@@ -352,9 +359,9 @@ static void print_model_and_hw(const plan_cli *c, const plan_model *m, const pla
     printf("model      %s (%s), %s, %.3g B params, %s\n", m->name, m->id, m->quant, m->params / 1e9,
            shape_size_class_label(m->size_class));
     printf("           weights %.3g GB (%.3g bits/weight), KV %.1f kB/token = %.3g GB per session at ctx %.0f,"
-           " %.3g GFLOP/token\n",
+           " %.3g GFLOP/token (%.3g of it attention)\n",
            m->weight_bytes / 1e9, m->bits_per_weight, m->kv_bytes_per_token / 1e3,
-           m->kv_bytes_per_token * m->ctx / 1e9, m->ctx, m->flops_per_token / 1e9);
+           m->kv_bytes_per_token * m->ctx / 1e9, m->ctx, m->flops_per_token / 1e9, m->attn_flops_per_token / 1e9);
     printf("hardware   %s (%s)\n", hw->name, hw->id);
     printf("           %d x %d %s, %.4g GB/s, %.4g GiB, %.4g int8 TOPS, %.4g bf16 TFLOPS per %s\n", hw->units,
            hw->cores, hw->kind == PLAN_HW_GPU ? "SMs" : "cores", hw->mem_bw_gbs, hw->mem_gib, hw->int8_tops,
@@ -436,6 +443,7 @@ static cJSON *plan_json(const plan_cli *c, const plan_model *m, const plan_hw *h
     cJSON_AddNumberToObject(mo, "weight_bytes", m->weight_bytes);
     cJSON_AddNumberToObject(mo, "kv_bytes_per_token", m->kv_bytes_per_token);
     cJSON_AddNumberToObject(mo, "flops_per_token", m->flops_per_token);
+    cJSON_AddNumberToObject(mo, "attn_flops_per_token", m->attn_flops_per_token);
     cJSON *ho = cJSON_AddObjectToObject(root, "hardware");
     cJSON_AddStringToObject(ho, "id", hw->id);
     cJSON_AddStringToObject(ho, "name", hw->name);
