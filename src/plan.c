@@ -139,24 +139,28 @@ const char *plan_limit_name(int limit) {
 /* KV cache of one session at the planning context. */
 static double session_kv(const plan_model *m) { return m->kv_bytes_per_token * m->ctx; }
 
-/* Seconds of one step of b sessions, as its two parts: streaming the
- * weights and b KV caches, and the arithmetic of b tokens (the weights' at
- * the compute peak, attention's at the float peak) plus the part done once
- * per step. The step takes the longer (they overlap). */
+/* Seconds of one step of b sessions, in its parts. The matrix products
+ * stream the weights (t_mem) while doing the weights' arithmetic for b
+ * tokens plus the part done once per step (t_compute); they overlap, so
+ * that phase takes the longer. Attention is a phase of its own (between
+ * the products, in every layer): each session reads its KV cache and does
+ * its floating-point arithmetic, one after the other (t_attn, for b). */
 static void step_parts(const plan_part *pt, const plan_model *m, double eff_bw, double eff_compute, double b,
-                       double *t_mem, double *t_compute) {
+                       double *t_mem, double *t_compute, double *t_attn) {
     double B = eff_bw * pt->bw_gbs * 1e9, C = eff_compute * pt->compute_ops;
     double Ca = eff_compute * (pt->attn_ops > 0 ? pt->attn_ops : pt->compute_ops);
     double Fw = m->flops_per_token - m->attn_flops_per_token, Fa = m->attn_flops_per_token;
-    *t_mem = B > 0 ? (m->weight_bytes + b * session_kv(m)) / B : INFINITY;
-    *t_compute = m->flops_per_token <= 0 ? 0 : C > 0 && Ca > 0 ? (pt->step_fixed + b) * Fw / C + b * Fa / Ca : INFINITY;
+    *t_mem = B > 0 ? m->weight_bytes / B : INFINITY;
+    *t_compute = Fw <= 0 ? 0 : C > 0 ? (pt->step_fixed + b) * Fw / C : INFINITY;
+    double kv_s = B > 0 ? session_kv(m) / B : INFINITY, att_s = Fa <= 0 ? 0 : Ca > 0 ? Fa / Ca : INFINITY;
+    *t_attn = b * (kv_s + att_s);
 }
 
 double plan_step_rate(const plan_part *pt, const plan_model *m, double eff_bw, double eff_compute, int b) {
     if (b < 1) return 0;
-    double tm, tc;
-    step_parts(pt, m, eff_bw, eff_compute, b, &tm, &tc);
-    return 1 / fmax(tm, tc); /* 0 when either part is infinite */
+    double tm, tc, ta;
+    step_parts(pt, m, eff_bw, eff_compute, b, &tm, &tc, &ta);
+    return 1 / (fmax(tm, tc) + ta); /* 0 when a part is infinite */
 }
 
 /* A bound kept within [0, PLAN_BATCH_CAP]. */
@@ -175,25 +179,21 @@ plan_fit plan_fit_part(const plan_part *pt, const plan_model *m, const plan_para
     fit.part = *pt;
     double kv = session_kv(m), f = p->floor_tok_s, W = m->weight_bytes, F = m->flops_per_token;
     double Fa = m->attn_flops_per_token, Fw = F - Fa;
-    /* Each bound is the largest b that keeps its own condition true:
-     *   bandwidth: (W + b K) / B <= 1/f     =>  b <= (B/f - W) / K
-     *   compute:   (u + b) Fw / C + b Fa / Ca <= 1/f
-     *                     =>  b <= (1/f - u Fw / C) / (Fw / C + Fa / Ca)
-     *              (no attention: b <= C / (f F) - u)
-     *   memory:    W + b K <= M             =>  b <= (M - W) / K         */
     double B = eff_bw * pt->bw_gbs * 1e9, C = eff_compute * pt->compute_ops;
     double Ca = eff_compute * (pt->attn_ops > 0 ? pt->attn_ops : pt->compute_ops);
+    /* A = one session's attention: its KV cache read, then its arithmetic.
+     * Each bound is the largest b that keeps its own condition true:
+     *   bandwidth: W / B + b A <= 1/f               =>  b <= (1/f - W/B) / A
+     *              (no attention: b <= (B/f - W) / K)
+     *   compute:   (u + b) Fw / C + b A <= 1/f      =>  b <= (1/f - u Fw/C) / (Fw/C + A)
+     *   memory:    W + b K <= M                     =>  b <= (M - W) / K       */
+    double A = B > 0 && (Fa <= 0 || Ca > 0) ? kv / B + (Fa > 0 ? Fa / Ca : 0) : INFINITY;
     double ex_bw, ex_mem; /* unrounded; the batch is their whole part */
-    if (kv > 0) {
-        ex_bw = bound((B / f - W) / kv);
-        ex_mem = bound((pt->mem_bytes - W) / kv);
-    } else {
-        ex_bw = B / f >= W ? PLAN_BATCH_CAP : 0;
-        ex_mem = pt->mem_bytes >= W ? PLAN_BATCH_CAP : 0;
-    }
-    double ex_compute = F <= 0              ? PLAN_BATCH_CAP
-                        : C > 0 && Ca > 0 ? bound((1 / f - pt->step_fixed * Fw / C) / (Fw / C + Fa / Ca))
-                                          : 0;
+    if (!(B > 0)) ex_bw = 0;
+    else if (A > 0) ex_bw = bound((1 / f - W / B) / A);
+    else ex_bw = B / f >= W ? PLAN_BATCH_CAP : 0;
+    ex_mem = kv > 0 ? bound((pt->mem_bytes - W) / kv) : pt->mem_bytes >= W ? PLAN_BATCH_CAP : 0;
+    double ex_compute = Fw <= 0 ? PLAN_BATCH_CAP : C > 0 ? bound((1 / f - pt->step_fixed * Fw / C) / (Fw / C + A)) : 0;
     double by_bw = whole(ex_bw), by_mem = whole(ex_mem), by_compute = whole(ex_compute);
     double by_assumption = pt->max_batch > 0 ? pt->max_batch : PLAN_BATCH_CAP;
     double exact = fmin(fmin(ex_bw, ex_mem), fmin(ex_compute, by_assumption));
@@ -453,8 +453,9 @@ int plan_calibrate(const plan_measure *ms, double peak_ops, double attn_peak_ops
         return rl_fail(err, RL_ERR_INPUT, "calibration needs the machine's peak compute and the model's FLOPs");
     double t_lo = ms->lo / ms->lo_tok_s, t_hi = ms->hi / ms->hi_tok_s;
     double c = (t_hi - t_lo) / (ms->hi - ms->lo);
-    if (!(c > 0)) return 0; /* steps that do not grow: nothing to learn about compute */
-    double e = (Fw / peak_ops + Fa / attn_peak_ops) / c;
+    double kv_s = ms->kv_bytes_per_session > 0 ? ms->kv_bytes_per_session / (*eff_bw * ms->bandwidth_gbs * 1e9) : 0;
+    if (!(c > kv_s)) return 0; /* steps that do not grow: nothing to learn about compute */
+    double e = (Fw / peak_ops + Fa / attn_peak_ops) / (c - kv_s);
     *eff_compute = e;
     *step_fixed = fmax(0, (t_hi - ms->hi * c) / (Fw / (e * peak_ops)));
     return 0;

@@ -248,26 +248,27 @@ typedef struct plan_measure {
     double decode_tok_s;       /* single-session decode (tg128) */
     double flops_per_token;    /* of the benched model at the sweep's position */
     double attn_flops_per_token; /* ... of which attention */
+    double kv_bytes_per_session; /* a session's KV cache at that position */
     double one_tok_s;          /* sweep: one session's speed (0: none) */
     int lo, hi;                /* sweep: two batch sizes, lo < hi (0: none) */
     double lo_tok_s, hi_tok_s; /* ... their aggregate tok/s */
 } plan_measure;
 
 /* The factors from step times the sweep measured (t(b) = b / aggregate).
- * Between two batches both bound by arithmetic, lo and hi, each session
- * costs c = (t(hi) - t(lo)) / (hi - lo) of it: its weights' FLOPs Fw at
- * the int8 (or bf16) peak and its attention's Fa at the float peak, both
- * at the one efficiency e. The per-step part is u sessions' worth of the
- * weights' arithmetic:
- *   eff_compute = (Fw / peak_ops + Fa / attn_peak_ops) / c,
- *   step_fixed  = (t(hi) - hi c) / (Fw / (e peak_ops))
- * (with no attention: Fw / (c peak_ops) and t(hi) / c - hi).
  * One session's step, t1 = 1 / one_tok_s (else 1 / decode_tok_s), is taken
  * as bound by streaming: eff_bw = bytes_per_token / (t1 x bandwidth) (if
- * it was arithmetic-bound, a lower bound). Without two usable sweep points
- * (none, or steps that do not grow) eff_compute and step_fixed are left as
- * they are. attn_peak_ops 0: peak_ops. Fails on non-positive or
- * non-finite input. */
+ * it was arithmetic-bound, a lower bound); B = eff_bw x bandwidth.
+ * Between two batches both bound by arithmetic, lo and hi, each session
+ * costs c = (t(hi) - t(lo)) / (hi - lo): its weights' FLOPs Fw at the int8
+ * (or bf16) peak, its attention's Fa at the float peak, both at the one
+ * efficiency e, and its KV cache read, K / B. The per-step part is u
+ * sessions' worth of the weights' arithmetic:
+ *   eff_compute = (Fw / peak_ops + Fa / attn_peak_ops) / (c - K / B),
+ *   step_fixed  = (t(hi) - hi c) / (Fw / (e peak_ops))
+ * (with no attention and no KV: Fw / (c peak_ops) and t(hi) / c - hi).
+ * Without two usable sweep points (none, or steps that do not grow beyond
+ * the KV reads: noise) eff_compute and step_fixed are left as they are.
+ * attn_peak_ops 0: peak_ops. Fails on non-positive or non-finite input. */
 int plan_calibrate(const plan_measure *ms, double peak_ops, double attn_peak_ops, double *eff_bw, double *eff_compute,
                    double *step_fixed, rl_err *err);
 

@@ -47,18 +47,21 @@ done
 check '[ "$(jget "$tmp/a.json" "typeof j.limiting_factor")" = string ]'
 # By hand, from data/hardware.json and the Llama 3.2 1B shape: weights 1,235,814,432 x 4.5 / 8 =
 # 695,145,618 B; KV 32768 B/token x 4096 = 134,217,728 B per session; 3,008,364,544 FLOP per
-# token; bandwidth B = 0.5 x 332.8 GB/s = 166.4e9, int8 compute C = 0.25 x 39.32e12 = 9.83e12.
-#   bandwidth: b = floor((16.64e9 - 695,145,618) / 134,217,728) = floor(118.8) = 118
-#   compute:   (2 + b) x 3,008,364,544 / 9.83e12 <= 0.1 s -> b <= 326.8 - 2 -> 324
-# so 118 sessions, bandwidth-bound.
-# Rack: (12500 - 300) / 600 W = 20.3 -> 20 servers (space: 40 x 1U), power-bound: 2360 sessions.
-check '[ "$(jget "$tmp/a.json" j.sessions_per_server)" = 118 ]'
-check '[ "$(jget "$tmp/a.json" j.limiting_factor)" = bandwidth ]'
+# token, of which attention 2 x 16 layers x 2 x 2048 x 4096 = 536,870,912; bandwidth B = 0.5 x
+# 332.8 GB/s = 166.4e9, int8 compute C = 0.25 x 39.32e12 = 9.83e12, float Ca = 0.25 x 19.66e12.
+# A session's attention: A = 134,217,728 / B + 536,870,912 / Ca = 9.158e-4 s; its weights'
+# arithmetic 2,471,493,632 / C = 2.514e-4 s.
+#   bandwidth: (0.1 - 695,145,618 / B) / A = 104.6 -> 104
+#   compute:   (0.1 - 2 x 2.514e-4) / (2.514e-4 + A) = 85.2 -> 85
+# so 85 sessions, compute-bound.
+# Rack: (12500 - 300) / 600 W = 20.3 -> 20 servers (space: 40 x 1U), power-bound: 1700 sessions.
+check '[ "$(jget "$tmp/a.json" j.sessions_per_server)" = 85 ]'
+check '[ "$(jget "$tmp/a.json" j.limiting_factor)" = compute ]'
 check '[ "$(jget "$tmp/a.json" j.servers_per_rack)" = 20 ]'
 check '[ "$(jget "$tmp/a.json" j.rack_limiting_factor)" = power ]'
-check '[ "$(jget "$tmp/a.json" j.sessions_per_rack)" = 2360 ]'
-# Watts per session: (20 x 600 + 300) / 2360 = 5.2118...
-check '[ "$(jget "$tmp/a.json" "Math.abs(j.watts_per_session - 12300 / 2360) < 1e-9")" = true ]'
+check '[ "$(jget "$tmp/a.json" j.sessions_per_rack)" = 1700 ]'
+# Watts per session: (20 x 600 + 300) / 1700 = 7.235...
+check '[ "$(jget "$tmp/a.json" "Math.abs(j.watts_per_session - 12300 / 1700) < 1e-9")" = true ]'
 
 # A rack with more room: 20 kW -> (20000 - 300) / 600 = 32 servers.
 "$bin" plan --hardware ampereone-a192-32x --rack-kw 20 --json >"$tmp/b.json"
@@ -83,7 +86,7 @@ check '[ "$(jget "$tmp/s.json" "Math.abs(j.slice_bw_share - 8 / 96) < 1e-12")" =
 
 # The human table names the headline and the rack.
 "$bin" plan --hardware ampereone-a192-32x >"$tmp/table"
-check 'grep -q "sessions per rack   2360" "$tmp/table" && grep -q "limited by power" "$tmp/table"'
+check 'grep -q "sessions per rack   1700" "$tmp/table" && grep -q "limited by power" "$tmp/table"'
 
 # ---- bad input: exit 2 with "rackllm: ..." ----
 bad() {
@@ -150,8 +153,17 @@ check '[ $? -eq 2 ]' "unwritable SVG path"
 check '[ $? -eq 0 ]'
 # eff_bw = 20 tok/s (the sweep's one session) x 7e8 bytes / 20e9 B/s = 0.7
 check '[ "$(jget "$tmp/k.json" "Math.abs(j.params.eff_bw - 0.7) < 1e-12")" = true ]'
-# the per-step arithmetic from the 8- and 12-session points: 0.12 / ((0.12 - 8/92) / 4) - 12
-check '[ "$(jget "$tmp/k.json" "Math.abs(j.params.step_fixed - (0.12 / ((0.12 - 8 / 92) / 4) - 12)) < 1e-9")" = true ]'
+# the per-step arithmetic from the 12-session point (the first below the floor) and the 8-session
+# one: each session costs c = (0.12 - 8/92) / 4 s, of which its KV cache read (32768 B x 160, the
+# sweep's middle, at 0.7 x 20e9 B/s) and the rest arithmetic, the weights' 2,471,493,632 FLOP at
+# this machine's int8 peak and attention's 20,971,520 (2 x 16 x 2 x 2048 x 160) at its float
+# peak; u = (0.12 - 12 c) / (the weights' share of that arithmetic).
+"$bin" plan --hardware this --json >"$tmp/this.json"
+pi=$(jget "$tmp/this.json" j.hardware.int8_tops)
+pf=$(jget "$tmp/this.json" j.hardware.bf16_tflops)
+u="(() => { const c = (0.12 - 8 / 92) / 4, kv = 32768 * 160 / 14e9, w = 2471493632 / $pi, a = 20971520 / $pf;
+   return (0.12 - 12 * c) / ((c - kv) * w / (w + a)); })()"
+check "[ \"\$(jget '$tmp/k.json' \"Math.abs(j.params.step_fixed - ($u)) < 1e-9\")\" = true ]" "calibrated step_fixed"
 check '[ "$(jget "$tmp/k.json" "j.params.eff_compute > 0 && j.params.efficiency")" = "calibrated by the bench JSON" ]'
 "$bin" plan --hardware h100-sxm --calibrate tests/data/bench-sample.json --json >"$tmp/kg.json"
 check '[ "$(jget "$tmp/kg.json" j.params.eff_bw)" = 0.6 ]' "GPU keeps its defaults"

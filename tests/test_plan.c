@@ -154,50 +154,55 @@ static void test_compute_bound(void) {
     plan_result r;
     CHECK(plan_run(&hw, &m, &p, &r, NULL) == 0);
     /* B = 50e9, C = 0.5 x 1e12 = 5e11: a session's arithmetic takes 2e9 / 5e11
-     * = 0.004 s, and every step does u = 2 sessions' worth more (the default):
-     *   compute:   (2 + b) x 0.004 <= 0.1  =>  b <= 23
-     *   bandwidth: (1e9 + b x 1e8) / 50e9 <= 0.1  =>  b <= 40
-     * so 23, compute-bound, each at 1 / max(0.066, 0.1) = 10 tok/s. */
+     * = 0.004 s, and every step does u = 2 sessions' worth more (the default);
+     * each session's attention reads its KV cache, 1e8 / 50e9 = 0.002 s,
+     * after the products:
+     *   compute:   (2 + b) x 0.004 + b x 0.002 <= 0.1  =>  b <= 15.33
+     *   bandwidth: 1e9 / 50e9 + b x 0.002 <= 0.1      =>  b <= 40
+     * so 15, compute-bound, each at 1 / (max(0.02, 0.068) + 0.03) tok/s. */
     const plan_fit *f = &r.fit[PLAN_BATCHED];
     CHECK_EQ_INT(f->part.count, 1);
-    CHECK_EQ_INT(f->sessions, 23);
+    CHECK_EQ_INT(f->sessions, 15);
     CHECK_EQ_INT(f->limit, PLAN_LIMIT_COMPUTE);
-    CHECK_NEAR(f->tok_s, 10.0, 1e-9);
-    /* Without the per-step part (u = 0, the plain min of the two rates):
-     * 25; with a calibrated u = 5 for CPUs: 20. */
+    CHECK_NEAR(f->batch_exact, 0.092 / 0.006, 1e-9);
+    CHECK_NEAR(f->tok_s, 1 / 0.098, 1e-9);
+    /* Without the per-step part (u = 0): 0.1 / 0.006 = 16.7; with a
+     * calibrated u = 5 for CPUs: 0.08 / 0.006 = 13.3. */
     p.step_fixed = 0;
     CHECK(plan_run(&hw, &m, &p, &r, NULL) == 0);
-    CHECK_EQ_INT(r.fit[PLAN_BATCHED].sessions, 25);
+    CHECK_EQ_INT(r.fit[PLAN_BATCHED].sessions, 16);
     p.cpu_step_fixed = 5;
     CHECK(plan_run(&hw, &m, &p, &r, NULL) == 0);
-    CHECK_EQ_INT(r.fit[PLAN_BATCHED].sessions, 20);
+    CHECK_EQ_INT(r.fit[PLAN_BATCHED].sessions, 13);
     /* Attention is floating point: 0.5 of the 2 GFLOP at the bf16/fp peak
-     * (0.25 TFLOPS x 0.5 = 1.25e11), the weights' 1.5 at int8 (5e11):
-     *   (2 + b) x 0.003 + b x 0.004 <= 0.1  =>  b <= 0.094 / 0.007 = 13.43
-     * where counting all 2 GFLOP at the int8 rate gave 23. */
+     * (0.25 TFLOPS x 0.5 = 1.25e11: 0.004 s), the weights' 1.5 at int8
+     * (5e11: 0.003 s), so a session's attention is 0.002 + 0.004 s:
+     *   (2 + b) x 0.003 + b x 0.006 <= 0.1  =>  b <= 0.094 / 0.009 = 10.44
+     * where counting all 2 GFLOP at the int8 rate gave 15. */
     p = params();
     hw.bf16_tflops = 0.25;
     m.attn_flops_per_token = 0.5e9;
     CHECK(plan_run(&hw, &m, &p, &r, NULL) == 0);
     f = &r.fit[PLAN_BATCHED];
-    CHECK_EQ_INT(f->sessions, 13);
+    CHECK_EQ_INT(f->sessions, 10);
     CHECK_EQ_INT(f->limit, PLAN_LIMIT_COMPUTE);
-    CHECK_NEAR(f->batch_exact, 0.094 / 0.007, 1e-9);
-    CHECK_NEAR(f->tok_s, 1 / (15 * 0.003 + 13 * 0.004), 1e-9);
+    CHECK_NEAR(f->batch_exact, 0.094 / 0.009, 1e-9);
+    CHECK_NEAR(f->tok_s, 1 / (12 * 0.003 + 10 * 0.006), 1e-9);
     m.attn_flops_per_token = 0;
-    /* 10 TOPS: (2 + b) x 0.0004 <= 0.1 -> 248; bandwidth first at 40. */
+    /* 10 TOPS: 0.0008 + b x 0.0024 <= 0.1 -> 41; bandwidth first at 40. */
     hw = cpu_hw();
     CHECK(plan_run(&hw, &m, &p, &r, NULL) == 0);
     CHECK_EQ_INT(r.fit[PLAN_BATCHED].sessions, 40);
     CHECK_EQ_INT(r.fit[PLAN_BATCHED].limit, PLAN_LIMIT_BANDWIDTH);
-    /* bf16 weights use the bf16 peak: C = 0.5 x 5e12, 0.0008 s a session ->
-     * 123: bandwidth still first. At 0.5 TFLOPS, 0.008 s: 12.5 - 2 -> 10. */
+    /* bf16 weights use the bf16 peak: C = 0.5 x 5e12, 0.0008 s a session:
+     * 0.0016 + b x 0.0028 <= 0.1 -> 35, now before bandwidth. At 0.5
+     * TFLOPS, 0.008 s: 0.016 + b x 0.01 <= 0.1 -> 8. */
     m.int8_compute = false;
     CHECK(plan_run(&hw, &m, &p, &r, NULL) == 0);
-    CHECK_EQ_INT(r.fit[PLAN_BATCHED].sessions, 40);
+    CHECK_EQ_INT(r.fit[PLAN_BATCHED].sessions, 35);
     hw.bf16_tflops = 0.5;
     CHECK(plan_run(&hw, &m, &p, &r, NULL) == 0);
-    CHECK_EQ_INT(r.fit[PLAN_BATCHED].sessions, 10);
+    CHECK_EQ_INT(r.fit[PLAN_BATCHED].sessions, 8);
     CHECK_EQ_INT(r.fit[PLAN_BATCHED].limit, PLAN_LIMIT_COMPUTE);
     /* No compute at all: nothing runs. */
     hw.bf16_tflops = 0;
@@ -365,14 +370,16 @@ static void test_step_rate(void) {
     plan_model m = test_model(1e9);
     m.flops_per_token = 2e9;
     plan_part pt = {.count = 1, .cores = 10, .bw_gbs = 100, .compute_ops = 10e12, .mem_bytes = 1e11, .step_fixed = 2};
-    /* The longer of the two parts: b = 1: max(1.1e9 / 50e9 = 0.022, (2 + 1)
-     * x 2e9 / 5e12 = 0.0012) s. b = 0: 0. b = 100: max(0.22, 0.0408). */
+    /* The longer of the products' two parts, then the sessions' attention
+     * (each reads 1e8 B of KV cache at 50e9 B/s): b = 1: max(1e9 / 50e9 =
+     * 0.02, (2 + 1) x 2e9 / 5e12 = 0.0012) + 0.002 s. b = 0: 0. b = 100:
+     * max(0.02, 0.0408) + 0.2. */
     CHECK_NEAR(plan_step_rate(&pt, &m, hw.eff_bw, hw.eff_compute, 1), 1 / 0.022, 1e-9);
     CHECK_NEAR(plan_step_rate(&pt, &m, hw.eff_bw, hw.eff_compute, 0), 0, 0);
-    CHECK_NEAR(plan_step_rate(&pt, &m, hw.eff_bw, hw.eff_compute, 100), 1 / 0.22, 1e-9);
+    CHECK_NEAR(plan_step_rate(&pt, &m, hw.eff_bw, hw.eff_compute, 100), 1 / 0.2408, 1e-9);
     /* 0.1 TOPS: arithmetic (2 + 1) x 2e9 / 5e10 = 0.12 s is the longer. */
     pt.compute_ops = 0.1e12;
-    CHECK_NEAR(plan_step_rate(&pt, &m, hw.eff_bw, hw.eff_compute, 1), 1 / 0.12, 1e-9);
+    CHECK_NEAR(plan_step_rate(&pt, &m, hw.eff_bw, hw.eff_compute, 1), 1 / 0.122, 1e-9);
     /* No bandwidth: no speed (not a division by zero). */
     pt.bw_gbs = 0;
     CHECK_NEAR(plan_step_rate(&pt, &m, hw.eff_bw, hw.eff_compute, 1), 0, 0);
@@ -588,6 +595,12 @@ static void test_calibration(void) {
     CHECK(most && most->sessions == 12 && most->aggregate_tok_s == 100);
     CHECK(one && one->min_tok_s == 20);
     CHECK(bench_json_batched_at(&b, 3) == NULL);
+    /* The first point past the floor: 12 at 10 tok/s, 8 (11.0) at 12, the
+     * one session at 25; none at 5. */
+    CHECK(bench_json_first_below(&b, 10) == most);
+    CHECK(bench_json_first_below(&b, 12) == bench_json_batched_at(&b, 8));
+    CHECK(bench_json_first_below(&b, 25) == one);
+    CHECK(bench_json_first_below(&b, 5) == NULL);
     CHECK_EQ_INT(bench_json_max_at_floor(b.batched, b.n_batched, 10), 9);
     CHECK_EQ_INT(bench_json_max_at_floor(b.partitioned, b.n_partitioned, 10), 2);
     /* The crossing: 9 sessions at 10.2 tok/s, 12 at 8. Step times 1/10.2
@@ -646,6 +659,15 @@ static void test_calibration(void) {
     CHECK(plan_calibrate(&ms, 1e12, 0.25e12, &eb, &ec, &u, &err) == 0);
     CHECK_NEAR(ec, 0.5, 1e-9);
     CHECK_NEAR(u, 3, 1e-9);
+    /* ... and a KV cache of 14 MB per session, read at eff_bw x 20 GB/s =
+     * 14e9 B/s in 0.001 s, adds to every session's step: 0.009 + 0.008 b. */
+    ms.kv_bytes_per_session = 14e6;
+    ms.lo_tok_s = 4 / 0.041;
+    ms.hi_tok_s = 8 / 0.073;
+    CHECK(plan_calibrate(&ms, 1e12, 0.25e12, &eb, &ec, &u, &err) == 0);
+    CHECK_NEAR(eb, 0.7, 1e-12);
+    CHECK_NEAR(ec, 0.5, 1e-9);
+    CHECK_NEAR(u, 3, 1e-9);
 
     /* Calibrated factors apply to CPUs, not to GPUs (rackllm runs on CPUs). */
     plan_params p = params();
@@ -667,14 +689,15 @@ static void test_verify(void) {
     /* A 2-core machine: 20 GB/s, 8 GiB, 1 int8 TOPS; calibrated 0.7 / 0.25,
      * the default u = 2. The model: 0.7e9 bytes, 32768 B/token of KV at ctx
      * 192 = 6,291,456 B per session, 2.5 GFLOP/token.
-     *   batched: B = 14e9, C = 2.5e11, a session's arithmetic 0.01 s:
-     *            compute (2 + b) x 0.01 <= 0.1 -> 8; bandwidth (1.4e9 -
-     *            0.7e9) / 6291456 = 111 -> 8 sessions predicted.
+     *   batched: B = 14e9, C = 2.5e11, a session's arithmetic 0.01 s, its
+     *            KV read a = 6291456 / 14e9 s: compute (2 + b) x 0.01 + b a
+     *            <= 0.1 -> b <= 0.08 / (0.01 + a) = 7.66; bandwidth (0.1 -
+     *            0.05) / a = 111 -> 7 sessions predicted.
      *   partitioned, one session each: the whole machine as one partition
-     *            steps in max(0.0504, 0.03) s (19.8 tok/s); two partitions of
-     *            one core, half of B and C each, in max(0.1009, 0.06) s (9.91
-     *            tok/s < 10) -> 1.
-     * Measured 9 and 2: errors (8 - 9) / 9 = -11.1%, (1 - 2) / 2 = -50%. */
+     *            steps in max(0.05, 0.03) + a s (19.8 tok/s); two partitions
+     *            of one core, half of B and C each, in max(0.1, 0.06) + 2a s
+     *            (9.91 tok/s < 10) -> 1.
+     * Measured 9 and 2: errors (7 - 9) / 9 = -22.2%, (1 - 2) / 2 = -50%. */
     plan_hw hw = cpu_hw();
     hw.cores = 2;
     hw.mem_bw_gbs = 20;
@@ -689,25 +712,26 @@ static void test_verify(void) {
     p.cpu_eff_compute = 0.25;
     plan_verify v;
     plan_verify_compare(&hw, &m, &p, 9, 2, 9.5, &v);
-    CHECK_EQ_INT(v.predicted_batched, 8);
+    const double a = 6291456 / 14e9, cap = 0.08 / (0.01 + a);
+    CHECK_EQ_INT(v.predicted_batched, 7);
     CHECK_EQ_INT(v.predicted_partitioned, 1);
-    CHECK_NEAR(v.error_batched_pct, -100.0 / 9, 1e-9);
+    CHECK_NEAR(v.error_batched_pct, -200.0 / 9, 1e-9);
     CHECK_NEAR(v.error_partitioned_pct, -50, 1e-9);
-    /* Before rounding the compute bound is exactly 10 - 2 = 8 sessions. */
-    CHECK_NEAR(v.predicted_capacity, 8, 1e-9);
+    /* Before rounding: the compute bound, 7.66 sessions. */
+    CHECK_NEAR(v.predicted_capacity, cap, 1e-9);
     CHECK_NEAR(v.measured_capacity, 9.5, 0);
-    CHECK_NEAR(v.error_capacity_pct, 100 * (8 - 9.5) / 9.5, 1e-9);
+    CHECK_NEAR(v.error_capacity_pct, 100 * (cap - 9.5) / 9.5, 1e-9);
     plan_verify_compare(&hw, &m, &p, 0, 0, 0, &v);
     CHECK(isnan(v.error_batched_pct));
     CHECK(isnan(v.error_capacity_pct));
-    /* eff_compute 0.27: C = 2.7e11, 10.8 - 2 = 8.8 sessions' worth of
-     * arithmetic per 0.1 s step: 8 whole sessions, the crossing at 8.8
-     * (bandwidth allows 111). */
+    /* eff_compute 0.27: C = 2.7e11, a session's arithmetic s = 2.5e9 / C:
+     * (0.1 - 2 s) / (s + a) = 8.39 sessions, 8 whole (bandwidth allows 111). */
     p.cpu_eff_compute = 0.27;
     plan_verify_compare(&hw, &m, &p, 9, 2, 9, &v);
+    const double s27 = 2.5e9 / 2.7e11, cap27 = (0.1 - 2 * s27) / (s27 + a);
     CHECK_EQ_INT(v.predicted_batched, 8);
-    CHECK_NEAR(v.predicted_capacity, 8.8, 1e-9);
-    CHECK_NEAR(v.error_capacity_pct, 100 * (8.8 - 9) / 9, 1e-9);
+    CHECK_NEAR(v.predicted_capacity, cap27, 1e-9);
+    CHECK_NEAR(v.error_capacity_pct, 100 * (cap27 - 9) / 9, 1e-9);
 }
 
 static void test_bench_json_rejects(void) {
