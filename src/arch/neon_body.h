@@ -619,6 +619,22 @@ static void softmax(float *x, int n) {
     for (i = 0; i < n; i++) x[i] *= inv;
 }
 
+/* out[0 .. 4v) += sum over k < n of w[k] * vals[k * hd + ...]: v vectors of
+ * one output row as independent chains, each adding its positions in order
+ * (a vector at a time left every FMA waiting on the previous one). */
+static inline __attribute__((always_inline)) void accumulate_pv(float *out, const float *w, const float *vals, int n,
+                                                                int hd, int v) {
+    float32x4_t acc[8];
+    for (int i = 0; i < 8; i++) acc[i] = i < v ? vld1q_f32(out + 4 * i) : vdupq_n_f32(0);
+    for (int k = 0; k < n; k++) {
+        const float *row = vals + (size_t)k * hd;
+        for (int i = 0; i < 8; i++)
+            if (i < v) acc[i] = vfmaq_n_f32(acc[i], vld1q_f32(row + 4 * i), w[k]);
+    }
+    for (int i = 0; i < 8; i++)
+        if (i < v) vst1q_f32(out + 4 * i, acc[i]);
+}
+
 static void attention(const kern_attn *a) {
     const int hd = a->head_dim, rows = a->n_tok * a->n_q;
     if (hd % 4 || hd > 256) {
@@ -635,11 +651,15 @@ static void attention(const kern_attn *a) {
             if (n <= 0) continue;
             if (n > 8) n = 8;
             const float *q = a->q + (size_t)j * a->q_stride + (size_t)h * hd;
-            for (int k = 0; k < n; k++) {
-                float32x4_t acc = vdupq_n_f32(0);
-                for (int d = 0; d < hd; d += 4) acc = vfmaq_f32(acc, vld1q_f32(q + d), vld1q_f32(blk + (size_t)k * hd + d));
-                S[(size_t)i * lds + p0 + k] = vaddvq_f32(acc) * a->scale;
+            /* the 8 positions' sums as independent chains, interleaved
+             * (each still adds its d in order: the same result) */
+            float32x4_t acc[8];
+            for (int k = 0; k < 8; k++) acc[k] = vdupq_n_f32(0);
+            for (int d = 0; d < hd; d += 4) {
+                float32x4_t qv = vld1q_f32(q + d);
+                for (int k = 0; k < 8; k++) acc[k] = vfmaq_f32(acc[k], qv, vld1q_f32(blk + (size_t)k * hd + d));
             }
+            for (int k = 0; k < n; k++) S[(size_t)i * lds + p0 + k] = vaddvq_f32(acc[k]) * a->scale;
         }
     }
     for (int i = 0; i < rows; i++) {
@@ -655,10 +675,9 @@ static void attention(const kern_attn *a) {
             if (n > 8) n = 8;
             const float *w = S + (size_t)i * lds + p0;
             float *out = a->out + (size_t)j * a->q_stride + (size_t)h * hd;
-            for (int d = 0; d < hd; d += 4) {
-                float32x4_t acc = vld1q_f32(out + d);
-                for (int k = 0; k < n; k++) acc = vfmaq_n_f32(acc, vld1q_f32(blk + (size_t)k * hd + d), w[k]);
-                vst1q_f32(out + d, acc);
+            for (int d = 0; d < hd; d += 32) {
+                if (hd - d >= 32) accumulate_pv(out + d, w, blk + d, n, hd, 8); /* constant: no lane tests */
+                else accumulate_pv(out + d, w, blk + d, n, hd, (hd - d) / 4);
             }
         }
     }
