@@ -311,7 +311,8 @@ static int calibrate(plan_cli *c, rl_err *err) {
                   strcasecmp(c->calib.type, "f32") == 0);
     double peak = (int8 ? self.int8_tops : self.bf16_tflops) * 1e12;
     double eb = self.eff_bw, ec = 0, u = -1;
-    if (plan_calibrate(&ms, peak, self.bf16_tflops * 1e12, &eb, &ec, &u, err)) return rl_fail_prefix(err, "%s: ", c->calibrate);
+    if (plan_calibrate(&ms, peak, self.bf16_tflops * 1e12, &eb, &ec, &u, err))
+        return rl_fail_prefix(err, "%s: ", c->calibrate);
     c->params.cpu_eff_bw = eb;
     if (ec > 0) { /* only a sweep measures compute */
         c->params.cpu_eff_compute = ec;
