@@ -24,7 +24,7 @@
 /* A sequence's KV cache: for each layer, K then V, each n_head_kv runs of
  * n_ctx positions of head_dim elements (F16 or F32). Head-major, so that
  * attention for one KV head reads one contiguous stream (position-major
- * rows made it read 128 bytes of every 1 KB row: a third of a long-context
+ * rows made it read 128 bytes of every 1 KB row: half of a long-context
  * decode step went to stalls on that stride). */
 typedef struct fw_kv {
     void *data;

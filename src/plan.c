@@ -139,28 +139,34 @@ const char *plan_limit_name(int limit) {
 /* KV cache of one session at the planning context. */
 static double session_kv(const plan_model *m) { return m->kv_bytes_per_token * m->ctx; }
 
-/* Seconds of one step of b sessions, in its parts. The matrix products
- * stream the weights (t_mem) while doing the weights' arithmetic for b
- * tokens plus the part done once per step (t_compute); they overlap, so
- * that phase takes the longer. Attention is a phase of its own (between
- * the products, in every layer): each session reads its KV cache and does
- * its floating-point arithmetic, one after the other (t_attn, for b). */
-static void step_parts(const plan_part *pt, const plan_model *m, double eff_bw, double eff_compute, double b,
-                       double *t_mem, double *t_compute, double *t_attn) {
+/* What one step of a partition costs, in seconds. The matrix products
+ * stream the weights (`stream`) while doing the weights' arithmetic, `per`
+ * for each session plus `u` sessions' worth done once per step; they
+ * overlap, so that phase takes the longer. Attention is a phase of its own
+ * (between the products, in every layer): each session reads its KV cache
+ * and does its floating-point arithmetic, one after the other (`attn`).
+ * Infinite when the partition lacks what the part needs. */
+typedef struct step_cost {
+    double stream, per, u, attn;
+} step_cost;
+
+static step_cost step_costs(const plan_part *pt, const plan_model *m, double eff_bw, double eff_compute) {
     double B = eff_bw * pt->bw_gbs * 1e9, C = eff_compute * pt->compute_ops;
     double Ca = eff_compute * (pt->attn_ops > 0 ? pt->attn_ops : pt->compute_ops);
-    double Fw = m->flops_per_token - m->attn_flops_per_token, Fa = m->attn_flops_per_token;
-    *t_mem = B > 0 ? m->weight_bytes / B : INFINITY;
-    *t_compute = Fw <= 0 ? 0 : C > 0 ? (pt->step_fixed + b) * Fw / C : INFINITY;
-    double kv_s = B > 0 ? session_kv(m) / B : INFINITY, att_s = Fa <= 0 ? 0 : Ca > 0 ? Fa / Ca : INFINITY;
-    *t_attn = b * (kv_s + att_s);
+    double Fa = m->attn_flops_per_token, Fw = m->flops_per_token - Fa;
+    step_cost c = {.u = pt->step_fixed};
+    c.stream = B > 0 ? m->weight_bytes / B : INFINITY;
+    c.per = Fw <= 0 ? 0 : C > 0 ? Fw / C : INFINITY;
+    double kv = B > 0 ? session_kv(m) / B : INFINITY, arith = Fa <= 0 ? 0 : Ca > 0 ? Fa / Ca : INFINITY;
+    c.attn = kv + arith;
+    return c;
 }
 
 double plan_step_rate(const plan_part *pt, const plan_model *m, double eff_bw, double eff_compute, int b) {
     if (b < 1) return 0;
-    double tm, tc, ta;
-    step_parts(pt, m, eff_bw, eff_compute, b, &tm, &tc, &ta);
-    return 1 / (fmax(tm, tc) + ta); /* 0 when a part is infinite */
+    step_cost c = step_costs(pt, m, eff_bw, eff_compute);
+    double products = c.per > 0 ? fmax(c.stream, (c.u + b) * c.per) : c.stream;
+    return 1 / (products + b * c.attn); /* 0 when a part is infinite */
 }
 
 /* A bound kept within [0, PLAN_BATCH_CAP]. */
@@ -177,23 +183,17 @@ plan_fit plan_fit_part(const plan_part *pt, const plan_model *m, const plan_para
     plan_fit fit;
     memset(&fit, 0, sizeof fit);
     fit.part = *pt;
-    double kv = session_kv(m), f = p->floor_tok_s, W = m->weight_bytes, F = m->flops_per_token;
-    double Fa = m->attn_flops_per_token, Fw = F - Fa;
-    double B = eff_bw * pt->bw_gbs * 1e9, C = eff_compute * pt->compute_ops;
-    double Ca = eff_compute * (pt->attn_ops > 0 ? pt->attn_ops : pt->compute_ops);
-    /* A = one session's attention: its KV cache read, then its arithmetic.
-     * Each bound is the largest b that keeps its own condition true:
-     *   bandwidth: W / B + b A <= 1/f               =>  b <= (1/f - W/B) / A
-     *              (no attention: b <= (B/f - W) / K)
-     *   compute:   (u + b) Fw / C + b A <= 1/f      =>  b <= (1/f - u Fw/C) / (Fw/C + A)
-     *   memory:    W + b K <= M                     =>  b <= (M - W) / K       */
-    double A = B > 0 && (Fa <= 0 || Ca > 0) ? kv / B + (Fa > 0 ? Fa / Ca : 0) : INFINITY;
-    double ex_bw, ex_mem; /* unrounded; the batch is their whole part */
-    if (!(B > 0)) ex_bw = 0;
-    else if (A > 0) ex_bw = bound((1 / f - W / B) / A);
-    else ex_bw = B / f >= W ? PLAN_BATCH_CAP : 0;
-    ex_mem = kv > 0 ? bound((pt->mem_bytes - W) / kv) : pt->mem_bytes >= W ? PLAN_BATCH_CAP : 0;
-    double ex_compute = Fw <= 0 ? PLAN_BATCH_CAP : C > 0 ? bound((1 / f - pt->step_fixed * Fw / C) / (Fw / C + A)) : 0;
+    double kv = session_kv(m), f = p->floor_tok_s, W = m->weight_bytes;
+    step_cost c = step_costs(pt, m, eff_bw, eff_compute);
+    /* Each bound is the largest b that keeps its own condition true (s =
+     * c.stream, w = c.per, A = c.attn):
+     *   bandwidth: s + b A <= 1/f             =>  b <= (1/f - s) / A
+     *   compute:   (u + b) w + b A <= 1/f     =>  b <= (1/f - u w) / (w + A)
+     *   memory:    W + b K <= M               =>  b <= (M - W) / K             */
+    double ex_bw = !isfinite(c.stream) ? 0 : c.attn > 0 ? bound((1 / f - c.stream) / c.attn)
+                                          : c.stream <= 1 / f ? PLAN_BATCH_CAP : 0;
+    double ex_compute = c.per <= 0 ? PLAN_BATCH_CAP : bound((1 / f - c.u * c.per) / (c.per + c.attn));
+    double ex_mem = kv > 0 ? bound((pt->mem_bytes - W) / kv) : pt->mem_bytes >= W ? PLAN_BATCH_CAP : 0;
     double by_bw = whole(ex_bw), by_mem = whole(ex_mem), by_compute = whole(ex_compute);
     double by_assumption = pt->max_batch > 0 ? pt->max_batch : PLAN_BATCH_CAP;
     double exact = fmin(fmin(ex_bw, ex_mem), fmin(ex_compute, by_assumption));

@@ -179,5 +179,16 @@ check '[ "$(jget "$tmp/v.json" "j.calibration_capacity === j.measured_capacity")
 "$bin" plan --verify-from tests/data/bench-sample.json >"$tmp/v.txt"
 check 'grep -q "predicted" "$tmp/v.txt" && grep -q "partitioned" "$tmp/v.txt"'
 check 'grep -q "before rounding" "$tmp/v.txt"'
+# A run at another context with no partitioned sweep (--partitions 0): no calibration crossing
+# to compare (the calibration ran at 192 tokens), no partitioned error.
+node -e 'const fs = require("fs"), j = JSON.parse(fs.readFileSync(process.argv[1]));
+         j.sweep.prompt_len = 1024; j.sweep.partitioned = []; delete j.max_sessions_at_floor.partitioned;
+         fs.writeFileSync(process.argv[2], JSON.stringify(j))' tests/data/bench-sample.json "$tmp/long.json"
+"$bin" plan --verify-from "$tmp/long.json" --calibrate tests/data/bench-sample.json --json >"$tmp/vl.json"
+check '[ $? -eq 0 ]'
+check '[ "$(jget "$tmp/vl.json" "j.calibration_capacity === null && j.measured_partitioned === null && j.error_partitioned_pct === null")" = true ]'
+check '[ "$(jget "$tmp/vl.json" j.measured_batched)" = 9 ]'
+"$bin" plan --verify-from "$tmp/long.json" --calibrate tests/data/bench-sample.json >"$tmp/vl.txt"
+check 'grep -q "(no sweep)" "$tmp/vl.txt" && ! grep -q "calibration run crossed" "$tmp/vl.txt"'
 
 report test_cli_plan

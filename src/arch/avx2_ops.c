@@ -139,7 +139,8 @@ static void softmax(float *x, int n) {
  * independent chains (one chain per vector, a vector at a time, left every
  * FMA waiting on the previous one: a long-context decode step was bound by
  * that latency). Each element's additions are in the same order either way. */
-static inline __attribute__((always_inline)) void accumulate_pv(float *out, const float *w, const float *vals, int n, int hd, int v) {
+static inline __attribute__((always_inline)) void accumulate_pv(float *out, const float *w, const float *vals, int n,
+                                                                int hd, int v) {
     __m256 acc[8];
     #pragma GCC unroll 8
     for (int i = 0; i < 8; i++) acc[i] = i < v ? _mm256_loadu_ps(out + 8 * i) : _mm256_setzero_ps();
