@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define BENCH_MAX_FILE (16u << 20)
 
@@ -41,6 +42,24 @@ static void string(const cJSON *o, const char *key, char *out, size_t size) {
     if (cJSON_IsString(v)) snprintf(out, size, "%s", v->valuestring);
 }
 
+/* A point's optional pass_min_tok_s: numbers >= 0, at most
+ * BENCH_MAX_PASSES. */
+static int pass_speeds(const cJSON *arr, bench_point *p, const char *name, const char *what, int i, rl_err *err) {
+    p->n_passes = 0;
+    if (!arr) return 0;
+    if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) > BENCH_MAX_PASSES)
+        return rl_fail(err, RL_ERR_INPUT, "%s: sweep.%s point %d: pass_min_tok_s must be an array of at most %d numbers",
+                       name, what, i, BENCH_MAX_PASSES);
+    const cJSON *v;
+    cJSON_ArrayForEach(v, arr) {
+        if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0) || !isfinite(v->valuedouble))
+            return rl_fail(err, RL_ERR_INPUT, "%s: sweep.%s point %d: pass_min_tok_s holds something not a number >= 0",
+                           name, what, i);
+        p->pass_min_tok_s[p->n_passes++] = v->valuedouble;
+    }
+    return 0;
+}
+
 static int points(const cJSON *arr, const char *what, bench_point *out, int *n, const char *name, rl_err *err) {
     *n = 0;
     if (!arr) return 0;
@@ -59,6 +78,7 @@ static int points(const cJSON *arr, const char *what, bench_point *out, int *n, 
         if (p->sessions < 1 || p->partitions < 1 || p->min_tok_s < 0 || p->aggregate_tok_s < 0)
             return rl_fail(err, RL_ERR_INPUT, "%s: sweep.%s point %d: sessions and partitions must be >= 1, speeds >= 0",
                            name, what, *n);
+        if (pass_speeds(item(pt, "pass_min_tok_s"), p, name, what, *n, err)) return -1;
     }
     return 0;
 }
@@ -193,4 +213,46 @@ double bench_json_capacity(const bench_point *pts, int n, double floor_tok_s) {
     double t_lo = 1 / a->min_tok_s, t_hi = 1 / b->min_tok_s, t_f = 1 / floor_tok_s;
     if (!(t_hi > t_lo)) return lo;
     return lo + (b->sessions - lo) * (t_f - t_lo) / (t_hi - t_lo);
+}
+
+/* Which half pass i of n belongs to: A B A B ... for an odd n (the two
+ * halves then centre on the same moment), A B B A A B B A ... for an even
+ * one (the same, pair by pair). */
+static int half_of(int i, int n) {
+    if (n % 2) return i % 2;
+    return (i % 4 == 1 || i % 4 == 2);
+}
+
+static double median_of(double *v, int n) {
+    for (int i = 1; i < n; i++) /* insertion sort: a handful of passes */
+        for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
+            double t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+bool bench_json_halves(const bench_point *pts, int n, double floor_tok_s, bench_halves *h) {
+    memset(h, 0, sizeof *h);
+    if (n < 1 || n > BENCH_MAX_POINTS) return false;
+    int passes = pts[0].n_passes;
+    for (int i = 0; i < n; i++)
+        if (pts[i].n_passes != passes) return false;
+    if (passes < 2) return false;
+    bench_point half[2][BENCH_MAX_POINTS];
+    for (int k = 0; k < 2; k++) {
+        for (int i = 0; i < n; i++) {
+            double v[BENCH_MAX_PASSES];
+            int m = 0;
+            for (int r = 0; r < passes; r++)
+                if (half_of(r, passes) == k) v[m++] = pts[i].pass_min_tok_s[r];
+            half[k][i] = pts[i];
+            half[k][i].min_tok_s = median_of(v, m);
+            h->passes[k] = m;
+        }
+        h->sessions[k] = bench_json_max_at_floor(half[k], n, floor_tok_s);
+        h->capacity[k] = bench_json_capacity(half[k], n, floor_tok_s);
+    }
+    return true;
 }

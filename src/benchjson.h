@@ -10,18 +10,22 @@
 #ifndef RACKLLM_BENCHJSON_H
 #define RACKLLM_BENCHJSON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "common.h"
 
 #define BENCH_JSON_VERSION 1
 #define BENCH_MAX_POINTS 64
+#define BENCH_MAX_PASSES 32
 
 /* One point of a session sweep. */
 typedef struct bench_point {
     int partitions;          /* 1 for the batched sweep */
     int sessions;            /* concurrent sessions in all */
     double min_tok_s, median_tok_s, aggregate_tok_s;
+    double pass_min_tok_s[BENCH_MAX_PASSES]; /* each pass's slowest session (optional) */
+    int n_passes;
 } bench_point;
 
 typedef struct bench_json {
@@ -57,6 +61,20 @@ int bench_json_max_at_floor(const bench_point *pts, int n, double floor_tok_s);
  * lo + (hi - lo) (1/floor - 1/v_lo) / (1/v_hi - 1/v_lo). lo itself if no
  * larger point was measured; 0 if no point kept the floor. */
 double bench_json_capacity(const bench_point *pts, int n, double floor_tok_s);
+
+/* The measurement's own repeatability: a sweep whose points were each
+ * measured in several passes, split into two interleaved halves that saw
+ * the machine alike (odd pass counts A B A ..., even ones A B B A ...),
+ * each half's point the median of its passes' slowest sessions. */
+typedef struct bench_halves {
+    int sessions[2];    /* bench_json_max_at_floor of each half */
+    double capacity[2]; /* bench_json_capacity of each half */
+    int passes[2];      /* passes in each half */
+} bench_halves;
+
+/* Fills h; false if some point has fewer than 2 passes or the points
+ * differ in their number of passes. */
+bool bench_json_halves(const bench_point *pts, int n, double floor_tok_s, bench_halves *h);
 
 /* The batched sweep's point with the most sessions (NULL if no sweep). */
 const bench_point *bench_json_largest_batch(const bench_json *b);

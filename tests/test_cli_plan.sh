@@ -191,4 +191,17 @@ check '[ "$(jget "$tmp/vl.json" j.measured_batched)" = 9 ]'
 "$bin" plan --verify-from "$tmp/long.json" --calibrate tests/data/bench-sample.json >"$tmp/vl.txt"
 check 'grep -q "(no sweep)" "$tmp/vl.txt" && ! grep -q "calibration run crossed" "$tmp/vl.txt"'
 
+# The measurement against itself: three passes per point, split A B A (tests/test_plan.c).
+# 8 sessions: A = (11 + 11.5) / 2, B = 10.5; 9: A = 10.3, B = 9.8 -> 9 and 8 sessions.
+node -e 'const fs = require("fs"), j = JSON.parse(fs.readFileSync(process.argv[1]));
+         const p = {1: [20, 20, 20], 4: [14, 14, 14], 8: [11, 10.5, 11.5], 9: [10.2, 9.8, 10.4], 12: [8, 8, 8]};
+         for (const pt of j.sweep.batched) pt.pass_min_tok_s = p[pt.sessions];
+         fs.writeFileSync(process.argv[2], JSON.stringify(j))' tests/data/bench-sample.json "$tmp/passes.json"
+"$bin" plan --verify-from "$tmp/passes.json" --json >"$tmp/vh.json"
+check '[ "$(jget "$tmp/vh.json" "j.measured_halves.batched.join() + \"/\" + j.measured_halves.passes.join()")" = "9,8/2,1" ]'
+"$bin" plan --verify-from "$tmp/passes.json" >"$tmp/vh.txt"
+check 'grep -q "measured 9 and 8 sessions" "$tmp/vh.txt" && grep -q "moves by 1" "$tmp/vh.txt"'
+# without passes there are no halves
+check '[ "$(jget "$tmp/v.json" "j.measured_halves === undefined")" = true ] && ! grep -q "against itself" "$tmp/v.txt"'
+
 report test_cli_plan

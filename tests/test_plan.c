@@ -734,6 +734,55 @@ static void test_verify(void) {
     CHECK_NEAR(v.error_capacity_pct, 100 * (cap27 - 9) / 9, 1e-9);
 }
 
+/* The measurement against itself: passes split into interleaved halves. */
+static void test_bench_json_halves(void) {
+    bench_json b;
+    rl_err err = {0};
+    /* Three passes: halves A = passes 1 and 3, B = pass 2 (A B A). Each
+     * half's point is the median of its passes' slowest sessions:
+     *   A: 4 -> (12 + 13) / 2 = 12.5, 6 -> (10.5 + 10.2) / 2 = 10.35, 8 -> 9.2
+     *   B: 4 -> 11, 6 -> 9.5, 8 -> 8
+     * so A keeps the floor up to 6 sessions, B up to 4; the crossings
+     * interpolate the step time as bench_json_capacity does. */
+    const char *three = "{\"rackllm_bench\": 1, \"model\": {}, \"sweep\": {\"batched\": ["
+                        "{\"sessions\": 4, \"min_tok_s\": 12, \"pass_min_tok_s\": [12, 11, 13]},"
+                        "{\"sessions\": 6, \"min_tok_s\": 10.2, \"pass_min_tok_s\": [10.5, 9.5, 10.2]},"
+                        "{\"sessions\": 8, \"min_tok_s\": 9, \"pass_min_tok_s\": [9, 8, 9.4]}]}}";
+    CHECK(bench_json_parse(three, strlen(three), "three", &b, &err) == 0);
+    CHECK_EQ_INT(b.batched[1].n_passes, 3);
+    CHECK_NEAR(b.batched[2].pass_min_tok_s[2], 9.4, 0);
+    bench_halves h;
+    CHECK(bench_json_halves(b.batched, b.n_batched, 10, &h));
+    CHECK_EQ_INT(h.passes[0], 2);
+    CHECK_EQ_INT(h.passes[1], 1);
+    CHECK_EQ_INT(h.sessions[0], 6);
+    CHECK_EQ_INT(h.sessions[1], 4);
+    CHECK_NEAR(h.capacity[0], 6 + 2 * (0.1 - 1 / 10.35) / (1 / 9.2 - 1 / 10.35), 1e-12);
+    CHECK_NEAR(h.capacity[1], 4 + 2 * (0.1 - 1 / 11.0) / (1 / 9.5 - 1 / 11.0), 1e-12);
+    /* Four passes: A B B A. At one point, A = passes 1 and 4 (11, 10.6:
+     * median 10.8, kept), B = passes 2 and 3 (9.8, 10.0: 9.9, not). */
+    const char *four = "{\"rackllm_bench\": 1, \"model\": {}, \"sweep\": {\"batched\": ["
+                       "{\"sessions\": 5, \"min_tok_s\": 10, \"pass_min_tok_s\": [11, 9.8, 10.0, 10.6]}]}}";
+    CHECK(bench_json_parse(four, strlen(four), "four", &b, &err) == 0);
+    CHECK(bench_json_halves(b.batched, b.n_batched, 10, &h));
+    CHECK_EQ_INT(h.sessions[0], 5);
+    CHECK_EQ_INT(h.sessions[1], 0);
+    CHECK_NEAR(h.capacity[0], 5, 0); /* nothing measured above */
+    /* Not enough to split: one pass, or points measured a different number
+     * of times (or none recorded). */
+    const char *one = "{\"rackllm_bench\": 1, \"model\": {}, \"sweep\": {\"batched\": ["
+                      "{\"sessions\": 5, \"min_tok_s\": 10, \"pass_min_tok_s\": [11]}]}}";
+    CHECK(bench_json_parse(one, strlen(one), "one", &b, &err) == 0);
+    CHECK(!bench_json_halves(b.batched, b.n_batched, 10, &h));
+    const char *uneven = "{\"rackllm_bench\": 1, \"model\": {}, \"sweep\": {\"batched\": ["
+                         "{\"sessions\": 5, \"min_tok_s\": 10, \"pass_min_tok_s\": [11, 12]},"
+                         "{\"sessions\": 6, \"min_tok_s\": 10, \"pass_min_tok_s\": [11, 12, 13]}]}}";
+    CHECK(bench_json_parse(uneven, strlen(uneven), "uneven", &b, &err) == 0);
+    CHECK(!bench_json_halves(b.batched, b.n_batched, 10, &h));
+    CHECK(bench_json_load("tests/data/bench-sample.json", &b, &err) == 0);
+    CHECK(!bench_json_halves(b.batched, b.n_batched, 10, &h));
+}
+
 static void test_bench_json_rejects(void) {
     bench_json b;
     rl_err err = {0};
@@ -745,6 +794,11 @@ static void test_bench_json_rejects(void) {
         "{\"rackllm_bench\": 1, \"model\": {}, \"sweep\": {\"batched\": [{\"sessions\": 2.5}]}}",
         "{\"rackllm_bench\": 1, \"model\": {}, \"max_sessions_at_floor\": {\"batched\": -1}}",
         "{\"rackllm_bench\": 1, \"model\": {}, \"floor\": 0}",
+        "{\"rackllm_bench\": 1, \"model\": {}, \"sweep\": {\"batched\": [{\"sessions\": 1, \"pass_min_tok_s\": 3}]}}",
+        "{\"rackllm_bench\": 1, \"model\": {}, \"sweep\": {\"batched\": [{\"sessions\": 1, \"pass_min_tok_s\": [3, -1]}]}}",
+        "{\"rackllm_bench\": 1, \"model\": {}, \"sweep\": {\"batched\": [{\"sessions\": 1, \"pass_min_tok_s\": [\"x\"]}]}}",
+        "{\"rackllm_bench\": 1, \"model\": {}, \"sweep\": {\"batched\": [{\"sessions\": 1, \"pass_min_tok_s\": "
+        "[1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1]}]}}",
     };
     for (size_t i = 0; i < RL_ARRAY_LEN(BAD); i++) {
         err.code = 0;
@@ -821,6 +875,7 @@ static void test_svg(void) {
 }
 
 int main(void) {
+    test_bench_json_halves();
     test_bandwidth_bound_and_power_bound();
     test_compute_bound();
     test_memory_bound();

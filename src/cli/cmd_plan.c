@@ -774,6 +774,18 @@ static int run_bench(const char *shape, const char *type, int repeat, const char
     return 0;
 }
 
+/* The measurement against itself: what an error of this size means here. */
+static void print_halves(const bench_halves *h) {
+    int lo = RL_MIN(h->sessions[0], h->sessions[1]), d = abs(h->sessions[0] - h->sessions[1]);
+    printf("\nthe measurement against itself: its passes in two interleaved halves (%d and %d passes)\n"
+           "  measured %d and %d sessions at the floor (crossings %.2f and %.2f)",
+           h->passes[0], h->passes[1], h->sessions[0], h->sessions[1], h->capacity[0], h->capacity[1]);
+    if (d > 0 && lo > 0)
+        printf(": on this machine the count\n  itself moves by %d (%.0f%%) within one run\n", d, 100.0 * d / lo);
+    else
+        printf("\n");
+}
+
 static int verify_against(const plan_cli *c, const bench_json *b, const char *origin, rl_err *err) {
     if (b->n_batched == 0 && b->max_batched < 0)
         return rl_fail(err, RL_ERR_INPUT, "%s: no session sweep to compare with (sweep / max_sessions_at_floor)", origin);
@@ -804,6 +816,9 @@ static int verify_against(const plan_cli *c, const bench_json *b, const char *or
     double calib_cap = same_run ? bench_json_capacity(c->calib.batched, c->calib.n_batched, b->floor_tok_s) : NAN;
     /* A bench run with --partitions 0 has no partitioned sweep to compare. */
     bool have_p = b->max_partitioned >= 0 || b->n_partitioned > 0;
+    /* How far the measurement moves by itself: its passes in two halves. */
+    bench_halves halves;
+    bool have_halves = bench_json_halves(b->batched, b->n_batched, b->floor_tok_s, &halves);
     if (c->json) {
         cJSON *root = cJSON_CreateObject();
         cJSON_AddStringToObject(root, "bench", origin);
@@ -824,6 +839,12 @@ static int verify_against(const plan_cli *c, const bench_json *b, const char *or
         json_num(root, "measured_capacity", v.measured_capacity);
         json_num(root, "error_capacity_pct", v.error_capacity_pct);
         json_num(root, "calibration_capacity", calib_cap);
+        if (have_halves) {
+            cJSON *hv = cJSON_AddObjectToObject(root, "measured_halves");
+            cJSON_AddItemToObject(hv, "passes", cJSON_CreateIntArray(halves.passes, 2));
+            cJSON_AddItemToObject(hv, "batched", cJSON_CreateIntArray(halves.sessions, 2));
+            cJSON_AddItemToObject(hv, "capacity", cJSON_CreateDoubleArray(halves.capacity, 2));
+        }
         return print_json(root);
     }
     printf("verify: %s %s on %s, floor %g tok/s, ctx %.0f (bench: %s)\n", m.id, m.quant, hw.name,
@@ -845,6 +866,7 @@ static int verify_against(const plan_cli *c, const bench_json *b, const char *or
                "  machine %+.1f%% from that run to this one)\n",
                calib_cap, 100 * (v.predicted_capacity - calib_cap) / calib_cap,
                v.measured_capacity > 0 ? 100 * (v.measured_capacity - calib_cap) / calib_cap : NAN);
+    if (have_halves) print_halves(&halves);
     return 0;
 }
 
