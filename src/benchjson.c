@@ -173,21 +173,6 @@ int bench_json_load(const char *path, bench_json *b, rl_err *err) {
     return rc;
 }
 
-const bench_point *bench_json_largest_batch(const bench_json *b) {
-    const bench_point *best = NULL;
-    for (int i = 0; i < b->n_batched; i++)
-        if (!best || b->batched[i].sessions > best->sessions) best = &b->batched[i];
-    return best;
-}
-
-const bench_point *bench_json_first_below(const bench_json *b, double floor_tok_s) {
-    const bench_point *first = NULL;
-    for (int i = 0; i < b->n_batched; i++)
-        if (b->batched[i].min_tok_s < floor_tok_s && (!first || b->batched[i].sessions < first->sessions))
-            first = &b->batched[i];
-    return first;
-}
-
 const bench_point *bench_json_batched_at(const bench_json *b, int sessions) {
     for (int i = 0; i < b->n_batched; i++)
         if (b->batched[i].sessions == sessions) return &b->batched[i];

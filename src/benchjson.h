@@ -76,11 +76,6 @@ typedef struct bench_halves {
  * differ in their number of passes. */
 bool bench_json_halves(const bench_point *pts, int n, double floor_tok_s, bench_halves *h);
 
-/* The batched sweep's point with the most sessions (NULL if no sweep). */
-const bench_point *bench_json_largest_batch(const bench_json *b);
-/* The batched sweep's smallest batch whose slowest session fell below the
- * floor: the first point past the crossing (NULL if every point kept it). */
-const bench_point *bench_json_first_below(const bench_json *b, double floor_tok_s);
 /* The batched sweep's point with exactly `sessions` (NULL if none). */
 const bench_point *bench_json_batched_at(const bench_json *b, int sessions);
 

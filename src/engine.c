@@ -127,6 +127,10 @@ int engine_capacity(const engine *e) { return e->p.max_seqs; }
 kernels *engine_kernels(engine *e) { return e->k; }
 engine_stats engine_get_stats(const engine *e) { return e->stats; }
 
+int engine_attention_cost(engine *e, double *seconds_per_token, rl_err *err) {
+    return forward_attention_cost(e->fw, seconds_per_token, err);
+}
+
 engine_seq *engine_seq_add(engine *e, const int32_t *prompt, int n, const sampler_params *sp, rl_err *err) {
     if (n < 1) {
         rl_fail(err, RL_ERR_INPUT, "the prompt is empty");

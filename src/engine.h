@@ -94,6 +94,10 @@ void *engine_seq_user(const engine_seq *s);
 
 void engine_seq_remove(engine *e, engine_seq *s);
 
+/* Seconds a step spends per token of one sequence's context in attention
+ * (forward_attention_cost: measured on a scratch cache, a few ms). */
+int engine_attention_cost(engine *e, double *seconds_per_token, rl_err *err);
+
 /* Counters since open (for bench and metrics). */
 typedef struct engine_stats {
     uint64_t steps, prompt_tokens, decode_tokens;

@@ -262,3 +262,47 @@ int forward_run(forward *f, const fw_batch *b, rl_err *err) {
         memcpy(b->out_logits[i], f->logits + (size_t)i * m->shape.n_vocab, (size_t)m->shape.n_vocab * sizeof(float));
     return 0;
 }
+
+/* ---- what attention costs per token of context ---- */
+
+/* Attention alone, every layer, for one token at position n_pos - 1 of
+ * cache kv (the q rows as they happen to be: only the time matters). */
+static void attention_only(forward *f, const fw_kv *kv, int n_pos) {
+    const rl_shape *s = &f->m->shape;
+    int32_t pos = n_pos - 1, tok = 0;
+    fw_kv *kvs[1] = {(fw_kv *)kv};
+    fw_batch b = {.n = 1, .token = &tok, .pos = &pos, .kv = kvs};
+    f->run_start[0] = 0;
+    f->run_len[0] = 1;
+    f->n_runs = 1;
+    uint64_t work = (uint64_t)n_pos * (uint64_t)f->q_dim * 2;
+    for (uint32_t l = 0; l < s->n_layer; l++) {
+        row_job j = {f, &b, (int)l, NULL};
+        tp_run_sized(kern_pool(f->k), attention_task, &j, (int)s->n_head_kv, work);
+    }
+}
+
+int forward_attention_cost(forward *f, double *per_token, rl_err *err) {
+    /* Enough positions that their cache (about 64 MiB) does not sit in a
+     * last-level cache: a server's many sessions stream theirs from
+     * memory. */
+    uint64_t per_pos = forward_kv_bytes(f->m, 1, f->kv_f16);
+    int n_pos = (int)RL_MAX(16, RL_MIN((uint64_t)f->max_ctx, (64u << 20) / RL_MAX(per_pos, 1)));
+    n_pos = RL_MIN(n_pos, f->max_ctx);
+    fw_kv kv = {.n_ctx = n_pos, .data = malloc(forward_kv_bytes(f->m, n_pos, f->kv_f16))};
+    if (!kv.data) return rl_fail(err, RL_ERR_INTERNAL, "out of memory for the attention probe");
+    /* small normal numbers in F16 and F32 alike (and pages really mapped) */
+    memset(kv.data, 0x10, forward_kv_bytes(f->m, n_pos, f->kv_f16));
+    memset(f->q, 0, (size_t)f->q_dim * sizeof *f->q);
+    double best = INFINITY;
+    for (int r = 0; r < 5; r++) { /* the fastest of five: noise only adds */
+        double t0 = rl_now();
+        attention_only(f, &kv, n_pos);
+        best = fmin(best, rl_now() - t0);
+    }
+    free(kv.data);
+    /* The whole time over the positions: the few dispatches per layer
+     * count as context too, a little on the safe side. */
+    *per_token = best / n_pos;
+    return 0;
+}

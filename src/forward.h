@@ -52,6 +52,13 @@ void forward_free(forward *f);
  * token ids < n_vocab (checked: -1 with err set). */
 int forward_run(forward *f, const fw_batch *b, rl_err *err);
 
+/* Seconds a pass spends in attention per token of one sequence's context,
+ * all layers (its KV reads and arithmetic), measured here on a scratch
+ * cache of up to max_ctx positions (about 64 MiB, so that it streams from
+ * memory as a busy server's caches do). The scheduler admits long contexts
+ * by it. */
+int forward_attention_cost(forward *f, double *per_token, rl_err *err);
+
 /* Bytes of one sequence's KV cache of n_ctx positions. */
 uint64_t forward_kv_bytes(const model *m, int n_ctx, bool kv_f16);
 

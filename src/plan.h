@@ -242,6 +242,8 @@ int plan_run(const plan_hw *hw, const plan_model *m, const plan_params *p, plan_
 /* ---- calibration by measurement ---- */
 
 /* What a bench run measured, reduced to what the planner uses. */
+#define PLAN_MAX_POINTS 64
+
 typedef struct plan_measure {
     double bandwidth_gbs;      /* streaming read bandwidth */
     double bytes_per_token;    /* the bench's bytes per decoded token */
@@ -250,25 +252,27 @@ typedef struct plan_measure {
     double attn_flops_per_token; /* ... of which attention */
     double kv_bytes_per_session; /* a session's KV cache at that position */
     double one_tok_s;          /* sweep: one session's speed (0: none) */
-    int lo, hi;                /* sweep: two batch sizes, lo < hi (0: none) */
-    double lo_tok_s, hi_tok_s; /* ... their aggregate tok/s */
+    int n_points;              /* sweep: batches of 2 or more sessions */
+    int sessions[PLAN_MAX_POINTS];
+    double tok_s[PLAN_MAX_POINTS]; /* ... their slowest session's speed */
 } plan_measure;
 
-/* The factors from step times the sweep measured (t(b) = b / aggregate).
- * One session's step, t1 = 1 / one_tok_s (else 1 / decode_tok_s), is taken
- * as bound by streaming: eff_bw = bytes_per_token / (t1 x bandwidth) (if
- * it was arithmetic-bound, a lower bound); B = eff_bw x bandwidth.
- * Between two batches both bound by arithmetic, lo and hi, each session
- * costs c = (t(hi) - t(lo)) / (hi - lo): its weights' FLOPs Fw at the int8
- * (or bf16) peak, its attention's Fa at the float peak, both at the one
- * efficiency e, and its KV cache read, K / B. The per-step part is u
- * sessions' worth of the weights' arithmetic:
- *   eff_compute = (Fw / peak_ops + Fa / attn_peak_ops) / (c - K / B),
- *   step_fixed  = (t(hi) - hi c) / (Fw / (e peak_ops))
- * (with no attention and no KV: Fw / (c peak_ops) and t(hi) / c - hi).
- * Without two usable sweep points (none, or steps that do not grow beyond
- * the KV reads: noise) eff_compute and step_fixed are left as they are.
- * attn_peak_ops 0: peak_ops. Fails on non-positive or non-finite input. */
+/* The factors from the step times the sweep measured (t(b) = 1 / the
+ * slowest session's tok/s). One session's step, t1 = 1 / one_tok_s (else
+ * 1 / decode_tok_s), is taken as bound by streaming: eff_bw =
+ * bytes_per_token / (t1 x bandwidth) (if it was arithmetic-bound, a lower
+ * bound); B = eff_bw x bandwidth. The batches then fit the step of the
+ * phase model (plan_step_rate) for b sessions,
+ *   t(b) = max(t1 - K/B, (u + b) Fw / (e peak_ops)) + b (K/B + Fa / (e attn_peak_ops)),
+ * K a session's KV bytes, Fw and Fa the weights' and attention's FLOPs per
+ * token: eff_compute = e and step_fixed = u >= 0 minimise the squared
+ * relative error of t(b) over every batch (a grid in log e and u, refined
+ * around the best). Least squares over all the batches, not a line through
+ * two: two neighbouring batches near the floor put one run's crossing 15%
+ * off its own data. Without a batch whose step clearly exceeds streaming
+ * (none, or steps that do not grow: nothing about compute to learn),
+ * eff_compute and step_fixed are left as they are. attn_peak_ops 0:
+ * peak_ops. Fails on non-positive or non-finite input. */
 int plan_calibrate(const plan_measure *ms, double peak_ops, double attn_peak_ops, double *eff_bw, double *eff_compute,
                    double *step_fixed, rl_err *err);
 

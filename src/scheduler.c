@@ -38,12 +38,13 @@ static const double ITL_BOUNDS[SCHED_HIST_BUCKETS] = {0.005, 0.01, 0.02, 0.035, 
 #define TEXT_INITIAL 4096    /* a session's text buffer at first */
 
 enum phase { PH_QUEUED, PH_ASSIGNED, PH_RUNNING, PH_DONE, PH_REJECTED };
-enum cmd { CMD_NONE, CMD_OPEN, CMD_PROBE, CMD_TRIAL, CMD_SERVE, CMD_QUIT };
+enum cmd { CMD_NONE, CMD_OPEN, CMD_PROBE, CMD_TRIAL, CMD_ATTN, CMD_SERVE, CMD_QUIT };
 
 struct sched_session {
     /* the request: written at submit, read-only afterwards */
     int32_t *prompt;
     int n_prompt, max_tokens;
+    int ctx_reserved; /* the context it may reach: what admission counts */
     sampler_params sp;
     bool ignore_eos;
     stop_matcher *stop; /* NULL: no stop strings */
@@ -90,6 +91,7 @@ typedef struct partition {
     pthread_cond_t wake;
     sched_session *inbox, *inbox_tail;
     int n_assigned; /* in the inbox or running */
+    double ctx_load; /* their ctx_reserved, summed */
     sched_ctl ctl;
     bool abort;
     double result; /* of the last start-up command */
@@ -131,6 +133,7 @@ struct sched {
     rl_err cmd_err;
 
     int capacity_base, chunk, n_ctx;
+    sched_cost cost;  /* step time by sessions and context (set at start) */
     double per_token; /* seconds per prompt token in a step (probe) */
     uint64_t admitted, rej_full, rej_timeout, rej_draining, queue_cancelled;
     double mean_duration; /* of finished sessions (moving average), for Retry-After */
@@ -230,6 +233,41 @@ void sched_ctl_update(sched_ctl *c, double now, int running, int measured, doubl
     }
 }
 
+/* ---- the cost of context ---- */
+
+void sched_cost_add(sched_cost *c, int n, double step_seconds) {
+    int i = 0;
+    while (i < c->n_points && c->sessions[i] < n) i++;
+    if (i < c->n_points && c->sessions[i] == n) {
+        c->step[i] = step_seconds;
+        return;
+    }
+    if (c->n_points == SCHED_COST_POINTS) return; /* calibration takes far fewer */
+    memmove(c->sessions + i + 1, c->sessions + i, (size_t)(c->n_points - i) * sizeof *c->sessions);
+    memmove(c->step + i + 1, c->step + i, (size_t)(c->n_points - i) * sizeof *c->step);
+    c->sessions[i] = n;
+    c->step[i] = step_seconds;
+    c->n_points++;
+}
+
+/* t(n) at short contexts: the segment of points around n. */
+static double short_step(const sched_cost *c, int n) {
+    if (c->n_points == 0) return 0;
+    if (c->n_points == 1 || n <= c->sessions[0]) return c->step[0];
+    int i = 1;
+    while (i < c->n_points - 1 && c->sessions[i] < n) i++;
+    double x0 = c->sessions[i - 1], x1 = c->sessions[i], y0 = c->step[i - 1], y1 = c->step[i];
+    return y0 + (y1 - y0) * (n - x0) / (x1 - x0);
+}
+
+double sched_cost_step(const sched_cost *c, int n, double ctx) {
+    return short_step(c, n) + c->per_token * ctx;
+}
+
+bool sched_cost_fits(const sched_cost *c, int n, double ctx) {
+    return !(c->period > 0) || sched_cost_step(c, n, ctx) <= c->period * (1 + 1e-9);
+}
+
 /* ---- sessions ---- */
 
 static void session_free(sched_session *ss) {
@@ -298,12 +336,24 @@ static int total_capacity_locked(const sched *s) {
     return c;
 }
 
-/* The least loaded partition with room, or NULL. */
-static partition *pick_locked(sched *s) {
+/* Whether p can take one more session reserving ctx tokens: room under
+ * its capacity and, with every reservation, a step that keeps the floor
+ * (a partition with no session can always take one: there is no one else
+ * to protect). */
+static bool has_room_locked(const sched *s, const partition *p, int ctx) {
+    if (p->n_assigned >= p->ctl.cap) return false;
+    return p->n_assigned == 0 || sched_cost_fits(&s->cost, p->n_assigned + 1, p->ctx_load + ctx);
+}
+
+/* The least loaded partition with room for ss, or NULL. */
+static partition *pick_locked(sched *s, const sched_session *ss) {
     partition *best = NULL;
     for (int i = 0; i < s->K; i++) {
         partition *p = &s->parts[i];
-        if (p->n_assigned < p->ctl.cap && (!best || p->n_assigned < best->n_assigned)) best = p;
+        if (has_room_locked(s, p, ss->ctx_reserved) &&
+            (!best || p->n_assigned < best->n_assigned ||
+             (p->n_assigned == best->n_assigned && p->ctx_load < best->ctx_load)))
+            best = p;
     }
     return best;
 }
@@ -317,6 +367,7 @@ static void assign_locked(sched *s, partition *p, sched_session *ss) {
     else p->inbox = ss;
     p->inbox_tail = ss;
     p->n_assigned++;
+    p->ctx_load += ss->ctx_reserved;
     s->admitted++;
     pthread_cond_signal(&p->wake);
 }
@@ -353,7 +404,7 @@ static void expire_queue_locked(sched *s, double now) {
 static void admit_queue_locked(sched *s) {
     expire_queue_locked(s, rl_now());
     partition *p;
-    while (s->q_head && !s->draining && (p = pick_locked(s)) != NULL) {
+    while (s->q_head && !s->draining && (p = pick_locked(s, s->q_head)) != NULL) {
         sched_session *ss = s->q_head;
         unqueue_locked(s, ss);
         assign_locked(s, p, ss);
@@ -384,6 +435,9 @@ int sched_submit(sched *s, const sched_request *r, sched_session **out, rl_err *
     memcpy(ss->prompt, r->prompt, (size_t)r->n_prompt * sizeof *ss->prompt);
     ss->n_prompt = r->n_prompt;
     ss->max_tokens = r->max_tokens;
+    /* a session ends at max_tokens or a full context, whichever is first */
+    int64_t reach = (int64_t)r->n_prompt + (r->max_tokens > 0 ? r->max_tokens : s->n_ctx);
+    ss->ctx_reserved = (int)RL_MIN(reach, (int64_t)s->n_ctx);
     ss->sp = r->sp;
     ss->ignore_eos = r->ignore_eos;
     if (r->n_stops > 0) {
@@ -403,7 +457,7 @@ int sched_submit(sched *s, const sched_request *r, sched_session **out, rl_err *
     if (s->draining) {
         how = SCHED_REJECT_DRAINING;
         s->rej_draining++;
-    } else if (!s->q_head && (p = pick_locked(s)) != NULL) {
+    } else if (!s->q_head && (p = pick_locked(s, ss)) != NULL) {
         assign_locked(s, p, ss);
         how = SCHED_RUN;
     } else if (s->q_len < s->p.queue_max) {
@@ -568,6 +622,7 @@ static void finish_session(partition *p, int i, sched_finish why, const char *ms
     pthread_mutex_lock(&s->lock);
     ss->phase = PH_DONE;
     p->n_assigned--;
+    p->ctx_load -= ss->ctx_reserved;
     double dur = rl_now() - ss->t_submit;
     s->mean_duration = s->mean_duration > 0 ? 0.9 * s->mean_duration + 0.1 * dur : dur;
     admit_queue_locked(s);
@@ -881,6 +936,7 @@ static void *part_main(void *arg) {
         if (cmd == CMD_OPEN) rc = part_open(p, seqs, batch, &err);
         else if (cmd == CMD_PROBE && p->index == 0) rc = part_probe(p, &result, &err);
         else if (cmd == CMD_TRIAL) rc = part_trial(p, n, &result, &err);
+        else if (cmd == CMD_ATTN) rc = engine_attention_cost(p->e, &result, &err);
         pthread_mutex_lock(&s->lock);
         p->result = result;
         if (rc && !s->cmd_failed) {
@@ -922,6 +978,7 @@ static int trial(sched *s, int n, double *rate, rl_err *err) {
     if (run_cmd(s, CMD_TRIAL, 0, 0, n, err)) return -1;
     *rate = s->parts[0].result;
     for (int i = 1; i < s->K; i++) *rate = RL_MIN(*rate, s->parts[i].result);
+    if (*rate > 0) sched_cost_add(&s->cost, n, 1 / *rate);
     if (s->p.log) fprintf(s->p.log, "calibration: %d session%s x %d partition%s: %.1f tok/s each\n", n, n > 1 ? "s" : "",
                           s->K, s->K > 1 ? "s" : "", *rate);
     return 0;
@@ -999,6 +1056,26 @@ static int start_partitions(sched *s, rl_err *err) {
     return 0;
 }
 
+/* The cost of context (sched_cost): calibration's points are in already
+ * (with the capacity given there are none: only the context's own cost is
+ * checked). The cost per token of context is given or measured on every
+ * partition at once (they share the memory bus), the slowest counting. */
+static int configure_context(sched *s, rl_err *err) {
+    const sched_params *p = &s->p;
+    s->cost.period = 1 / (p->floor_tps * HEADROOM);
+    if (p->ctx_cost > 0) {
+        s->cost.per_token = p->ctx_cost;
+    } else {
+        if (run_cmd(s, CMD_ATTN, 0, 0, 0, err)) return -1;
+        for (int i = 0; i < s->K; i++) s->cost.per_token = fmax(s->cost.per_token, s->parts[i].result);
+    }
+    if (p->log)
+        fprintf(p->log, "context: %.2f us per token of context per step; a session at the full %d tokens adds "
+                        "%.0f%% of a %.0f tok/s period\n", s->cost.per_token * 1e6, s->n_ctx,
+                100 * s->cost.per_token * s->n_ctx * p->floor_tps, p->floor_tps);
+    return 0;
+}
+
 /* Capacity, prefill chunk and engines, by measuring what is not given. */
 static int configure(sched *s, rl_err *err) {
     const sched_params *p = &s->p;
@@ -1044,7 +1121,7 @@ static int configure(sched *s, rl_err *err) {
     }
     if (run_cmd(s, CMD_OPEN, RL_MAX(most, 1), RL_MAX(most, 1) + s->chunk, 0, err)) return -1;
     s->n_ctx = engine_n_ctx(s->parts[0].e);
-    return 0;
+    return configure_context(s, err);
 }
 
 sched *sched_new(const model *m, const sched_params *params, rl_err *err) {
@@ -1110,8 +1187,10 @@ void sched_get_stats(sched *s, sched_stats *o) {
     o->n_ctx = s->n_ctx;
     o->capacity_base = s->capacity_base;
     o->capacity = total_capacity_locked(s);
+    o->ctx_cost = s->cost.per_token;
     for (int i = 0; i < s->K; i++) {
         o->active += s->parts[i].n_assigned;
+        o->ctx_reserved += s->parts[i].ctx_load;
         o->capacity_lowered += s->parts[i].ctl.lowered;
     }
     o->queued = s->q_len;

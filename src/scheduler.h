@@ -18,9 +18,16 @@
  * Admission. Capacity is the largest number of sessions that all stay at or
  * above the floor: measured at start (a short calibration: N sessions per
  * partition decoding together, N doubled then bisected) or given, and capped
- * by max_sessions. A request is admitted while fewer sessions run than the
- * capacity, waits in a bounded FIFO queue otherwise (for at most
- * queue_timeout seconds), and is rejected beyond that (the server's 429).
+ * by max_sessions. Context counts too: every step reads each session's
+ * whole KV cache, so a partition's step grows with the context its sessions
+ * hold (sched_cost: the short-context step time plus a measured cost per
+ * token of context). Each request reserves the context it may reach (its
+ * prompt plus max_tokens, or the whole context without max_tokens), and a
+ * partition takes one more session only if its step with all reservations
+ * still keeps the floor (a partition with none running always takes one).
+ * A request is admitted when a partition has room in both, waits in a
+ * bounded FIFO queue otherwise (for at most queue_timeout seconds), and is
+ * rejected beyond that (the server's 429).
  * Every partition measures its sessions' tok/s live (over their last
  * SCHED_RATE_WINDOW tokens); when some fall below the floor it lowers its
  * own capacity to one less than it runs (new requests queue while the
@@ -74,6 +81,7 @@ typedef struct sched_params {
     int prefill_chunk;    /* prompt tokens per step (0: measured at start) */
     double step_delay;    /* seconds to pause after each step (tests: a slower machine) */
     double recover_seconds; /* healthy this long before capacity + 1 (<= 0: SCHED_RECOVER_SECONDS) */
+    double ctx_cost;      /* seconds a step spends per token of context (0: measured at start) */
     FILE *log;            /* start-up messages (calibration); NULL: none */
 } sched_params;
 
@@ -176,6 +184,8 @@ typedef struct sched_stats {
     double floor_tps;
     int partitions, prefill_chunk, n_ctx;
     int capacity_base;      /* calibrated or given (after max_sessions) */
+    double ctx_reserved;    /* tokens of context the admitted sessions may reach */
+    double ctx_cost;        /* seconds a step spends per token of context */
     int capacity;           /* now: lowered while sessions fall below the floor */
     int active;             /* sessions admitted and not finished */
     int active_peak;        /* most sessions ever in the engines at once */
@@ -209,6 +219,32 @@ void sched_ctl_init(sched_ctl *c, int base, double floor_tps, double recover_sec
  * cap drops to running - 1 (at least 1). At or above it (or nothing
  * measured) for recover_seconds: cap + 1, up to base. */
 void sched_ctl_update(sched_ctl *c, double now, int running, int measured, double min_tps);
+
+/* ---- the cost of context (one model per scheduler), exposed for tests ---- */
+
+#define SCHED_COST_POINTS 24
+
+/* A partition's step time as its sessions and their contexts grow: t(n)
+ * at short contexts (the calibration's trials; none when the capacity is
+ * given, t(n) then counting as 0), plus per_token seconds for each token
+ * of context its sessions hold (attention reads every session's whole KV
+ * cache each step). */
+typedef struct sched_cost {
+    int n_points;
+    int sessions[SCHED_COST_POINTS]; /* increasing */
+    double step[SCHED_COST_POINTS];  /* seconds per step with that many sessions */
+    double per_token;                /* seconds per step per token of context */
+    double period;                   /* the longest step that keeps the promise */
+} sched_cost;
+
+/* Adds (or replaces) the point for n sessions. */
+void sched_cost_add(sched_cost *c, int n, double step_seconds);
+/* Step seconds for n sessions holding ctx tokens of context in all: t(n)
+ * interpolated linearly between points (extrapolated from the last two
+ * beyond them; the first point's below it; 0 with none). */
+double sched_cost_step(const sched_cost *c, int n, double ctx);
+/* Whether that step keeps the period (always, with no period set). */
+bool sched_cost_fits(const sched_cost *c, int n, double ctx);
 
 /* ---- prefill pacing (one decision per step), exposed for tests ---- */
 

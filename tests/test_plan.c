@@ -589,18 +589,11 @@ static void test_calibration(void) {
     CHECK_EQ_INT(b.max_batched, 9);
     CHECK_EQ_INT(b.max_partitioned, 2);
     CHECK_EQ_INT(b.prompt_len + b.gen_len, 192);
-    /* The largest batch (12 sessions) aggregated 100 tok/s; of the points
-     * with min >= 10 tok/s the most sessions is 9. */
-    const bench_point *most = bench_json_largest_batch(&b), *one = bench_json_batched_at(&b, 1);
-    CHECK(most && most->sessions == 12 && most->aggregate_tok_s == 100);
+    /* Of the points with min >= 10 tok/s the most sessions is 9. */
+    const bench_point *one = bench_json_batched_at(&b, 1), *twelve = bench_json_batched_at(&b, 12);
+    CHECK(twelve && twelve->aggregate_tok_s == 100);
     CHECK(one && one->min_tok_s == 20);
     CHECK(bench_json_batched_at(&b, 3) == NULL);
-    /* The first point past the floor: 12 at 10 tok/s, 8 (11.0) at 12, the
-     * one session at 25; none at 5. */
-    CHECK(bench_json_first_below(&b, 10) == most);
-    CHECK(bench_json_first_below(&b, 12) == bench_json_batched_at(&b, 8));
-    CHECK(bench_json_first_below(&b, 25) == one);
-    CHECK(bench_json_first_below(&b, 5) == NULL);
     CHECK_EQ_INT(bench_json_max_at_floor(b.batched, b.n_batched, 10), 9);
     CHECK_EQ_INT(bench_json_max_at_floor(b.partitioned, b.n_partitioned, 10), 2);
     /* The crossing: 9 sessions at 10.2 tok/s, 12 at 8. Step times 1/10.2
@@ -614,22 +607,30 @@ static void test_calibration(void) {
     CHECK_NEAR(bench_json_capacity(b.batched, b.n_batched, 14), 4, 1e-12); /* 4 sessions at exactly 14 */
 
     /* One session at 20 tok/s: eff_bw = 20 x 7e8 B / 20e9 B/s = 0.7. The
-     * compute figures come from the largest batch (12: t = 12 / 100 =
-     * 0.12 s) and the smallest of at least half its size (8: 8 / 92 s):
-     * each session costs cs = (0.12 - 8/92) / 4 s of arithmetic, the step
-     * u = 0.12 / cs - 12 = 2.53 sessions' worth more. With 2.5 GFLOP/token
-     * and a 1e12 ops/s peak, eff_compute = 2.5e9 / (cs x 1e12) = 0.303. */
+     * batches (4, 8, 9, 12) fit the phase model by least squares: its steps
+     * then lie within 6% of each measured one (the sample bends more than
+     * the model can). */
     plan_measure ms = {.bandwidth_gbs = b.bandwidth_gbs, .bytes_per_token = b.bytes_per_token,
-                       .decode_tok_s = b.decode_tok_s, .flops_per_token = 2.5e9, .one_tok_s = one->min_tok_s,
-                       .lo = 8, .lo_tok_s = 92, .hi = most->sessions, .hi_tok_s = most->aggregate_tok_s};
-    double eb = 0, ec = 0.123, u = -1, cs = (0.12 - 8.0 / 92) / 4;
+                       .decode_tok_s = b.decode_tok_s, .flops_per_token = 2.5e9, .one_tok_s = one->min_tok_s};
+    for (int i = 0; i < b.n_batched; i++)
+        if (b.batched[i].sessions >= 2) {
+            ms.sessions[ms.n_points] = b.batched[i].sessions;
+            ms.tok_s[ms.n_points++] = b.batched[i].min_tok_s;
+        }
+    CHECK_EQ_INT(ms.n_points, 4);
+    double eb = 0, ec = 0.123, u = -1;
     CHECK(plan_calibrate(&ms, 1e12, 0, &eb, &ec, &u, &err) == 0);
     CHECK_NEAR(eb, 0.7, 1e-12);
-    CHECK_NEAR(ec, 2.5e9 / (cs * 1e12), 1e-12);
-    CHECK_NEAR(u, 0.12 / cs - 12, 1e-9);
-    /* Without two sweep points the compute figures are left alone; without a
+    CHECK(ec > 0 && ec != 0.123 && u >= 0);
+    for (int i = 0; i < ms.n_points; i++) {
+        double t = fmax(1 / 20.0, (u + ms.sessions[i]) * 2.5e9 / (ec * 1e12));
+        CHECKF(fabs(t * ms.tok_s[i] - 1) < 0.06, "%d sessions: model %.4f s, measured %.4f s", ms.sessions[i], t,
+               1 / ms.tok_s[i]);
+    }
+    /* Without sweep batches the compute figures are left alone; without a
      * one-session point the single-stream decode stands in for it. */
-    ms.hi = 0;
+    int n_points = ms.n_points;
+    ms.n_points = 0;
     ec = 0.123;
     u = -1;
     ms.one_tok_s = 0;
@@ -638,36 +639,59 @@ static void test_calibration(void) {
     CHECK_NEAR(eb, 0.35, 1e-12);
     CHECK_NEAR(ec, 0.123, 0);
     CHECK_NEAR(u, -1, 0);
-    /* Steps that do not grow with the batch (noise) say nothing about
-     * compute either. */
-    ms.hi = 12;
-    ms.hi_tok_s = 300; /* t12 = 0.04 s < t8 */
+    /* Steps that do not grow past streaming (within 5%) say nothing about
+     * compute either: every batch at the single stream's 0.1 s. */
+    ms.n_points = n_points;
+    for (int i = 0; i < n_points; i++) ms.tok_s[i] = 10 / 1.04;
     CHECK(plan_calibrate(&ms, 1e12, 0, &eb, &ec, &u, &err) == 0);
     CHECK_NEAR(ec, 0.123, 0);
+    CHECK_NEAR(u, -1, 0);
+    ms.tok_s[1] = 0; /* a batch that made no progress is bad input */
+    CHECK(plan_calibrate(&ms, 1e12, 0, &eb, &ec, &u, &err) == -1);
+    ms.tok_s[1] = 10;
     ms.decode_tok_s = 0;
     CHECK(plan_calibrate(&ms, 1e12, 0, &eb, &ec, &u, &err) == -1);
     ms.decode_tok_s = 10;
     ms.bandwidth_gbs = NAN;
     CHECK(plan_calibrate(&ms, 1e12, 0, &eb, &ec, &u, &err) == -1);
 
-    /* With attention: a machine of efficiency 0.5, peaks 1e12 (int8) and
-     * 0.25e12 (float), a model of 1.5 + 0.5 GFLOP and u = 3 steps t(b) =
-     * 3 x 1.5e9 / 5e11 + b x (1.5e9 / 5e11 + 0.5e9 / 1.25e11) = 0.009 +
-     * 0.007 b: 0.037 s at 4, 0.065 at 8. Calibration gives both back. */
-    ms = (plan_measure){.bandwidth_gbs = 20, .bytes_per_token = 7e8, .one_tok_s = 20, .flops_per_token = 2e9,
-                        .attn_flops_per_token = 0.5e9, .lo = 4, .lo_tok_s = 4 / 0.037, .hi = 8, .hi_tok_s = 8 / 0.065};
-    CHECK(plan_calibrate(&ms, 1e12, 0.25e12, &eb, &ec, &u, &err) == 0);
-    CHECK_NEAR(ec, 0.5, 1e-9);
-    CHECK_NEAR(u, 3, 1e-9);
-    /* ... and a KV cache of 14 MB per session, read at eff_bw x 20 GB/s =
-     * 14e9 B/s in 0.001 s, adds to every session's step: 0.009 + 0.008 b. */
-    ms.kv_bytes_per_session = 14e6;
-    ms.lo_tok_s = 4 / 0.041;
-    ms.hi_tok_s = 8 / 0.073;
+    /* Exact data gives the machine back. Efficiency 0.5, peaks 1e12 (int8)
+     * and 0.25e12 (float), a model of 1.5 + 0.5 GFLOP, u = 3: the products
+     * take (3 + b) x 1.5e9 / 5e11 = 0.003 (3 + b) s, attention b x 0.5e9 /
+     * 1.25e11 = 0.004 b. One session streams in 0.01 s (100 tok/s), so
+     * from 2 sessions on the products' arithmetic is the longer:
+     *   t(b) = 0.003 (3 + b) + 0.004 b = 0.009 + 0.007 b. */
+    ms = (plan_measure){.bandwidth_gbs = 100, .bytes_per_token = 7e8, .one_tok_s = 100, .flops_per_token = 2e9,
+                        .attn_flops_per_token = 0.5e9, .n_points = 4, .sessions = {2, 4, 8, 12}};
+    for (int i = 0; i < ms.n_points; i++) ms.tok_s[i] = 1 / (0.009 + 0.007 * ms.sessions[i]);
     CHECK(plan_calibrate(&ms, 1e12, 0.25e12, &eb, &ec, &u, &err) == 0);
     CHECK_NEAR(eb, 0.7, 1e-12);
-    CHECK_NEAR(ec, 0.5, 1e-9);
-    CHECK_NEAR(u, 3, 1e-9);
+    CHECK_NEAR(ec, 0.5, 1e-6);
+    CHECK_NEAR(u, 3, 1e-5);
+    /* ... and when streaming is the longer at small batches: one session
+     * at 20 tok/s (0.05 s), steps max(0.05, 0.003 (3 + b)) + 0.004 b:
+     * 0.058 at 2, 0.066 at 4, 0.082 at 8, 0.098 at 12 (all streaming), and
+     * 0.121, 0.149, 0.177 at 16, 20, 24 (arithmetic). */
+    ms.one_tok_s = 20;
+    ms.bandwidth_gbs = 20;
+    int many[] = {2, 4, 8, 12, 16, 20, 24};
+    ms.n_points = 7;
+    for (int i = 0; i < 7; i++) {
+        ms.sessions[i] = many[i];
+        ms.tok_s[i] = 1 / (fmax(0.05, 0.003 * (3 + many[i])) + 0.004 * many[i]);
+    }
+    CHECK(plan_calibrate(&ms, 1e12, 0.25e12, &eb, &ec, &u, &err) == 0);
+    CHECK_NEAR(ec, 0.5, 1e-6);
+    CHECK_NEAR(u, 3, 1e-5);
+    /* ... and a KV cache of 14 MB per session, read at eff_bw x 20 GB/s =
+     * 14e9 B/s in 0.001 s: streaming is the single stream less that,
+     * 0.049 s, and every session's step adds it: */
+    ms.kv_bytes_per_session = 14e6;
+    for (int i = 0; i < 7; i++) ms.tok_s[i] = 1 / (fmax(0.049, 0.003 * (3 + many[i])) + 0.005 * many[i]);
+    CHECK(plan_calibrate(&ms, 1e12, 0.25e12, &eb, &ec, &u, &err) == 0);
+    CHECK_NEAR(eb, 0.7, 1e-12);
+    CHECK_NEAR(ec, 0.5, 1e-6);
+    CHECK_NEAR(u, 3, 1e-5);
 
     /* Calibrated factors apply to CPUs, not to GPUs (rackllm runs on CPUs). */
     plan_params p = params();

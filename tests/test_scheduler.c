@@ -102,6 +102,52 @@ static void test_ctl(void) {
     CHECK_EQ_INT(c.cap, 4);
 }
 
+/* ---- the cost of context ---- */
+
+static void test_cost(void) {
+    /* period 0.1 s, 10 us per token of context; points added out of order */
+    sched_cost c = {.period = 0.1, .per_token = 1e-5};
+    sched_cost_add(&c, 1, 0.05);
+    sched_cost_add(&c, 4, 0.065);
+    sched_cost_add(&c, 2, 0.055);
+    sched_cost_add(&c, 8, 0.12);
+    CHECK_EQ_INT(c.n_points, 4);
+    CHECK(c.sessions[0] == 1 && c.sessions[1] == 2 && c.sessions[2] == 4 && c.sessions[3] == 8);
+    /* 3 sessions: halfway from 2 (0.055) to 4 (0.065): 0.06 s; with 2000
+     * tokens of context 0.08 s, fits; 4000 reach the period exactly, 4001
+     * pass it */
+    CHECK_NEAR(sched_cost_step(&c, 3, 0), 0.06, 1e-15);
+    CHECK_NEAR(sched_cost_step(&c, 3, 2000), 0.08, 1e-15);
+    CHECK(sched_cost_fits(&c, 3, 2000));
+    CHECK(sched_cost_fits(&c, 3, 4000));
+    CHECK(!sched_cost_fits(&c, 3, 4001));
+    /* 6: from 4 (0.065) to 8 (0.12): 0.0925 s, room for 750 tokens */
+    CHECK_NEAR(sched_cost_step(&c, 6, 0), 0.0925, 1e-15);
+    CHECK(sched_cost_fits(&c, 6, 750));
+    CHECK(!sched_cost_fits(&c, 6, 800));
+    /* below the first point its step; beyond the last the last segment's
+     * slope: 0.12 + 2 x 0.055 / 4 */
+    CHECK_NEAR(sched_cost_step(&c, 0, 0), 0.05, 0);
+    CHECK_NEAR(sched_cost_step(&c, 10, 0), 0.1475, 1e-15);
+    /* a point measured again replaces the old one */
+    sched_cost_add(&c, 4, 0.07);
+    CHECK_EQ_INT(c.n_points, 4);
+    CHECK_NEAR(sched_cost_step(&c, 4, 0), 0.07, 0);
+    /* no points (capacity given): only the context's own cost counts */
+    sched_cost none = {.period = 0.1, .per_token = 1e-5};
+    CHECK_NEAR(sched_cost_step(&none, 3, 1000), 0.01, 1e-15);
+    CHECK(sched_cost_fits(&none, 50, 10000));
+    CHECK(!sched_cost_fits(&none, 1, 10001));
+    /* no period: no limit */
+    none.period = 0;
+    CHECK(sched_cost_fits(&none, 1, 1e12));
+    /* full: further points are dropped, never written past the arrays */
+    sched_cost many = {0};
+    for (int i = 1; i <= SCHED_COST_POINTS + 5; i++) sched_cost_add(&many, i, i);
+    CHECK_EQ_INT(many.n_points, SCHED_COST_POINTS);
+    CHECK_EQ_INT(many.sessions[SCHED_COST_POINTS - 1], SCHED_COST_POINTS);
+}
+
 /* ---- the real scheduler ---- */
 
 static sched_params base_params(int capacity, int queue) {
@@ -112,6 +158,7 @@ static sched_params base_params(int capacity, int queue) {
     p.prefill_chunk = 16;
     p.n_ctx = 256;
     p.floor_tps = 1; /* any machine, even under a sanitizer: admission is what is tested */
+    p.ctx_cost = 1e-12; /* context as good as free (test_context measures and reserves) */
     return p;
 }
 
@@ -218,6 +265,77 @@ static void test_admission(void) {
     uint64_t sum = 0;
     for (int i = 0; i <= SCHED_HIST_BUCKETS; i++) sum += st.itl.counts[i];
     CHECK_EQ_INT(sum, st.itl.count);
+    sched_free(s);
+}
+
+/* Admission by context: 1 ms per token of context and a 1/1.1 s period
+ * (floor 1, capacity given: no short-context step) leave room for 909
+ * tokens. Requests without max_tokens reserve the whole context (256):
+ * three fit (768), a fourth waits although the count (4) has room, and
+ * gets the first freed reservation. */
+static void test_context(void) {
+    rl_err err = {0};
+    sched_params p = base_params(4, 2);
+    p.ctx_cost = 1e-3;
+    p.step_delay = 0.002; /* the three run while the fourth arrives */
+    sched *s = sched_new(M, &p, &err);
+    CHECKF(s != NULL, "%s", err.msg);
+    if (!s) return;
+    sched_request r = greedy_request(0);
+    sched_session *ss[4] = {0};
+    for (int i = 0; i < 4; i++) CHECK_EQ_INT(sched_submit(s, &r, &ss[i], &err), i < 3 ? SCHED_RUN : SCHED_QUEUED);
+    sched_stats st;
+    sched_get_stats(s, &st);
+    CHECK_EQ_INT(st.active, 3);
+    CHECK_EQ_INT(st.queued, 1);
+    CHECK_NEAR(st.ctx_reserved, 3 * 256, 0);
+    CHECK_NEAR(st.ctx_cost, 1e-3, 0);
+    CHECK_EQ_INT(st.capacity, 4);
+    char text[8192];
+    sched_progress pr;
+    for (int i = 0; i < 4; i++) {
+        if (i == 3) CHECK_EQ_INT(sched_wait_admission(s, ss[3], 60), SCHED_RUN);
+        read_all(ss[i], text, sizeof text, &pr);
+        CHECK_EQ_INT(pr.finish, SCHED_FINISH_LENGTH);
+        /* ran to the full context: every position, and the token sampled
+         * after the last */
+        CHECK_EQ_INT(pr.n_prompt + pr.n_generated, 257);
+        sched_release(s, ss[i]);
+    }
+    CHECK(sched_wait_idle(s, 10));
+    sched_get_stats(s, &st);
+    CHECK_NEAR(st.ctx_reserved, 0, 0);
+    CHECK_EQ_INT(st.active_peak, 3); /* never four at once, though the count allowed it */
+    sched_free(s);
+
+    /* a reservation beyond the period still runs alone (no one to protect),
+     * but nothing joins it */
+    p = base_params(2, 1);
+    p.ctx_cost = 1; /* a second per token */
+    p.step_delay = 0.002;
+    s = sched_new(M, &p, &err);
+    CHECKF(s != NULL, "%s", err.msg);
+    if (!s) return;
+    sched_request r40 = greedy_request(40);
+    sched_session *a = NULL, *b = NULL;
+    CHECK_EQ_INT(sched_submit(s, &r40, &a, &err), SCHED_RUN);
+    CHECK_EQ_INT(sched_submit(s, &r40, &b, &err), SCHED_QUEUED);
+    read_all(a, text, sizeof text, &pr);
+    CHECK_EQ_INT(pr.n_generated, 40);
+    sched_release(s, a);
+    CHECK_EQ_INT(sched_wait_admission(s, b, 60), SCHED_RUN);
+    read_all(b, text, sizeof text, &pr);
+    sched_release(s, b);
+    sched_free(s);
+
+    /* measured at start (ctx_cost 0): some positive, finite cost */
+    p = base_params(1, 0);
+    p.ctx_cost = 0;
+    s = sched_new(M, &p, &err);
+    CHECKF(s != NULL, "%s", err.msg);
+    if (!s) return;
+    sched_get_stats(s, &st);
+    CHECK(st.ctx_cost > 0 && st.ctx_cost < 1);
     sched_free(s);
 }
 
@@ -426,6 +544,7 @@ static void test_lowering(void) {
     rl_err err = {0};
     sched_params p = base_params(3, 4);
     p.floor_tps = 1e12; /* every session falls below it */
+    p.ctx_cost = 1e-30;   /* ... and context is free: only the live measurement decides */
     p.recover_seconds = 0.3;
     sched *s = sched_new(M, &p, &err);
     CHECKF(s != NULL, "%s", err.msg);
@@ -459,6 +578,7 @@ static void test_lowering(void) {
 int main(void) {
     test_pace();
     test_ctl();
+    test_cost();
     rl_err err = {0};
     model_load_params lp = {0};
     M = model_load(shared_path("models/stories260K.gguf"), &lp, &err);
@@ -468,6 +588,7 @@ int main(void) {
     N_PROMPT = tok_encode(M->tok, text, strlen(text), true, false, PROMPT, 64, &err);
     CHECK(N_PROMPT > 5 && N_PROMPT < 64);
     test_admission();
+    test_context();
     test_stop_and_eos();
     test_cancel_and_timeout();
     test_drain();

@@ -4,8 +4,9 @@
 # one waits, one gets 429 at once; at no point do more than C run; a client
 # that disconnects frees its slot (seen in /health) and the queued one takes
 # it; nothing hangs or is lost, and /metrics counts every request. Then the
-# queue timeout (429 after --queue-timeout), and the floor: sessions slower
-# than --floor make the server lower its capacity.
+# queue timeout (429 after --queue-timeout), the floor: sessions slower
+# than --floor make the server lower its capacity, and context: admission
+# counts the context each request may reach.
 #
 # The server's --step-delay makes sessions last long enough to be watched
 # (a slower machine, simulated); every wait is a poll with a deadline.
@@ -107,6 +108,30 @@ check "measured below the floor" "true" "$(health "$F" '.tokens_per_second.min >
 check "lowering counted" "yes" "$([ "$(metric "$F" rackllm_capacity_lowered_total)" -ge 1 ] && echo yes)"
 check "a new session is turned away" "429" "$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' -d "$SHORT" "$F/v1/chat/completions")"
 check "calibrated figure kept" "3" "$(health "$F" .capacity_calibrated)"
+
+# ---- context: admission reserves the context a request may reach ----
+# 2000 us per token of context and a 1/1.1 s period (floor 1) leave room for
+# 454 tokens; a request without max_tokens reserves the whole context (256).
+# One runs; a second such would need 512: turned away although the count (3)
+# has room, the context named; a short one (its prompt + 10 tokens) fits.
+start_server ctx -m "$STORIES" --floor 1 --capacity 3 --queue 0 --ctx 256 --ctx-cost 2000 --step-delay 20
+C=$URL
+NOMAX='{"model":"stories260K","messages":[{"role":"user","content":"Tell a story."}],"stream":true,"ignore_eos":true}'
+stream_bg "$C" "$NOMAX" "$TMP/c1.sse"
+C1=$BGPID
+check_true "c1 admitted" wait_until 20 health_is "$C" .active_sessions 1
+check "c1 reserves the whole context" "256 0.002" \
+  "$(health "$C" .context_reserved_tokens) $(health "$C" .context_cost_seconds_per_token)"
+check "the reservation in /metrics" "256" "$(metric "$C" rackllm_context_reserved_tokens)"
+code=$(curl -s -o "$TMP/c2.json" -w '%{http_code}' -H 'Content-Type: application/json' -d "${NOMAX/,\"stream\":true/}" "$C/v1/chat/completions")
+check "c2: 429, by context" "429 rate_limit_exceeded yes" \
+  "$code $(jq -r .error.code "$TMP/c2.json") $(jq -r .error.message "$TMP/c2.json" | grep -q 'reserve all the context' && echo yes)"
+stream_bg "$C" "$SHORT" "$TMP/c3.sse"
+check_true "c3 answered" wait_until 30 test -s "$TMP/c3.sse.code"
+check "c3: a short request fits beside c1" "200 10" \
+  "$(cat "$TMP/c3.sse.code") $(sse_events "$TMP/c3.sse" | jq -r '.usage.completion_tokens // empty')"
+kill "$C1"
+check_true "c1's reservation returned" wait_until 20 health_is "$C" .context_reserved_tokens 0
 
 # ---- slow and stalled clients ----
 start_server slow -m "$STORIES" --floor 1 --capacity 1 --queue 0 --timeout 1 --step-delay 10

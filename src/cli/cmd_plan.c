@@ -276,20 +276,7 @@ static int calibrate(plan_cli *c, rl_err *err) {
     if (bench_json_load(c->calibrate, &c->calib, err)) return -1;
     plan_hw self;
     if (hwcatalog_this(c->calib.bandwidth_gbs, &self, err)) return -1;
-    /* Two batches bound by arithmetic, where the model is used: the first
-     * past the floor (else the largest), and the smallest of at least half
-     * its size (and 2). Batches far past the floor are not used: the steps
-     * of 16 sessions were measured up to 20% slower than a straight line
-     * through 4 and 8 predicts, and the planner only needs the crossing. */
-    const bench_point *one = bench_json_batched_at(&c->calib, 1), *lo = NULL;
-    const bench_point *hi = bench_json_first_below(&c->calib, c->calib.floor_tok_s);
-    if (!hi) hi = bench_json_largest_batch(&c->calib);
-    for (int i = 0; hi && i < c->calib.n_batched; i++) {
-        const bench_point *q = &c->calib.batched[i];
-        if (q->sessions < hi->sessions && 2 * q->sessions >= hi->sessions && q->sessions >= 2 &&
-            (!lo || q->sessions < lo->sessions))
-            lo = q;
-    }
+    const bench_point *one = bench_json_batched_at(&c->calib, 1);
     double attention;
     double flops = bench_flops(&c->calib, &attention);
     plan_measure ms = {
@@ -301,11 +288,12 @@ static int calibrate(plan_cli *c, rl_err *err) {
         .kv_bytes_per_session = c->calib.kv_bytes_per_token * (c->calib.prompt_len + c->calib.gen_len / 2),
         .one_tok_s = one ? one->min_tok_s : 0,
     };
-    if (lo && ms.flops_per_token > 0) { /* unknown shape: keep the compute defaults */
-        ms.lo = lo->sessions;
-        ms.lo_tok_s = lo->aggregate_tok_s;
-        ms.hi = hi->sessions;
-        ms.hi_tok_s = hi->aggregate_tok_s;
+    /* Every batch of 2 or more (an unknown shape keeps the compute defaults). */
+    for (int i = 0; flops > 0 && i < c->calib.n_batched && ms.n_points < PLAN_MAX_POINTS; i++) {
+        const bench_point *q = &c->calib.batched[i];
+        if (q->sessions < 2 || !(q->min_tok_s > 0)) continue;
+        ms.sessions[ms.n_points] = q->sessions;
+        ms.tok_s[ms.n_points++] = q->min_tok_s;
     }
     bool int8 = !(strcasecmp(c->calib.type, "f16") == 0 || strcasecmp(c->calib.type, "bf16") == 0 ||
                   strcasecmp(c->calib.type, "f32") == 0);

@@ -55,6 +55,9 @@ static void usage(FILE *out) {
             "                          zephyr | chatml (default: the model's; ChatML if unrecognised)\n"
             "      --prefill-chunk N   prompt tokens per step (default: measured, a quarter of a floor\n"
             "                          period's compute)\n"
+            "      --ctx-cost US       microseconds a step spends per token of context its sessions\n"
+            "                          hold (default: measured at start-up); admission reserves each\n"
+            "                          request's prompt + max_tokens (or the whole context) by it\n"
             "      --timeout S         seconds a client may stall sending or reading (default 30)\n"
             "      --max-body BYTES    request body limit (default 1048576)\n"
             "      --drain-timeout S   on SIGTERM, seconds running sessions may take to finish (default 30)\n"
@@ -72,7 +75,7 @@ static bool parse_num(const char *s, double lo, double hi, double *out) {
 
 static int parse(int argc, char **argv, serve_opts *o) {
     enum { O_HOST = 256, O_PORT, O_FLOOR, O_MAXS, O_CAP, O_PART, O_QUEUE, O_QTIME, O_KEY, O_TMPL, O_CHUNK,
-           O_TIMEOUT, O_BODY, O_DRAIN, O_DELAY, O_NAME };
+           O_TIMEOUT, O_BODY, O_DRAIN, O_DELAY, O_NAME, O_CTXCOST };
     static const struct option longs[] = {
         {"model", required_argument, 0, 'm'},          {"host", required_argument, 0, O_HOST},
         {"port", required_argument, 0, O_PORT},        {"floor", required_argument, 0, O_FLOOR},
@@ -83,6 +86,7 @@ static int parse(int argc, char **argv, serve_opts *o) {
         {"chat-template", required_argument, 0, O_TMPL}, {"prefill-chunk", required_argument, 0, O_CHUNK},
         {"timeout", required_argument, 0, O_TIMEOUT},  {"max-body", required_argument, 0, O_BODY},
         {"drain-timeout", required_argument, 0, O_DRAIN}, {"step-delay", required_argument, 0, O_DELAY},
+        {"ctx-cost", required_argument, 0, O_CTXCOST},
         {"name", required_argument, 0, O_NAME},        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -121,6 +125,7 @@ static int parse(int argc, char **argv, serve_opts *o) {
         case O_BODY: ok = parse_num(optarg, 1024, 1 << 30, &v) && v == (long)v, o->max_body = (long)v; break;
         case O_DRAIN: ok = parse_num(optarg, 0, 1e6, &o->drain_timeout); break;
         case O_DELAY: ok = parse_num(optarg, 0, 1e6, &v), o->sp.step_delay = v / 1000; break;
+        case O_CTXCOST: ok = parse_num(optarg, 1e-6, 1e9, &v), o->sp.ctx_cost = v * 1e-6; break;
         case 'h': usage(stdout); return -1;
         default: usage(stderr); return 2;
         }

@@ -113,6 +113,12 @@ char *metrics_render(const metrics *m, const sched_stats *st) {
     counter(&b, "rackllm_capacity_lowered_total", "Times a partition lowered its capacity (sessions below the floor).",
             st->capacity_lowered);
     gauge(&b, "rackllm_floor_tokens_per_second", "The per-session speed the server promises.", st->floor_tps);
+    gauge(&b, "rackllm_context_reserved_tokens",
+          "Tokens of context the admitted sessions may reach (prompt + max_tokens, or the whole context).",
+          st->ctx_reserved);
+    gauge(&b, "rackllm_context_cost_seconds",
+          "Seconds a step spends per token of context its sessions hold (attention; measured at start).",
+          st->ctx_cost);
     head(&b, "rackllm_session_tokens_per_second", "gauge",
          "Measured tok/s of running sessions over their last tokens (slowest and mean).");
     out(&b, "rackllm_session_tokens_per_second{stat=\"min\"} %.17g\n", st->tps_min);

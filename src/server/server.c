@@ -156,6 +156,8 @@ static enum MHD_Result health(request *r) {
     cJSON_AddNumberToObject(o, "partitions", st.partitions);
     cJSON_AddNumberToObject(o, "prefill_chunk", st.prefill_chunk);
     cJSON_AddNumberToObject(o, "context", st.n_ctx);
+    cJSON_AddNumberToObject(o, "context_reserved_tokens", st.ctx_reserved);
+    cJSON_AddNumberToObject(o, "context_cost_seconds_per_token", st.ctx_cost);
     char *json = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return answer_json(r, st.draining ? 503 : 200, json);
@@ -328,9 +330,17 @@ static enum MHD_Result overloaded(request *r, sched_admit how) {
     if (how == SCHED_REJECT_DRAINING) {
         api_fail(&e, 503, "server_error", NULL, "server_shutting_down", "the server is shutting down; retry elsewhere");
     } else {
-        api_fail(&e, 429, "rate_limit_error", NULL, how == SCHED_REJECT_TIMEOUT ? "queue_timeout" : "rate_limit_exceeded",
-                 "all %d sessions this server holds at %.0f tokens/s are taken and %s; retry later", st.capacity,
-                 st.floor_tps, how == SCHED_REJECT_TIMEOUT ? "the wait in the queue ran out" : "the queue is full");
+        const char *code = how == SCHED_REJECT_TIMEOUT ? "queue_timeout" : "rate_limit_exceeded";
+        const char *why = how == SCHED_REJECT_TIMEOUT ? "the wait in the queue ran out" : "the queue is full";
+        if (st.active < st.capacity) /* full by context, not by count */
+            api_fail(&e, 429, "rate_limit_error", NULL, code,
+                     "the %d running sessions reserve all the context this server serves at %.0f tokens/s (%.0f "
+                     "tokens) and %s; retry later, or ask for fewer max_tokens",
+                     st.active, st.floor_tps, st.ctx_reserved, why);
+        else
+            api_fail(&e, 429, "rate_limit_error", NULL, code,
+                     "all %d sessions this server holds at %.0f tokens/s are taken and %s; retry later", st.capacity,
+                     st.floor_tps, why);
     }
     return answer_error(r, &e, sched_retry_after(r->sv->s));
 }
