@@ -95,6 +95,7 @@ typedef struct partition {
     sched_ctl ctl;
     bool abort;
     double result; /* of the last start-up command */
+    int trial_ctx; /* context a session reached in the last trial */
 
     /* the partition thread's */
     sched_session **run;
@@ -261,11 +262,12 @@ static double short_step(const sched_cost *c, int n) {
 }
 
 double sched_cost_step(const sched_cost *c, int n, double ctx) {
-    return short_step(c, n) + c->per_token * ctx;
+    return short_step(c, n) + c->per_token * fmax(0, ctx - n * c->base_ctx);
 }
 
 bool sched_cost_fits(const sched_cost *c, int n, double ctx) {
-    return !(c->period > 0) || sched_cost_step(c, n, ctx) <= c->period * (1 + 1e-9);
+    if (!(c->period > 0) || short_step(c, n) > c->period * (1 + 1e-9)) return true;
+    return sched_cost_step(c, n, ctx) <= c->period * (1 + 1e-9);
 }
 
 /* ---- sessions ---- */
@@ -907,6 +909,7 @@ static int part_trial(partition *p, int n, double *rate, rl_err *err) {
         dt = rl_now() - t0;
     }
     *rate = k > 0 && dt > 0 ? k / dt : 0;
+    p->trial_ctx = plen + steps + k; /* the context each session reached */
     rc = 0;
 done:
     for (int i = 0; i < n; i++) engine_seq_remove(p->e, seqs[i]);
@@ -979,6 +982,7 @@ static int trial(sched *s, int n, double *rate, rl_err *err) {
     *rate = s->parts[0].result;
     for (int i = 1; i < s->K; i++) *rate = RL_MIN(*rate, s->parts[i].result);
     if (*rate > 0) sched_cost_add(&s->cost, n, 1 / *rate);
+    for (int i = 0; i < s->K; i++) s->cost.base_ctx = fmax(s->cost.base_ctx, s->parts[i].trial_ctx);
     if (s->p.log) fprintf(s->p.log, "calibration: %d session%s x %d partition%s: %.1f tok/s each\n", n, n > 1 ? "s" : "",
                           s->K, s->K > 1 ? "s" : "", *rate);
     return 0;
@@ -1056,13 +1060,18 @@ static int start_partitions(sched *s, rl_err *err) {
     return 0;
 }
 
-/* The cost of context (sched_cost): calibration's points are in already
- * (with the capacity given there are none: only the context's own cost is
- * checked). The cost per token of context is given or measured on every
- * partition at once (they share the memory bus), the slowest counting. */
-static int configure_context(sched *s, rl_err *err) {
+/* The cost of context (sched_cost). Calibration's trials are in already;
+ * with the capacity given, two such trials measure the step of one session
+ * and of the capacity (a second or two). The cost per token of context is
+ * given or measured on every partition at once (they share the memory
+ * bus), the slowest counting. */
+static int configure_context(sched *s, bool measured_cap, int per_part, rl_err *err) {
     const sched_params *p = &s->p;
     s->cost.period = 1 / (p->floor_tps * HEADROOM);
+    if (!measured_cap) {
+        double r;
+        if (trial(s, 1, &r, err) || (per_part > 1 && trial(s, per_part, &r, err))) return -1;
+    }
     if (p->ctx_cost > 0) {
         s->cost.per_token = p->ctx_cost;
     } else {
@@ -1121,7 +1130,7 @@ static int configure(sched *s, rl_err *err) {
     }
     if (run_cmd(s, CMD_OPEN, RL_MAX(most, 1), RL_MAX(most, 1) + s->chunk, 0, err)) return -1;
     s->n_ctx = engine_n_ctx(s->parts[0].e);
-    return configure_context(s, err);
+    return configure_context(s, measure_cap, most, err);
 }
 
 sched *sched_new(const model *m, const sched_params *params, rl_err *err) {

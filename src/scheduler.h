@@ -225,14 +225,16 @@ void sched_ctl_update(sched_ctl *c, double now, int running, int measured, doubl
 #define SCHED_COST_POINTS 24
 
 /* A partition's step time as its sessions and their contexts grow: t(n)
- * at short contexts (the calibration's trials; none when the capacity is
- * given, t(n) then counting as 0), plus per_token seconds for each token
- * of context its sessions hold (attention reads every session's whole KV
+ * at short contexts (the calibration's trials, each session holding
+ * base_ctx tokens; with the capacity given, trials of one session and of
+ * the capacity), plus per_token seconds for each token of context its
+ * sessions hold beyond that (attention reads every session's whole KV
  * cache each step). */
 typedef struct sched_cost {
     int n_points;
     int sessions[SCHED_COST_POINTS]; /* increasing */
     double step[SCHED_COST_POINTS];  /* seconds per step with that many sessions */
+    double base_ctx;                 /* tokens of context a session held while t(n) was measured */
     double per_token;                /* seconds per step per token of context */
     double period;                   /* the longest step that keeps the promise */
 } sched_cost;
@@ -241,9 +243,12 @@ typedef struct sched_cost {
 void sched_cost_add(sched_cost *c, int n, double step_seconds);
 /* Step seconds for n sessions holding ctx tokens of context in all: t(n)
  * interpolated linearly between points (extrapolated from the last two
- * beyond them; the first point's below it; 0 with none). */
+ * beyond them; the first point's below it; 0 with none), plus per_token x
+ * what ctx exceeds n x base_ctx (never less than t(n)). */
 double sched_cost_step(const sched_cost *c, int n, double ctx);
-/* Whether that step keeps the period (always, with no period set). */
+/* Whether that step keeps the period. Always, with no period set, and when
+ * t(n) alone does not keep it: the floor is out of reach at any context
+ * (calibration warned at start), and the count of sessions decides. */
 bool sched_cost_fits(const sched_cost *c, int n, double ctx);
 
 /* ---- prefill pacing (one decision per step), exposed for tests ---- */

@@ -110,17 +110,20 @@ check "a new session is turned away" "429" "$(curl -s -o /dev/null -w '%{http_co
 check "calibrated figure kept" "3" "$(health "$F" .capacity_calibrated)"
 
 # ---- context: admission reserves the context a request may reach ----
-# 2000 us per token of context and a 1/1.1 s period (floor 1) leave room for
-# 454 tokens; a request without max_tokens reserves the whole context (256).
-# One runs; a second such would need 512: turned away although the count (3)
-# has room, the context named; a short one (its prompt + 10 tokens) fits.
-start_server ctx -m "$STORIES" --floor 1 --capacity 3 --queue 0 --ctx 256 --ctx-cost 2000 --step-delay 20
+# Capacity 5 given, floor 1: the period is 1/1.1 s, and the steps measured at
+# 1 and 5 sessions (about 25 ms with the delay) leave about 0.88 s of it to
+# context. At 2.7 ms per token a request without max_tokens reserves the
+# whole context, 256, less the ~25 tokens the measured steps held: 0.62 s.
+# One runs; a second such (1.25 s) is turned away although the count has
+# room, the context named; a short one (its prompt + 10 tokens: about 0.66 s
+# with the first) fits.
+start_server ctx -m "$STORIES" --floor 1 --capacity 5 --queue 0 --ctx 256 --ctx-cost 2700 --step-delay 20
 C=$URL
 NOMAX='{"model":"stories260K","messages":[{"role":"user","content":"Tell a story."}],"stream":true,"ignore_eos":true}'
 stream_bg "$C" "$NOMAX" "$TMP/c1.sse"
 C1=$BGPID
 check_true "c1 admitted" wait_until 20 health_is "$C" .active_sessions 1
-check "c1 reserves the whole context" "256 0.002" \
+check "c1 reserves the whole context" "256 0.0027" \
   "$(health "$C" .context_reserved_tokens) $(health "$C" .context_cost_seconds_per_token)"
 check "the reservation in /metrics" "256" "$(metric "$C" rackllm_context_reserved_tokens)"
 code=$(curl -s -o "$TMP/c2.json" -w '%{http_code}' -H 'Content-Type: application/json' -d "${NOMAX/,\"stream\":true/}" "$C/v1/chat/completions")
