@@ -267,10 +267,10 @@ int forward_run(forward *f, const fw_batch *b, rl_err *err) {
 
 /* Attention alone, every layer, for one token at position n_pos - 1 of
  * cache kv (the q rows as they happen to be: only the time matters). */
-static void attention_only(forward *f, const fw_kv *kv, int n_pos) {
+static void attention_only(forward *f, fw_kv *kv, int n_pos) {
     const rl_shape *s = &f->m->shape;
     int32_t pos = n_pos - 1, tok = 0;
-    fw_kv *kvs[1] = {(fw_kv *)kv};
+    fw_kv *kvs[1] = {kv};
     fw_batch b = {.n = 1, .token = &tok, .pos = &pos, .kv = kvs};
     f->run_start[0] = 0;
     f->run_len[0] = 1;

@@ -266,10 +266,11 @@ typedef struct plan_measure {
  *   t(b) = max(t1 - K/B, (u + b) Fw / (e peak_ops)) + b (K/B + Fa / (e attn_peak_ops)),
  * K a session's KV bytes, Fw and Fa the weights' and attention's FLOPs per
  * token: eff_compute = e and step_fixed = u >= 0 minimise the squared
- * relative error of t(b) over every batch (a grid in log e and u, refined
- * around the best). Least squares over all the batches, not a line through
- * two: two neighbouring batches near the floor put one run's crossing 15%
- * off its own data. Without a batch whose step clearly exceeds streaming
+ * relative error of t(b) over the batches given (the CLI gives those that
+ * ran at half the floor or faster); each parameter is scanned on a grid,
+ * then searched by golden section. Least squares over the batches, not a
+ * line through two: two neighbouring batches near the floor put one run's
+ * crossing 15% off its own data. Without a batch whose step clearly exceeds streaming
  * (none, or steps that do not grow: nothing about compute to learn),
  * eff_compute and step_fixed are left as they are. attn_peak_ops 0:
  * peak_ops. Fails on non-positive or non-finite input. */

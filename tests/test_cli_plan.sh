@@ -159,6 +159,13 @@ check '[ "$(jget "$tmp/k.json" "Math.abs(j.params.eff_bw - 0.7) < 1e-12")" = tru
 "$bin" plan --verify-from tests/data/bench-sample.json --calibrate tests/data/bench-sample.json --json >"$tmp/kv.json"
 check '[ "$(jget "$tmp/kv.json" "Math.abs(j.predicted_capacity / j.measured_capacity - 1) < 0.06 && j.step_fixed >= 0")" = true ]' "calibrated fit"
 check '[ "$(jget "$tmp/k.json" "j.params.eff_compute > 0 && j.params.efficiency")" = "calibrated by the bench JSON" ]'
+# a batch slower than half the floor is left out of the fit: the same factors with one added
+node -e 'const fs = require("fs"), j = JSON.parse(fs.readFileSync(process.argv[1]));
+         j.sweep.batched.push({sessions: 24, min_tok_s: 2, median_tok_s: 2, aggregate_tok_s: 48});
+         fs.writeFileSync(process.argv[2], JSON.stringify(j))' tests/data/bench-sample.json "$tmp/far.json"
+"$bin" plan --hardware ampereone-a192-32x --calibrate "$tmp/far.json" --json >"$tmp/kf.json"
+check '[ "$(jget "$tmp/kf.json" "j.params.eff_compute + \",\" + j.params.step_fixed")" = "$(jget "$tmp/k.json" "j.params.eff_compute + \",\" + j.params.step_fixed")" ]' "far batch left out"
+
 "$bin" plan --hardware h100-sxm --calibrate tests/data/bench-sample.json --json >"$tmp/kg.json"
 check '[ "$(jget "$tmp/kg.json" j.params.eff_bw)" = 0.6 ]' "GPU keeps its defaults"
 "$bin" plan --verify-from tests/data/bench-sample.json --calibrate tests/data/bench-sample.json --json >"$tmp/v.json"

@@ -288,10 +288,11 @@ static int calibrate(plan_cli *c, rl_err *err) {
         .kv_bytes_per_session = c->calib.kv_bytes_per_token * (c->calib.prompt_len + c->calib.gen_len / 2),
         .one_tok_s = one ? one->min_tok_s : 0,
     };
-    /* Every batch of 2 or more (an unknown shape keeps the compute defaults). */
+    /* Every batch of 2 or more that ran at half the floor or faster: where
+     * the model is used (an unknown shape keeps the compute defaults). */
     for (int i = 0; flops > 0 && i < c->calib.n_batched && ms.n_points < PLAN_MAX_POINTS; i++) {
         const bench_point *q = &c->calib.batched[i];
-        if (q->sessions < 2 || !(q->min_tok_s > 0)) continue;
+        if (q->sessions < 2 || !(q->min_tok_s >= c->calib.floor_tok_s / 2)) continue;
         ms.sessions[ms.n_points] = q->sessions;
         ms.tok_s[ms.n_points++] = q->min_tok_s;
     }
