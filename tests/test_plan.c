@@ -821,8 +821,8 @@ static void test_bench_json_rejects(void) {
         "{\"rackllm_bench\": 1, \"model\": {}, \"sweep\": {\"batched\": [{\"sessions\": 1, \"pass_min_tok_s\": 3}]}}",
         "{\"rackllm_bench\": 1, \"model\": {}, \"sweep\": {\"batched\": [{\"sessions\": 1, \"pass_min_tok_s\": [3, -1]}]}}",
         "{\"rackllm_bench\": 1, \"model\": {}, \"sweep\": {\"batched\": [{\"sessions\": 1, \"pass_min_tok_s\": [\"x\"]}]}}",
-        "{\"rackllm_bench\": 1, \"model\": {}, \"sweep\": {\"batched\": [{\"sessions\": 1, \"pass_min_tok_s\": "
-        "[1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1]}]}}",
+        ("{\"rackllm_bench\": 1, \"model\": {}, \"sweep\": {\"batched\": [{\"sessions\": 1, \"pass_min_tok_s\": "
+         "[1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1]}]}}"), /* 33 passes: one too many */
     };
     for (size_t i = 0; i < RL_ARRAY_LEN(BAD); i++) {
         err.code = 0;
