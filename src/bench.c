@@ -264,22 +264,6 @@ static int decode_step(engine *e, engine_seq **s, int n, int32_t n_vocab, rl_err
     return run_until_idle(NULL, e, s, n, false, err);
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(const double *v, int n) {
-    if (n <= 0) return 0;
-    double *s = malloc((size_t)n * sizeof *s);
-    if (!s) return v[0];
-    memcpy(s, v, (size_t)n * sizeof *s);
-    qsort(s, (size_t)n, sizeof *s, cmp_double);
-    double m = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-    free(s);
-    return m;
-}
-
 /* ---- bandwidth ---- */
 
 static int measure_bandwidth(bench_ctx *B, rl_err *err) {
@@ -360,7 +344,7 @@ static int run_single(bench_ctx *B, rl_err *err) {
             if (dt < 0) rc = -1;
             else x->tok_s[x->n_runs++] = p->pp[t] / dt;
         }
-        x->median = median(x->tok_s, x->n_runs);
+        x->median = rl_median(x->tok_s, x->n_runs);
         if (!rc) log_line(B, "prefill %s %.2f tok/s (median of %d)", x->name, x->median, x->n_runs);
     }
     if (p->tg > 0 && !rc) {
@@ -373,7 +357,7 @@ static int run_single(bench_ctx *B, rl_err *err) {
             if (dt < 0) rc = -1;
             else x->tok_s[x->n_runs++] = p->tg / dt;
         }
-        x->median = median(x->tok_s, x->n_runs);
+        x->median = rl_median(x->tok_s, x->n_runs);
         r->have_tg = !rc;
         if (!rc)
             log_line(B, "decode %s %.2f tok/s (median of %d)", x->name, x->median, x->n_runs);
@@ -393,7 +377,7 @@ static void summarise(bench_point_result *pt) {
     }
     pt->min_tok_s = lo;
     pt->max_tok_s = hi;
-    pt->median_tok_s = median(pt->session_tok_s, pt->sessions);
+    pt->median_tok_s = rl_median(pt->session_tok_s, pt->sessions);
     pt->aggregate_tok_s = sum;
 }
 
@@ -647,7 +631,7 @@ static void combine_passes(bench_point_result *pt) {
     double v[BENCH_MAX_RUNS];
     for (int s = 0; s < pt->sessions; s++) {
         for (int r = 0; r < pt->n_passes; r++) v[r] = pt->runs[(size_t)r * (size_t)pt->sessions + (size_t)s];
-        pt->session_tok_s[s] = median(v, pt->n_passes);
+        pt->session_tok_s[s] = rl_median(v, pt->n_passes);
     }
     summarise(pt);
 }

@@ -208,16 +208,6 @@ static int half_of(int i, int n) {
     return (i % 4 == 1 || i % 4 == 2);
 }
 
-static double median_of(double *v, int n) {
-    for (int i = 1; i < n; i++) /* insertion sort: a handful of passes */
-        for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
-            double t = v[j];
-            v[j] = v[j - 1];
-            v[j - 1] = t;
-        }
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 bool bench_json_halves(const bench_point *pts, int n, double floor_tok_s, bench_halves *h) {
     memset(h, 0, sizeof *h);
     if (n < 1 || n > BENCH_MAX_POINTS) return false;
@@ -233,7 +223,7 @@ bool bench_json_halves(const bench_point *pts, int n, double floor_tok_s, bench_
             for (int r = 0; r < passes; r++)
                 if (half_of(r, passes) == k) v[m++] = pts[i].pass_min_tok_s[r];
             half[k][i] = pts[i];
-            half[k][i].min_tok_s = median_of(v, m);
+            half[k][i].min_tok_s = rl_median(v, m);
             h->passes[k] = m;
         }
         h->sessions[k] = bench_json_max_at_floor(half[k], n, floor_tok_s);

@@ -86,6 +86,9 @@ char *rl_read_small_file(const char *path, size_t max);
 void rl_fputs_xml(FILE *out, const char *s);
 
 /* ---- small helpers ---- */
+/* The median of v[0..n) (v is left as it is; 0 if n < 1). */
+double rl_median(const double *v, int n);
+
 #define RL_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define RL_MAX(a, b) ((a) > (b) ? (a) : (b))
 #define RL_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))

@@ -162,11 +162,16 @@ static step_cost step_costs(const plan_part *pt, const plan_model *m, double eff
     return c;
 }
 
+/* The step of b sessions: the products (the longer of streaming and their
+ * arithmetic), then every session's attention. Calibration fits the same. */
+static double phase_step(double stream, double per, double u, double attn, int b) {
+    return fmax(stream, (u + b) * per) + b * attn;
+}
+
 double plan_step_rate(const plan_part *pt, const plan_model *m, double eff_bw, double eff_compute, int b) {
     if (b < 1) return 0;
     step_cost c = step_costs(pt, m, eff_bw, eff_compute);
-    double products = c.per > 0 ? fmax(c.stream, (c.u + b) * c.per) : c.stream;
-    return 1 / (products + b * c.attn); /* 0 when a part is infinite */
+    return 1 / phase_step(c.stream, c.per, c.u, c.attn, b); /* 0 when a part is infinite */
 }
 
 /* A bound kept within [0, PLAN_BATCH_CAP]. */
@@ -446,7 +451,7 @@ typedef struct fit_model {
 } fit_model;
 
 static double fit_step(const fit_model *f, double e, double u, int b) {
-    return fmax(f->stream, (u + b) * f->w / e) + b * (f->kv + f->a / e);
+    return phase_step(f->stream, f->w / e, u, f->kv + f->a / e, b);
 }
 
 /* Squared relative error of the model's steps over the measured batches. */

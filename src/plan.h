@@ -270,10 +270,10 @@ typedef struct plan_measure {
  * ran at half the floor or faster); each parameter is scanned on a grid,
  * then searched by golden section. Least squares over the batches, not a
  * line through two: two neighbouring batches near the floor put one run's
- * crossing 15% off its own data. Without a batch whose step clearly exceeds streaming
- * (none, or steps that do not grow: nothing about compute to learn),
- * eff_compute and step_fixed are left as they are. attn_peak_ops 0:
- * peak_ops. Fails on non-positive or non-finite input. */
+ * crossing 15% off its own data. Without a batch whose step clearly
+ * exceeds streaming (none, or steps that do not grow: nothing about
+ * compute to learn), eff_compute and step_fixed are left as they are.
+ * attn_peak_ops 0: peak_ops. Fails on non-positive or non-finite input. */
 int plan_calibrate(const plan_measure *ms, double peak_ops, double attn_peak_ops, double *eff_bw, double *eff_compute,
                    double *step_fixed, rl_err *err);
 

@@ -200,6 +200,10 @@ check "--help" "0" "$?"
 check "no model" "2" "$?"
 "$BIN" serve -m "$STORIES" --floor zero 2>/dev/null
 check "bad number" "2" "$?"
+"$BIN" serve -m "$STORIES" --ctx-cost 0 2>/dev/null
+check "bad --ctx-cost (0)" "2" "$?"
+"$BIN" serve -m "$STORIES" --ctx-cost 2us 2>/dev/null
+check "bad --ctx-cost (unit)" "2" "$?"
 "$BIN" serve -m "$STORIES" --port 0 --host 10.999.0.1 2>/dev/null
 check "bad host" "2" "$?"
 
