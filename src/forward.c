@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "quant.h"
+#include "kernels/quant.h"
 
 struct forward {
     const model *m;

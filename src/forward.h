@@ -18,7 +18,7 @@
 #include <stdint.h>
 
 #include "common.h"
-#include "kernels.h"
+#include "kernels/kernels.h"
 #include "model.h"
 
 /* A sequence's KV cache: for each layer, K then V, each n_head_kv runs of

@@ -23,7 +23,7 @@
 #include <sys/mman.h>
 
 #include "progress.h"
-#include "quant.h"
+#include "kernels/quant.h"
 
 typedef struct loader {
     model *m;

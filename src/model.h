@@ -18,7 +18,7 @@
 
 #include "common.h"
 #include "gguf.h"
-#include "kernels.h"
+#include "kernels/kernels.h"
 #include "shape.h"
 #include "tokenizer.h"
 

@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 
 #include "progress.h"
-#include "quant.h"
+#include "kernels/quant.h"
 #include "types.h"
 
 /* llama.cpp's file types (enum llama_ftype), for general.file_type. */

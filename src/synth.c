@@ -16,7 +16,7 @@
 
 #include "gguf.h"
 #include "progress.h"
-#include "quant.h"
+#include "kernels/quant.h"
 #include "quantize.h"
 #include "rng.h"
 #include "threadpool.h"

@@ -18,8 +18,8 @@
 #include <string.h>
 
 #include "engine.h"
-#include "kernels.h"
-#include "kernels_impl.h"
+#include "kernels/kernels.h"
+#include "kernels/kernels_impl.h"
 #include "test.h"
 
 enum { N_SEQ = 4, GEN = 10, MAX_PROMPT = 24 };

@@ -25,9 +25,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels.h"
-#include "kernels_impl.h"
-#include "quant.h"
+#include "kernels/kernels.h"
+#include "kernels/kernels_impl.h"
+#include "kernels/quant.h"
 #include "test.h"
 
 /* ---- random numbers (xorshift; deterministic) ---- */

@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "gguf.h"
-#include "quant.h"
+#include "kernels/quant.h"
 #include "test.h"
 
 static const uint32_t WEIGHT_TYPES[] = {RL_TYPE_F32,  RL_TYPE_F16,  RL_TYPE_BF16, RL_TYPE_Q8_0,

@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "gguf.h"
-#include "quant.h"
+#include "kernels/quant.h"
 #include "quantize.h"
 #include "test.h"
 
