@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "server/api.h"
+#include "serve/http/api.h"
 
 static void must_be_json(const char *s, size_t len) {
     if (!s) return; /* out of memory is not a finding */

@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "benchjson.h"
+#include "plan/benchjson.h"
 
 static void check_points(const bench_point *pts, int n, double floor_tok_s) {
     if (n < 0 || n > BENCH_MAX_POINTS) abort();

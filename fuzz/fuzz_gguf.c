@@ -18,8 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gguf.h"
-#include "shape.h"
+#include "gguf/gguf.h"
+#include "model/shape.h"
 
 #define NAME "fuzz.gguf"
 

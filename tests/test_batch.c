@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine.h"
+#include "engine/engine.h"
 #include "kernels/kernels.h"
 #include "kernels/kernels_impl.h"
 #include "test.h"

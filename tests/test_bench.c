@@ -17,13 +17,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "bench.h"
-#include "benchjson.h"
-#include "benchsvg.h"
-#include "gguf.h"
-#include "model.h"
-#include "shape.h"
-#include "synth.h"
+#include "bench/bench.h"
+#include "plan/benchjson.h"
+#include "bench/benchsvg.h"
+#include "gguf/gguf.h"
+#include "model/model.h"
+#include "model/shape.h"
+#include "tools/synth.h"
 #include "test.h"
 #include "tiny_shape.h"
 

@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chat.h"
-#include "gguf.h"
+#include "text/chat.h"
+#include "gguf/gguf.h"
 #include "test.h"
 
 /* llama.cpp's test conversation. */

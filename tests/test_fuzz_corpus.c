@@ -26,9 +26,9 @@
 #include <string.h>
 
 #include "../fuzz/fuzz_gguf.c"
-#include "gguf.h"
+#include "gguf/gguf.h"
 #include "test.h"
-#include "types.h"
+#include "base/types.h"
 
 #define CORPUS_DIR "fuzz/corpus/fuzz_gguf"
 #define SEED_MAX (64 * 1024)

@@ -7,8 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "gguf.h"
-#include "shape.h"
+#include "gguf/gguf.h"
+#include "model/shape.h"
 #include "test.h"
 
 static const char *MODELS[] = {

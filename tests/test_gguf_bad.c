@@ -19,9 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gguf.h"
+#include "gguf/gguf.h"
 #include "test.h"
-#include "types.h"
+#include "base/types.h"
 
 /* ---- a byte builder ---- */
 

@@ -14,11 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "benchjson.h"
-#include "hwcatalog.h"
-#include "plan.h"
-#include "plansvg.h"
-#include "shape.h"
+#include "plan/benchjson.h"
+#include "plan/hwcatalog.h"
+#include "plan/plan.h"
+#include "plan/plansvg.h"
+#include "model/shape.h"
 #include "test.h"
 
 /* ---- fixtures: a made-up CPU server, GPU server and model ---- */

@@ -20,9 +20,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "gguf.h"
+#include "gguf/gguf.h"
 #include "kernels/quant.h"
-#include "quantize.h"
+#include "tools/quantize.h"
 #include "test.h"
 
 static char tmpdir[256];

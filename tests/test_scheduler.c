@@ -13,8 +13,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "engine.h"
-#include "scheduler.h"
+#include "engine/engine.h"
+#include "serve/scheduler.h"
 #include "test.h"
 
 static model *M;

@@ -20,15 +20,15 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engine.h"
-#include "gguf.h"
-#include "model.h"
-#include "shape.h"
-#include "synth.h"
+#include "engine/engine.h"
+#include "gguf/gguf.h"
+#include "model/model.h"
+#include "model/shape.h"
+#include "tools/synth.h"
 #include "test.h"
 #include "tiny_shape.h"
-#include "tokenizer.h"
-#include "types.h"
+#include "text/tokenizer.h"
+#include "base/types.h"
 
 /* Llama 3.2 1B by hand, from its config.json: d = 2048, 32 heads of 64,
  * 8 KV heads, n_ff = 8192, vocabulary 128256, tied embeddings. */

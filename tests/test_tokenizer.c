@@ -18,9 +18,9 @@
 
 #include <cjson/cJSON.h>
 
-#include "gguf.h"
+#include "gguf/gguf.h"
 #include "test.h"
-#include "tokenizer.h"
+#include "text/tokenizer.h"
 
 /* ---------------------------------------------------------------- helpers */
 

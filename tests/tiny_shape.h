@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "shape.h"
+#include "model/shape.h"
 
 static rl_shape tiny_shape(void) {
     rl_shape s;

@@ -9,13 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bench.h"
-#include "benchsvg.h"
+#include "bench/bench.h"
+#include "bench/benchsvg.h"
 #include "commands.h"
-#include "gguf.h"
-#include "model.h"
-#include "shape.h"
-#include "synth.h"
+#include "gguf/gguf.h"
+#include "model/model.h"
+#include "model/shape.h"
+#include "tools/synth.h"
 
 static void usage(FILE *out) {
     fprintf(out,

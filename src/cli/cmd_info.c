@@ -22,9 +22,9 @@
 #include <string.h>
 
 #include "commands.h"
-#include "gguf.h"
-#include "shape.h"
-#include "types.h"
+#include "gguf/gguf.h"
+#include "model/shape.h"
+#include "base/types.h"
 
 #define DEFAULT_CTX_CAP 4096 /* default context: the model's, but at most this */
 #define SHORT_STRING 64      /* bytes of a metadata string shown before cutting */

@@ -20,14 +20,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "benchjson.h"
+#include "plan/benchjson.h"
 #include "commands.h"
-#include "gguf.h"
-#include "hwcatalog.h"
-#include "plan.h"
-#include "plansvg.h"
-#include "shape.h"
-#include "types.h"
+#include "gguf/gguf.h"
+#include "plan/hwcatalog.h"
+#include "plan/plan.h"
+#include "plan/plansvg.h"
+#include "model/shape.h"
+#include "base/types.h"
 
 extern char **environ;
 

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "commands.h"
-#include "quantize.h"
+#include "tools/quantize.h"
 
 static void usage(FILE *out) {
     fprintf(out,

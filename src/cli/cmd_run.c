@@ -14,9 +14,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "chat.h"
+#include "text/chat.h"
 #include "commands.h"
-#include "engine.h"
+#include "engine/engine.h"
 
 #define MAX_STOPS 8
 

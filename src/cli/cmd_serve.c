@@ -16,10 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chat.h"
+#include "text/chat.h"
 #include "commands.h"
-#include "scheduler.h"
-#include "server/server.h"
+#include "serve/scheduler.h"
+#include "serve/http/server.h"
 
 typedef struct serve_opts {
     const char *model_path, *host, *api_key, *chat_template, *name;

@@ -9,9 +9,9 @@
 #include <string.h>
 
 #include "commands.h"
-#include "quantize.h"
-#include "shape.h"
-#include "synth.h"
+#include "tools/quantize.h"
+#include "model/shape.h"
+#include "tools/synth.h"
 
 static void usage(FILE *out) {
     fprintf(out,

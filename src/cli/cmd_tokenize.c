@@ -13,8 +13,8 @@
 #include <string.h>
 
 #include "commands.h"
-#include "gguf.h"
-#include "tokenizer.h"
+#include "gguf/gguf.h"
+#include "text/tokenizer.h"
 
 static void usage(FILE *out) {
     fprintf(out,

@@ -6,7 +6,7 @@
 #ifndef RACKLLM_COMMANDS_H
 #define RACKLLM_COMMANDS_H
 
-#include "common.h"
+#include "base/common.h"
 
 int cmd_info(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);

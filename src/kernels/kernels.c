@@ -27,7 +27,7 @@
 
 #include "kernels_impl.h"
 #include "quant.h"
-#include "types.h"
+#include "base/types.h"
 
 static const char *const LEVEL_NAMES[KERN_LEVEL_COUNT] = {"ref", "avx2", "avx512", "neon", "dotprod", "i8mm"};
 

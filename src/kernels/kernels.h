@@ -28,8 +28,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "common.h"
-#include "threadpool.h"
+#include "base/common.h"
+#include "base/threadpool.h"
 
 typedef enum kern_level {
     KERN_REF = 0,

@@ -39,7 +39,7 @@
 #include <stdint.h>
 
 #include "kernels.h"
-#include "types.h"
+#include "base/types.h"
 
 typedef enum kern_act {
     KACT_REF = 0, /* quant_dot_type(weight type), written by quant_quantize_row */

@@ -37,8 +37,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "common.h"
-#include "types.h"
+#include "base/common.h"
+#include "base/types.h"
 
 #define QK4_0 32
 #define QK4_1 32

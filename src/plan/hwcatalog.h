@@ -1,0 +1,40 @@
+/*
+ * hwcatalog.h — the hardware catalog (data/hardware.json) and `this` machine.
+ *
+ * The catalog is data with a source for every figure; this module turns an
+ * entry into the plain plan_hw the model computes with. The entry `this`
+ * has no figures in the file: they are probed at run time (cores, memory,
+ * clock and instruction set from the system) or measured (bandwidth, from a
+ * bench JSON or a quick streaming read), as docs/planner.md describes.
+ */
+#ifndef RACKLLM_HWCATALOG_H
+#define RACKLLM_HWCATALOG_H
+
+#include <stdbool.h>
+
+#include "base/common.h"
+#include "plan.h"
+
+/* Entries in the file, `this` included. */
+int hwcatalog_count(rl_err *err);
+
+/* Entry i / by id. For `this` only the id, name, kind and efficiency
+ * defaults are filled: use hwcatalog_this for its figures. */
+int hwcatalog_get(int i, plan_hw *hw, rl_err *err);
+int hwcatalog_find(const char *id, plan_hw *hw, rl_err *err);
+
+/* Peak int8 and bf16/fp16 ops/s of `cores` cores at `ghz`, from the CPU
+ * flags as /proc/cpuinfo lists them (x86 "flags", Arm "Features") and the
+ * vendor: the per-cycle rates of docs/planner.md. */
+void hwcatalog_cpu_peaks(int cores, double ghz, const char *flags, const char *vendor, double *int8_ops,
+                         double *bf16_ops);
+
+/* A streaming read over `bytes` with `threads` threads, best of a few
+ * passes: a quick estimate of memory bandwidth in GB/s. */
+int hwcatalog_measure_bandwidth(int threads, size_t bytes, double *gbs, rl_err *err);
+
+/* `this` machine. bandwidth_gbs > 0 (from a bench) is used as is; else it
+ * is measured with hwcatalog_measure_bandwidth. */
+int hwcatalog_this(double bandwidth_gbs, plan_hw *hw, rl_err *err);
+
+#endif

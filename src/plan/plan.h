@@ -1,0 +1,299 @@
+/*
+ * plan.h — the rack planner's model: how many decode sessions at a floor
+ * speed fit one server and one rack, and what each session costs.
+ *
+ * Everything here is arithmetic on plain structs: no files, no clock, no
+ * globals, so every number can be checked against a hand calculation. The
+ * hardware figures come from the catalog (hwcatalog.h), the model's from its
+ * shape (shape.h), the efficiency factors from defaults or a measurement
+ * (plan_calibrate). docs/planner.md explains the model in prose; in short:
+ *
+ *   A partition (a group of cores, a GPU, a MIG slice) decodes a batch of b
+ *   sessions one step at a time. A step streams the weights and b KV
+ *   caches while it computes (the two overlap); its arithmetic is b
+ *   tokens' plus a part done once per step whatever the batch (decoding
+ *   the weights' blocks), u sessions' worth. Its time, whose inverse is
+ *   every session's speed, is
+ *       max( (weights + b x KV bytes at the context) / (eff_bw x bandwidth),
+ *            (u + b) x FLOPs per token / (eff_compute x compute) ).
+ *   Sessions per server = partitions x batch, maximised over the ways to
+ *   split the server, such that the rate stays >= the floor and weights plus
+ *   KV caches fit the partition's memory.
+ *   Servers per rack = min(power budget / server power, rack U / server U),
+ *   after the switch/overhead U and W; then watts per session, joules per
+ *   token and dollars per million tokens follow.
+ *
+ * Units: bandwidth in GB/s (1e9 bytes), memory capacities in GiB (DIMMs and
+ * HBM are sold in binary sizes), compute in ops/s, power in W, money in USD.
+ */
+#ifndef RACKLLM_PLAN_H
+#define RACKLLM_PLAN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/common.h"
+#include "model/shape.h"
+
+#define PLAN_GIB 1073741824.0
+#define PLAN_HOURS_PER_YEAR 8760.0
+
+enum { PLAN_HW_CPU = 0, PLAN_HW_GPU = 1 };
+
+/* One catalog entry: a server built from `units` sockets or cards. Per-unit
+ * figures are per socket or card; 0 means unknown (prices, TDP). */
+typedef struct plan_hw {
+    char id[48];
+    char name[128];
+    int kind;             /* PLAN_HW_CPU (also `this`) or PLAN_HW_GPU */
+    int units;            /* sockets or cards per server */
+    int cores;            /* per unit: cores, or SMs of a GPU */
+    double clock_ghz;     /* per core; informational */
+    double mem_bw_gbs;    /* per unit, datasheet bandwidth */
+    double mem_gib;       /* per unit, installed memory */
+    double int8_tops;     /* per unit, dense int8 peak */
+    double bf16_tflops;   /* per unit, dense bf16/fp16 peak */
+    double tdp_w;         /* per unit */
+    double unit_usd;      /* per unit */
+    int mig_instances;    /* GPU: MIG slices per card (0: no MIG) */
+    double mig_mem_gib;   /* memory of one slice */
+    double mig_bw_fraction, mig_compute_fraction;
+    double server_power_w, server_u, server_usd;
+    double eff_bw, eff_compute; /* default efficiency factors for this kind */
+} plan_hw;
+
+/* What the planner needs to know about a model at a quantization. */
+typedef struct plan_model {
+    char id[48];          /* catalog id or file name */
+    char name[64];
+    char quant[24];       /* "Q4_0", "Q4_K_M", "file" */
+    uint64_t params;
+    double bits_per_weight;
+    double weight_bytes;        /* one copy of the weights */
+    double kv_bytes_per_token;  /* K and V of one token, all layers */
+    double ctx;                 /* tokens of context each session holds */
+    double flops_per_token;     /* one decode step at that context */
+    double attn_flops_per_token; /* ... of which attention over the context:
+                                    floating point, whatever the weights */
+    int size_class;             /* shape_size_class */
+    bool int8_compute;          /* quantized weights: int8 dot products */
+} plan_model;
+
+/* GPU headline: the seed's assumption (one session per GPU or MIG slice) or
+ * batching; both are always computed and shown. */
+enum { PLAN_GPU_SEED = 0, PLAN_GPU_BATCHED = 1 };
+
+typedef struct plan_params {
+    double floor_tok_s;    /* every session at least this fast (10) */
+    double ctx;            /* tokens of context a session holds (4096) */
+    double kv_elem_bytes;  /* bytes per K/V element (2: F16 cache) */
+    double mem_usable;     /* fraction of memory for weights + KV (0.9) */
+    double eff_bw;         /* > 0 overrides the hardware's default */
+    double eff_compute;    /* > 0 overrides the hardware's default */
+    double cpu_eff_bw;     /* > 0: measured on this CPU (calibration); used
+                              for CPU hardware unless eff_bw is set */
+    double cpu_eff_compute;
+    double step_fixed;     /* arithmetic a step does once whatever its batch
+                              (decoding the weights' blocks), in sessions'
+                              worth (2) */
+    double cpu_step_fixed; /* >= 0: measured on this CPU (calibration) */
+    int cores;             /* > 0: instances of this many cores (a slice) */
+    double bw_share;       /* > 0: fraction of a socket's bandwidth a slice
+                              gets; 0: proportional to its cores */
+    double rack_kw;        /* power budget (12.5) */
+    double rack_u;         /* rack height (42) */
+    double overhead_u;     /* switch, patch panel (2) */
+    double overhead_w;     /* switch and other non-server draw (300) */
+    double usd_per_kwh;    /* electricity (0.10) */
+    double pue;            /* facility overhead on electricity (1.0) */
+    double years;          /* server cost amortised over (4) */
+    int gpu_mode;          /* PLAN_GPU_SEED or PLAN_GPU_BATCHED */
+} plan_params;
+
+void plan_params_default(plan_params *p);
+
+/* ---- the model from a shape ---- */
+
+/* Bits per weight of a quantization name: a llama.cpp mix from
+ * data/quant-types.json (Q4_K_M ...) or a single block type from types.h
+ * (Q4_0 = 18 bytes per 32 weights = 4.5). -1 if unknown. */
+double plan_quant_bits(const char *quant, rl_err *err);
+
+/* Fills m from a shape at a quantization; ctx and kv_elem_bytes from p.
+ * weight_bytes = params x bits / 8 (overridden by the caller for a file,
+ * whose tensors say exactly). */
+int plan_model_from_shape(const rl_shape *s, const char *quant, const plan_params *p, plan_model *m,
+                          rl_err *err);
+
+/* ---- one server ---- */
+
+enum {
+    PLAN_BATCHED = 0,     /* any split, any batch: the best the model allows */
+    PLAN_ONE_PER_GPU = 1, /* seed: one session per GPU (or per smallest GPU
+                             group that holds the model) */
+    PLAN_ONE_PER_MIG = 2, /* seed: one session per MIG slice */
+    PLAN_STRATEGIES = 3,
+};
+const char *plan_strategy_name(int strategy);
+
+/* What stops one more session in a partition. */
+enum {
+    PLAN_LIMIT_NONE = 0,
+    PLAN_LIMIT_BANDWIDTH,
+    PLAN_LIMIT_COMPUTE,
+    PLAN_LIMIT_MEMORY,
+    PLAN_LIMIT_ASSUMPTION, /* one session per partition, by assumption */
+};
+const char *plan_limit_name(int limit);
+
+/* One way to split a server: `count` equal partitions. */
+typedef struct plan_part {
+    int count;            /* partitions per server */
+    int cores;            /* cores (or SMs) in each */
+    int gpus;             /* GPUs in each (GPU servers; 0 for a MIG slice) */
+    bool mig;             /* a MIG slice */
+    double bw_gbs;        /* each, datasheet share */
+    double compute_ops;   /* each, peak ops/s for the weights' arithmetic */
+    double attn_ops;      /* each, peak FLOP/s for attention (the float
+                             peak); 0: compute_ops */
+    double mem_bytes;     /* each, usable for weights + KV */
+    int max_batch;        /* 0: free; 1: one session each (seed) */
+    double step_fixed;    /* the params' step_fixed for this hardware */
+} plan_part;
+
+/* A partitioning with the batch the model allows in it. */
+typedef struct plan_fit {
+    plan_part part;
+    int strategy;
+    int batch;            /* sessions per partition */
+    double batch_exact;   /* the same before rounding down: where the
+                             slowest bound meets the floor (e.g. 4.7) */
+    long sessions;        /* per server = count x batch */
+    double tok_s;         /* each session's speed at that batch (0 if none) */
+    int limit;            /* PLAN_LIMIT_* that stops batch + 1 */
+} plan_fit;
+
+/* Tokens per second of every session in a partition decoding b at once. */
+double plan_step_rate(const plan_part *pt, const plan_model *m, double eff_bw, double eff_compute, int b);
+
+/* The largest batch with rate >= floor that fits memory, and its limit. */
+plan_fit plan_fit_part(const plan_part *pt, const plan_model *m, const plan_params *p, double eff_bw,
+                       double eff_compute);
+
+/* The ways to split a server under a strategy (at most cap), in order of
+ * increasing partition count. Each socket of a CPU server (or each --cores
+ * slice) splits into 1..cores partitions; a GPU server into groups of the
+ * fewest GPUs that hold the model, or into MIG slices. */
+int plan_parts(const plan_hw *hw, const plan_model *m, const plan_params *p, int strategy, plan_part *out,
+               int cap);
+
+/* Efficiency factors in force: params' overrides; else, for a CPU, the
+ * calibrated ones; else the hardware's defaults. */
+void plan_efficiency(const plan_hw *hw, const plan_params *p, double *eff_bw, double *eff_compute);
+/* The per-step arithmetic (in sessions' worth) in force for hw. */
+double plan_step_fixed(const plan_hw *hw, const plan_params *p);
+
+/* The best fit of a strategy: most sessions per server; on a tie, fewer
+ * partitions. `all` (may be NULL) receives every fit, `n_all` their count.
+ * Returns false if the strategy does not apply (MIG on a CPU ...). */
+bool plan_best(const plan_hw *hw, const plan_model *m, const plan_params *p, int strategy, plan_fit *best,
+               plan_fit *all, int cap, int *n_all);
+
+/* --cores slicing: instances per server and the bandwidth share each gets
+ * (params' bw_share, capped so that the slices never exceed the server). */
+int plan_slices(const plan_hw *hw, const plan_params *p, double *share);
+
+/* ---- one rack ---- */
+
+enum { PLAN_RACK_POWER = 1, PLAN_RACK_SPACE = 2, PLAN_RACK_BOTH = 3 };
+const char *plan_rack_limit_name(int limit);
+
+typedef struct plan_rack {
+    int servers;           /* per rack */
+    int servers_by_power, servers_by_space;
+    int limit;             /* PLAN_RACK_* */
+    long sessions;         /* per rack */
+    double watts;          /* servers x server power + overhead */
+    double tok_s;          /* all sessions at their speed */
+    double watts_per_session;  /* NAN when no session fits */
+    double joules_per_token;   /* NAN when no session fits */
+    double usd_per_hour;       /* electricity x PUE + amortised servers */
+    double usd_per_mtok;       /* NAN when no session fits */
+} plan_rack;
+
+void plan_rack_compute(const plan_hw *hw, const plan_params *p, const plan_fit *fit, plan_rack *r);
+
+/* ---- everything for one (model, hardware) ---- */
+
+typedef struct plan_result {
+    plan_fit fit[PLAN_STRATEGIES];
+    bool has[PLAN_STRATEGIES];
+    plan_rack rack[PLAN_STRATEGIES];
+    int headline;          /* the strategy reported as *the* answer */
+    double eff_bw, eff_compute;
+    int slices;            /* --cores instances per server (0: none) */
+    double slice_share;    /* bandwidth share each slice gets */
+} plan_result;
+
+/* Runs every applicable strategy. The headline is PLAN_BATCHED on a CPU;
+ * on a GPU the better seed strategy, or PLAN_BATCHED with gpu_mode. */
+int plan_run(const plan_hw *hw, const plan_model *m, const plan_params *p, plan_result *r, rl_err *err);
+
+/* ---- calibration by measurement ---- */
+
+/* What a bench run measured, reduced to what the planner uses. */
+#define PLAN_MAX_POINTS 64
+
+typedef struct plan_measure {
+    double bandwidth_gbs;      /* streaming read bandwidth */
+    double bytes_per_token;    /* the bench's bytes per decoded token */
+    double decode_tok_s;       /* single-session decode (tg128) */
+    double flops_per_token;    /* of the benched model at the sweep's position */
+    double attn_flops_per_token; /* ... of which attention */
+    double kv_bytes_per_session; /* a session's KV cache at that position */
+    double one_tok_s;          /* sweep: one session's speed (0: none) */
+    int n_points;              /* sweep: batches of 2 or more sessions */
+    int sessions[PLAN_MAX_POINTS];
+    double tok_s[PLAN_MAX_POINTS]; /* ... their slowest session's speed */
+} plan_measure;
+
+/* The factors from the step times the sweep measured (t(b) = 1 / the
+ * slowest session's tok/s). One session's step, t1 = 1 / one_tok_s (else
+ * 1 / decode_tok_s), is taken as bound by streaming: eff_bw =
+ * bytes_per_token / (t1 x bandwidth) (if it was arithmetic-bound, a lower
+ * bound); B = eff_bw x bandwidth. The batches then fit the step of the
+ * phase model (plan_step_rate) for b sessions,
+ *   t(b) = max(t1 - K/B, (u + b) Fw / (e peak_ops)) + b (K/B + Fa / (e attn_peak_ops)),
+ * K a session's KV bytes, Fw and Fa the weights' and attention's FLOPs per
+ * token: eff_compute = e and step_fixed = u >= 0 minimise the squared
+ * relative error of t(b) over the batches given (the CLI gives those that
+ * ran at half the floor or faster); each parameter is scanned on a grid,
+ * then searched by golden section. Least squares over the batches, not a
+ * line through two: two neighbouring batches near the floor put one run's
+ * crossing 15% off its own data. Without a batch whose step clearly
+ * exceeds streaming (none, or steps that do not grow: nothing about
+ * compute to learn), eff_compute and step_fixed are left as they are.
+ * attn_peak_ops 0: peak_ops. Fails on non-positive or non-finite input. */
+int plan_calibrate(const plan_measure *ms, double peak_ops, double attn_peak_ops, double *eff_bw, double *eff_compute,
+                   double *step_fixed, rl_err *err);
+
+/* Predicted vs measured sessions at the floor on one machine. */
+typedef struct plan_verify {
+    long predicted_batched, measured_batched;
+    long predicted_partitioned, measured_partitioned;
+    double error_batched_pct, error_partitioned_pct; /* NAN if measured 0 */
+    /* The batched capacity before rounding down: sessions where the speed
+     * meets the floor (fractional), predicted and measured (the sweep's
+     * points interpolated, bench_json_capacity; 0: unknown). Two sessions
+     * counts round to 4 and 5 when the crossing sits at 4.9 in one and
+     * 5.05 in the other; this shows the model's error without that step. */
+    double predicted_capacity, measured_capacity, error_capacity_pct;
+} plan_verify;
+
+/* Predicts the two sweeps of a bench on `hw` (one partition batching; one
+ * session per partition, up to one partition per core) and compares;
+ * measured_capacity is the measured batched crossing (0: unknown). */
+void plan_verify_compare(const plan_hw *hw, const plan_model *m, const plan_params *p, long measured_batched,
+                         long measured_partitioned, double measured_capacity, plan_verify *v);
+
+#endif
