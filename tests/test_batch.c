@@ -152,11 +152,10 @@ static void test_model(const char *stem) {
 }
 
 int main(int argc, char **argv) {
+    test_init(argc, argv);
     static const char *MODELS[] = {"stories260K",       "synth-s512-f16",  "synth-s512-q8_0",
                                    "synth-s512-q4_0",   "synth-s512-q4_k_m", "synth-l3-q8_0"};
-    for (size_t i = 0; i < RL_ARRAY_LEN(MODELS); i++) {
-        if (argc > 1 && strcmp(argv[1], MODELS[i]) != 0) continue;
-        test_model(MODELS[i]);
-    }
+    for (size_t i = 0; i < RL_ARRAY_LEN(MODELS); i++)
+        if (test_selected(MODELS[i])) test_model(MODELS[i]);
     return test_report("test_batch");
 }

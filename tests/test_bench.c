@@ -328,10 +328,11 @@ static void test_floors_and_lists(const model *m) {
     bench_result_free(&r);
 }
 
-int main(void) {
-    test_lists();
-    test_search();
-    test_max_at_floor();
+int main(int argc, char **argv) {
+    test_init(argc, argv);
+    RUN(test_lists);
+    RUN(test_search);
+    RUN(test_max_at_floor);
     rl_shape s = tiny_shape();
     synth_params sp = {.shape = s, .type = "q8_0", .seed = 1, .n_threads = 2};
     void *data = NULL;
@@ -345,8 +346,8 @@ int main(void) {
     }
     CHECKF(m != NULL, "%s", err.msg);
     if (m) {
-        test_run(m);
-        test_floors_and_lists(m);
+        RUN_WITH(test_run, m);
+        RUN_WITH(test_floors_and_lists, m);
         model_free(m);
     }
     free(data);

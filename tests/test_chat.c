@@ -308,12 +308,13 @@ static void test_stop_strings(void) {
     }
 }
 
-int main(void) {
-    test_render();
-    test_render_details();
-    test_detect();
-    test_names();
-    test_detect_from_gguf();
-    test_stop_strings();
+int main(int argc, char **argv) {
+    test_init(argc, argv);
+    RUN(test_render);
+    RUN(test_render_details);
+    RUN(test_detect);
+    RUN(test_names);
+    RUN(test_detect_from_gguf);
+    RUN(test_stop_strings);
     return test_report("test_chat");
 }

@@ -154,12 +154,13 @@ static void test_budget_and_batching(const model *m) {
     engine_close(e);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    test_init(argc, argv);
     model *m = load();
     if (!m) return test_report("test_engine");
-    test_errors(m);
-    test_full_context(m);
-    test_budget_and_batching(m);
+    RUN_WITH(test_errors, m);
+    RUN_WITH(test_full_context, m);
+    RUN_WITH(test_budget_and_batching, m);
     model_free(m);
     return test_report("test_engine");
 }

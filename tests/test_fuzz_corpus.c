@@ -402,8 +402,10 @@ int main(int argc, char **argv) {
         free_seeds(&s, &a);
         return rc;
     }
-    for (int i = 0; i < s.n; i++) check_seed(&s.items[i]);
+    test_init(argc, argv);
+    if (test_selected("seeds"))
+        for (int i = 0; i < s.n; i++) check_seed(&s.items[i]);
     free_seeds(&s, &a);
-    replay_corpus();
+    RUN(replay_corpus);
     return test_report("test_fuzz_corpus");
 }

@@ -44,7 +44,7 @@ static void check_round_trip(const gguf_file *f) {
     gguf_writer_free(w);
 }
 
-int main(void) {
+static void test_round_trips(void) {
     rl_err err = {0};
     for (size_t i = 0; i < sizeof MODELS / sizeof *MODELS; i++) {
         gguf_file *f = gguf_open(shared_path(MODELS[i]), &err);
@@ -54,7 +54,10 @@ int main(void) {
         check_round_trip(f);
         gguf_close(f);
     }
+}
 
+static void test_shapes(void) {
+    rl_err err = {0};
     gguf_file *f = gguf_open(shared_path("models/stories260K.gguf"), &err);
     CHECKF(f != NULL, "%s", err.msg);
     if (f) {
@@ -85,7 +88,10 @@ int main(void) {
         CHECK_EQ_INT(s.n_vocab, 128256);
         gguf_close(f);
     }
+}
 
+static void test_catalog_sizes(void) {
+    rl_err err = {0};
     /* The catalog's Llama 3.2 1B is the shape of the reference synthetic file
      * (1,235,814,432 parameters, rope_freqs included). */
     rl_shape s;
@@ -99,5 +105,12 @@ int main(void) {
     CHECK(shape_catalog_find("llama3.1-405b", &s, &err) == 0);
     CHECK_EQ_INT(shape_size_class(shape_param_count(&s)), 3);
     CHECK(shape_catalog_find("no-such-model", &s, &err) == -1 && err.code == RL_ERR_INPUT);
+}
+
+int main(int argc, char **argv) {
+    test_init(argc, argv);
+    RUN(test_round_trips);
+    RUN(test_shapes);
+    RUN(test_catalog_sizes);
     return test_report("test_gguf");
 }

@@ -864,15 +864,18 @@ static void valid_files(void) {
     gg_free(&g);
 }
 
-int main(void) {
-    header_cases();
-    metadata_cases();
-    tensor_cases();
-    printf("test_gguf_bad: %d distinct corruptions refused\n", n_cases);
-    CHECKF(n_cases >= 40, "only %d corruption cases", n_cases);
-    truncations();
-    real_file();
-    valid_files();
-    writer_helpers();
+int main(int argc, char **argv) {
+    test_init(argc, argv);
+    RUN(header_cases);
+    RUN(metadata_cases);
+    RUN(tensor_cases);
+    if (test_selected("corruption_count")) {
+        printf("test_gguf_bad: %d distinct corruptions refused\n", n_cases);
+        CHECKF(n_cases >= 40, "only %d corruption cases", n_cases);
+    }
+    RUN(truncations);
+    RUN(real_file);
+    RUN(valid_files);
+    RUN(writer_helpers);
     return test_report("test_gguf_bad");
 }

@@ -228,15 +228,14 @@ static void run_model(const char *stem, bool exact_type) {
 }
 
 int main(int argc, char **argv) {
+    test_init(argc, argv);
     static const struct { const char *stem; bool exact; } MODELS[] = {
         {"stories260K", true},        {"synth-s512-f16", true},    {"synth-s512-bf16", false},
         {"synth-s512-q8_0", false},   {"synth-s512-q4_0", false},  {"synth-s512-q4_1", false},
         {"synth-s512-q4_k_m", false}, {"synth-s512-q5_k_m", false}, {"synth-s512-q6_k", false},
         {"synth-l3-q8_0", false},
     };
-    for (size_t i = 0; i < RL_ARRAY_LEN(MODELS); i++) {
-        if (argc > 1 && strcmp(argv[1], MODELS[i].stem) != 0) continue;
-        run_model(MODELS[i].stem, MODELS[i].exact);
-    }
+    for (size_t i = 0; i < RL_ARRAY_LEN(MODELS); i++)
+        if (test_selected(MODELS[i].stem)) run_model(MODELS[i].stem, MODELS[i].exact);
     return test_report("test_golden");
 }

@@ -898,24 +898,25 @@ static void test_svg(void) {
     free(buf);
 }
 
-int main(void) {
-    test_bench_json_halves();
-    test_bandwidth_bound_and_power_bound();
-    test_compute_bound();
-    test_memory_bound();
-    test_space_bound();
-    test_gpu_strategies();
-    test_cores_slicing();
-    test_two_sockets_do_not_pool();
-    test_step_rate();
-    test_model_from_shape();
-    test_catalog_sources();
-    test_matrix_qualitative();
-    test_calibration();
-    test_verify();
-    test_bench_json_rejects();
-    test_cpu_peaks();
-    test_this_machine();
-    test_svg();
+int main(int argc, char **argv) {
+    test_init(argc, argv);
+    RUN(test_bench_json_halves);
+    RUN(test_bandwidth_bound_and_power_bound);
+    RUN(test_compute_bound);
+    RUN(test_memory_bound);
+    RUN(test_space_bound);
+    RUN(test_gpu_strategies);
+    RUN(test_cores_slicing);
+    RUN(test_two_sockets_do_not_pool);
+    RUN(test_step_rate);
+    RUN(test_model_from_shape);
+    RUN(test_catalog_sources);
+    RUN(test_matrix_qualitative);
+    RUN(test_calibration);
+    RUN(test_verify);
+    RUN(test_bench_json_rejects);
+    RUN(test_cpu_peaks);
+    RUN(test_this_machine);
+    RUN(test_svg);
     return test_report("test_plan");
 }

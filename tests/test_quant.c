@@ -580,13 +580,14 @@ static void test_special(void) {
     CHECK_EQ_INT(quant_block_size(999), 0);
 }
 
-int main(void) {
-    test_known_dequant();
-    test_known_quant();
-    test_idempotent();
-    test_round_trip();
-    test_dot();
-    test_special();
-    test_shipped();
+int main(int argc, char **argv) {
+    test_init(argc, argv);
+    RUN(test_known_dequant);
+    RUN(test_known_quant);
+    RUN(test_idempotent);
+    RUN(test_round_trip);
+    RUN(test_dot);
+    RUN(test_special);
+    RUN(test_shipped);
     return test_report("test_quant");
 }

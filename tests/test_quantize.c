@@ -384,17 +384,18 @@ static void test_errors(void) {
     }
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    test_init(argc, argv);
     const char *base = getenv("RACKLLM_BUILD");
     snprintf(tmpdir, sizeof tmpdir, "%s/test_quantize.XXXXXX", base && *base ? base : "/tmp");
     if (!mkdtemp(tmpdir)) {
         perror("mkdtemp");
         return 1;
     }
-    test_rules();
-    test_threads();
-    test_shipped();
-    test_errors();
+    RUN(test_rules);
+    RUN(test_threads);
+    RUN(test_shipped);
+    RUN(test_errors);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);

@@ -620,15 +620,16 @@ static void test_stop_split_invariance(void) {
     CHECK_EQ_INT(bad, 0);
 }
 
-int main(void) {
-    test_greedy();
-    test_top_k_1_is_greedy();
-    test_seed();
-    test_filters();
-    test_large_vocab();
-    test_penalties();
-    test_bad_params();
-    test_stop_cases();
-    test_stop_split_invariance();
+int main(int argc, char **argv) {
+    test_init(argc, argv);
+    RUN(test_greedy);
+    RUN(test_top_k_1_is_greedy);
+    RUN(test_seed);
+    RUN(test_filters);
+    RUN(test_large_vocab);
+    RUN(test_penalties);
+    RUN(test_bad_params);
+    RUN(test_stop_cases);
+    RUN(test_stop_split_invariance);
     return test_report("test_sampler");
 }

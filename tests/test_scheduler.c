@@ -585,10 +585,11 @@ static void test_lowering(void) {
     sched_free(s);
 }
 
-int main(void) {
-    test_pace();
-    test_ctl();
-    test_cost();
+int main(int argc, char **argv) {
+    test_init(argc, argv);
+    RUN(test_pace);
+    RUN(test_ctl);
+    RUN(test_cost);
     rl_err err = {0};
     model_load_params lp = {0};
     M = model_load(shared_path("models/stories260K.gguf"), &lp, &err);
@@ -597,13 +598,13 @@ int main(void) {
     const char *text = "Once upon a time, there was a little dog";
     N_PROMPT = tok_encode(M->tok, text, strlen(text), true, false, PROMPT, 64, &err);
     CHECK(N_PROMPT > 5 && N_PROMPT < 64);
-    test_admission();
-    test_context();
-    test_stop_and_eos();
-    test_cancel_and_timeout();
-    test_drain();
-    test_calibration();
-    test_lowering();
+    RUN(test_admission);
+    RUN(test_context);
+    RUN(test_stop_and_eos);
+    RUN(test_cancel_and_timeout);
+    RUN(test_drain);
+    RUN(test_calibration);
+    RUN(test_lowering);
     model_free(M);
     return test_report("test_scheduler");
 }

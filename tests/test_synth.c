@@ -349,10 +349,11 @@ static void test_real_shape(void) {
     free(d);
 }
 
-int main(void) {
-    test_catalog_tensors();
-    test_seeds();
-    test_types_load();
+int main(int argc, char **argv) {
+    test_init(argc, argv);
+    RUN(test_catalog_tensors);
+    RUN(test_seeds);
+    RUN(test_types_load);
     rl_shape s = tiny_shape();
     void *d = NULL;
     uint64_t n = 0;
@@ -360,11 +361,11 @@ int main(void) {
     model *m = build(&s, "q8_0", 5, 2, &d, &n) == 0 ? load(d, n, &err) : NULL;
     CHECKF(m != NULL, "%s", err.msg);
     if (m) {
-        test_tokenizer(m);
-        test_engine(m);
+        RUN_WITH(test_tokenizer, m);
+        RUN_WITH(test_engine, m);
         model_free(m);
     }
     free(d);
-    test_real_shape();
+    RUN(test_real_shape);
     return test_report("test_synth");
 }

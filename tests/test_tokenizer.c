@@ -739,20 +739,23 @@ static void test_round_trip(void) {
     free(text);
 }
 
-int main(void) {
-    test_vectors("ggml-vocab-llama-spm.gguf", 46);
-    test_vectors("ggml-vocab-llama-bpe.gguf", 46);
-    test_golden_prompts("stories260K", "prompts.txt");
-    const char *synth[] = {"synth-s512-f16", "synth-s512-bf16", "synth-s512-q8_0", "synth-s512-q4_0",
-                           "synth-s512-q4_1", "synth-s512-q4_k_m", "synth-s512-q5_k_m", "synth-s512-q6_k"};
-    for (size_t i = 0; i < RL_ARRAY_LEN(synth); i++) test_golden_prompts(synth[i], "prompts.txt");
-    test_golden_prompts("synth-l3-q8_0", "prompts-l3.txt");
-    test_spm_by_hand();
-    test_bpe_by_hand();
-    test_bad_metadata();
-    test_special_tokens();
-    test_stream();
-    test_round_trip();
-    test_speed();
+int main(int argc, char **argv) {
+    test_init(argc, argv);
+    RUN_WITH(test_vectors, "ggml-vocab-llama-spm.gguf", 46);
+    RUN_WITH(test_vectors, "ggml-vocab-llama-bpe.gguf", 46);
+    if (test_selected("golden_prompts")) {
+        test_golden_prompts("stories260K", "prompts.txt");
+        const char *synth[] = {"synth-s512-f16", "synth-s512-bf16", "synth-s512-q8_0", "synth-s512-q4_0",
+                               "synth-s512-q4_1", "synth-s512-q4_k_m", "synth-s512-q5_k_m", "synth-s512-q6_k"};
+        for (size_t i = 0; i < RL_ARRAY_LEN(synth); i++) test_golden_prompts(synth[i], "prompts.txt");
+        test_golden_prompts("synth-l3-q8_0", "prompts-l3.txt");
+    }
+    RUN(test_spm_by_hand);
+    RUN(test_bpe_by_hand);
+    RUN(test_bad_metadata);
+    RUN(test_special_tokens);
+    RUN(test_stream);
+    RUN(test_round_trip);
+    RUN(test_speed);
     return test_report("test_tokenizer");
 }
