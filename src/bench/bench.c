@@ -12,26 +12,24 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
+#include "base/machine.h"
+#include "base/progress.h"
+#include "base/rng.h"
+#include "base/threadpool.h"
+#include "base/types.h"
 #include "engine/engine.h"
 #include "engine/forward.h"
-#include "plan/hwcatalog.h"
-#include "base/progress.h"
-#include "tools/quantize.h"
-#include "base/rng.h"
 #include "model/shape.h"
-#include "base/threadpool.h"
 #include "text/tokenizer.h"
-#include "base/types.h"
+#include "tools/quantize.h"
 
 #define WARMUP_PROMPT 32
 
@@ -69,65 +67,11 @@ void bench_make_quick(bench_params *p) {
 
 /* ---- the machine ---- */
 
-
-/* Value of the first "key<spaces>: value" line in /proc/cpuinfo text. */
-static void cpuinfo_field(const char *text, const char *key, char *out, size_t size) {
-    out[0] = 0;
-    size_t n = strlen(key);
-    for (const char *line = text; line && *line;) {
-        const char *eol = strchr(line, '\n');
-        size_t len = eol ? (size_t)(eol - line) : strlen(line);
-        if (strncmp(line, key, n) == 0 && (line[n] == ' ' || line[n] == '\t' || line[n] == ':')) {
-            const char *colon = memchr(line, ':', len);
-            if (colon) {
-                colon++;
-                while (*colon == ' ') colon++;
-                snprintf(out, size, "%.*s", (int)(line + len - colon), colon);
-                return;
-            }
-        }
-        line = eol ? eol + 1 : NULL;
-    }
-}
-
-/* The features the kernels (or the planner's peak estimate) care about. */
-static const char *const FEATURES[] = {
-    "sse4_2", "avx", "avx2", "fma", "f16c", "avx_vnni", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
-    "avx512_bf16", "amx_int8", "amx_bf16", "asimd", "asimdhp", "asimddp", "i8mm", "bf16", "sve", "sve2",
-};
-
-static bool has_word(const char *list, const char *word) {
-    size_t n = strlen(word);
-    for (const char *p = list; (p = strstr(p, word)) != NULL; p += n)
-        if ((p == list || p[-1] == ' ') && (p[n] == 0 || p[n] == ' ' || p[n] == '\n')) return true;
-    return false;
-}
-
 static void describe_machine(bench_result *r) {
-    char *info = rl_read_small_file("/proc/cpuinfo", 1 << 20);
-    char flags[8192] = "";
-    snprintf(r->cpu, sizeof r->cpu, "unknown CPU");
-    if (info) {
-        char v[128];
-        cpuinfo_field(info, "model name", v, sizeof v);
-        if (!v[0]) cpuinfo_field(info, "Hardware", v, sizeof v);
-        if (!v[0]) {
-            char impl[32], part[32];
-            cpuinfo_field(info, "CPU implementer", impl, sizeof impl);
-            cpuinfo_field(info, "CPU part", part, sizeof part);
-            if (impl[0]) snprintf(v, sizeof v, "Arm implementer %s part %s", impl, part);
-        }
-        if (v[0]) snprintf(r->cpu, sizeof r->cpu, "%s", v);
-        cpuinfo_field(info, "flags", flags, sizeof flags);
-        if (!flags[0]) cpuinfo_field(info, "Features", flags, sizeof flags);
-        free(info);
-    }
-    r->features[0] = 0;
-    for (size_t i = 0; i < RL_ARRAY_LEN(FEATURES); i++) {
-        if (!has_word(flags, FEATURES[i])) continue;
-        size_t n = strlen(r->features);
-        snprintf(r->features + n, sizeof r->features - n, "%s%s", n ? " " : "", FEATURES[i]);
-    }
+    machine_cpu c;
+    machine_cpu_describe(&c);
+    snprintf(r->cpu, sizeof r->cpu, "%s", c.model[0] ? c.model : "unknown CPU");
+    machine_features(c.flags, r->features, sizeof r->features);
 }
 
 /* ---- the model ---- */
@@ -267,14 +211,12 @@ static int decode_step(engine *e, engine_seq **s, int n, int32_t n_vocab, rl_err
 /* ---- bandwidth ---- */
 
 static int measure_bandwidth(bench_ctx *B, rl_err *err) {
-    uint64_t bytes = B->p->bw_bytes ? B->p->bw_bytes : 1ull << 30;
-    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    if (pages > 0 && page > 0 && bytes > (uint64_t)pages * (uint64_t)page / 8)
-        bytes = (uint64_t)pages * (uint64_t)page / 8;
+    uint64_t bytes = B->p->bw_bytes ? B->p->bw_bytes : 1ull << 30, phys = machine_memory_bytes();
+    if (phys > 0 && bytes > phys / 8) bytes = phys / 8;
     phase(B, 1, "bandwidth (%d threads, %llu MiB)", B->threads, (unsigned long long)(bytes >> 20));
     advance(B, 0);
     double gbs = 0;
-    if (hwcatalog_measure_bandwidth(B->threads, (size_t)bytes, &gbs, err)) return -1;
+    if (machine_bandwidth(B->threads, (size_t)bytes, &gbs, err)) return -1;
     bench_result *r = B->r;
     if (r->n_bw < (int)RL_ARRAY_LEN(r->bw_runs_gbs)) r->bw_runs_gbs[r->n_bw++] = gbs;
     r->bandwidth_gbs = fmax(r->bandwidth_gbs, gbs);
@@ -524,12 +466,14 @@ static int run_partitioned(bench_ctx *B, int k, bench_point_result *pt, rl_err *
     part_job *jobs = calloc((size_t)k, sizeof *jobs);
     pthread_t *tid = calloc((size_t)k, sizeof *tid);
     pt->session_tok_s = calloc((size_t)k, sizeof *pt->session_tok_s);
-    if (!jobs || !tid || !pt->session_tok_s) {
+    pt->part_threads = calloc((size_t)k, sizeof *pt->part_threads);
+    pt->part_cpus = calloc((size_t)B->threads, sizeof *pt->part_cpus);
+    if (!jobs || !tid || !pt->session_tok_s || !pt->part_threads || !pt->part_cpus) {
         free(jobs);
         free(tid);
         return rl_fail(err, RL_ERR_INTERNAL, "out of memory");
     }
-    /* session_tok_s stays with pt: bench_result_free releases it */
+    /* the arrays stay with pt: the caller releases them */
     atomic_init(&sh.finished, 0);
     atomic_init(&sh.failed, 0);
     pthread_mutex_init(&sh.lock, NULL);
@@ -538,13 +482,15 @@ static int run_partitioned(bench_ctx *B, int k, bench_point_result *pt, rl_err *
     pt->sessions = k;
     pt->threads = B->threads;
     phase(B, (uint64_t)(p->prompt_len + p->gen_len - 1), "partitioned: %d partition%s", k, k > 1 ? "s" : "");
-    int started = 0, rc = 0;
+    int started = 0, rc = 0, pinned = 0;
     for (int i = 0; i < k; i++) {
         part_job *j = &jobs[i];
         j->sh = &sh;
         j->index = i;
-        int c0 = (int)((int64_t)i * B->threads / k), c1 = (int)((int64_t)(i + 1) * B->threads / k);
-        for (int c = c0; c < c1 && j->n_cpus < (int)RL_ARRAY_LEN(j->cpus); c++) j->cpus[j->n_cpus++] = B->cpus[c % B->n_cpus];
+        j->n_cpus = machine_partition_cpus(B->cpus, B->n_cpus, B->threads, k, i, j->cpus, (int)RL_ARRAY_LEN(j->cpus));
+        j->n_cpus = RL_MIN(j->n_cpus, (int)RL_ARRAY_LEN(j->cpus));
+        pt->part_threads[i] = j->n_cpus;
+        for (int c = 0; c < j->n_cpus && pinned < B->threads; c++) pt->part_cpus[pinned++] = j->cpus[c];
     }
     for (; started < k; started++)
         if (pthread_create(&tid[started], NULL, partition_main, &jobs[started]) != 0) break;
@@ -572,8 +518,13 @@ static int run_partitioned(bench_ctx *B, int k, bench_point_result *pt, rl_err *
     pt->prefill_s = prefill;
     pt->decode_s = decode;
     summarise(pt);
-    log_line(B, "partitioned %2d x %d thread%s: %7.2f tok/s slowest, %8.2f in all", k, B->threads / k,
-             B->threads / k > 1 ? "s" : "", pt->min_tok_s, pt->aggregate_tok_s);
+    int most = pt->part_threads[0], least = pt->part_threads[k - 1]; /* machine_split: the first have more */
+    if (most == least)
+        log_line(B, "partitioned %2d x %d thread%s: %7.2f tok/s slowest, %8.2f in all", k, most, most > 1 ? "s" : "",
+                 pt->min_tok_s, pt->aggregate_tok_s);
+    else
+        log_line(B, "partitioned %2d x %d-%d threads: %7.2f tok/s slowest, %8.2f in all", k, least, most,
+                 pt->min_tok_s, pt->aggregate_tok_s);
     return 0;
 }
 
@@ -648,9 +599,17 @@ static int measure_pass(sweep_list *l, bench_point_result *pt) {
         pt->pass_min_tok_s[pt->n_passes++] = m.min_tok_s;
         pt->prefill_s += m.prefill_s;
         pt->decode_s += m.decode_s;
+        if (!pt->part_threads) { /* every pass pins alike: the first one's layout */
+            pt->part_threads = m.part_threads;
+            pt->part_cpus = m.part_cpus;
+            m.part_threads = NULL;
+            m.part_cpus = NULL;
+        }
         combine_passes(pt);
     }
     free(m.session_tok_s);
+    free(m.part_threads);
+    free(m.part_cpus);
     return rc;
 }
 
@@ -737,11 +696,11 @@ int bench_max_at_floor(const bench_point_result *pts, int n, double floor_tok_s)
 
 /* Sessions whose KV caches fit half of the memory. */
 static int memory_cap(bench_ctx *B) {
-    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    if (pages <= 0 || page <= 0) return BENCH_MAX_SESSIONS;
+    uint64_t phys = machine_memory_bytes();
+    if (phys == 0) return BENCH_MAX_SESSIONS;
     uint64_t per = forward_kv_bytes(B->m, B->n_ctx_sweep, true) + B->m->shape.n_vocab * sizeof(float) * 2 +
                    (uint64_t)B->n_ctx_sweep * sizeof(int32_t);
-    uint64_t fit = (uint64_t)pages * (uint64_t)page / 2 / (per ? per : 1);
+    uint64_t fit = phys / 2 / (per ? per : 1);
     return (int)RL_MAX(1, RL_MIN(fit, (uint64_t)BENCH_MAX_SESSIONS));
 }
 
@@ -803,15 +762,6 @@ static int size_contexts(bench_ctx *B, rl_err *err) {
     return 0;
 }
 
-static void list_cpus(bench_ctx *B) {
-    cpu_set_t set;
-    B->n_cpus = 0;
-    if (sched_getaffinity(0, sizeof set, &set) == 0)
-        for (int c = 0; c < CPU_SETSIZE && B->n_cpus < (int)RL_ARRAY_LEN(B->cpus); c++)
-            if (CPU_ISSET(c, &set)) B->cpus[B->n_cpus++] = c;
-    if (B->n_cpus == 0) B->cpus[B->n_cpus++] = 0;
-}
-
 int bench_run(const model *m, const bench_params *p, bench_result *r, rl_err *err) {
     double t0 = rl_now();
     memset(r, 0, sizeof *r);
@@ -821,7 +771,7 @@ int bench_run(const model *m, const bench_params *p, bench_result *r, rl_err *er
     B->p = p;
     B->r = r;
     rl_rng_seed(&B->rng, p->seed);
-    list_cpus(B);
+    B->n_cpus = machine_cpus(B->cpus, (int)RL_ARRAY_LEN(B->cpus));
     B->threads = p->n_threads > 0 ? p->n_threads : tp_available_cpus();
     int rc = check_params(p, B->threads, err) || size_contexts(B, err) ? -1 : 0;
     if (!rc) {
@@ -855,6 +805,8 @@ void bench_result_free(bench_result *r) {
     for (int i = 0; i < r->n_partitioned; i++) {
         free(r->partitioned[i].session_tok_s);
         free(r->partitioned[i].runs);
+        free(r->partitioned[i].part_threads);
+        free(r->partitioned[i].part_cpus);
     }
     r->n_batched = r->n_partitioned = 0;
 }

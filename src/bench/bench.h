@@ -4,7 +4,7 @@
  *
  * One run measures, the way llama-bench and llama-batched-bench do:
  *  - memory bandwidth: a streaming read with every thread over a buffer far
- *    larger than the caches (hwcatalog's probe, the planner's too), before
+ *    larger than the caches (machine_bandwidth, the planner's too), before
  *    the tests and again after prefill and decode, the best counting; and
  *    the roofline it implies for one stream (bandwidth / bytes read per
  *    decoded token);
@@ -14,7 +14,8 @@
  *  - the session sweep: N sequences each prefill a prompt, then generate
  *    together, either batched (one engine, all threads: every weight matrix
  *    read once per step for all of them) or partitioned (K engines, each
- *    pinned to its own cores and driven by its own thread, one session
+ *    pinned to its own cores, split as the server splits them
+ *    (machine_partition_cpus), and driven by its own thread, one session
  *    each). For every point the generation speed of each session (tokens
  *    after its first, divided by the time from its first to its last; with
  *    --sweep-repeat N, the median of N passes over all the points, taken
@@ -102,6 +103,8 @@ typedef struct bench_point_result {
     double pass_min_tok_s[BENCH_MAX_RUNS]; /* each pass's slowest session */
     int n_passes;
     double *runs;                       /* n_passes x sessions: every pass's speeds */
+    int *part_threads;                  /* partitioned: each partition's threads (machine_split) */
+    int *part_cpus;                     /* ... the CPUs they were pinned to, partition after partition */
 } bench_point_result;
 
 typedef struct bench_result {

@@ -29,12 +29,8 @@ int hwcatalog_find(const char *id, plan_hw *hw, rl_err *err);
 void hwcatalog_cpu_peaks(int cores, double ghz, const char *flags, const char *vendor, double *int8_ops,
                          double *bf16_ops);
 
-/* A streaming read over `bytes` with `threads` threads, best of a few
- * passes: a quick estimate of memory bandwidth in GB/s. */
-int hwcatalog_measure_bandwidth(int threads, size_t bytes, double *gbs, rl_err *err);
-
 /* `this` machine. bandwidth_gbs > 0 (from a bench) is used as is; else it
- * is measured with hwcatalog_measure_bandwidth. */
+ * is measured (machine_bandwidth over 256 MiB, at most 1/8 of the memory). */
 int hwcatalog_this(double bandwidth_gbs, plan_hw *hw, rl_err *err);
 
 #endif

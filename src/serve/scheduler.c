@@ -19,6 +19,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/machine.h"
+#include "base/threadpool.h"
 #include "engine/engine.h"
 #include "text/tokenizer.h"
 
@@ -1017,33 +1019,23 @@ static int calibrate(sched *s, int limit, rl_err *err) {
     return good;
 }
 
-/* CPUs this process may use, in order. */
-static int allowed_cpus(int *cpus, int max) {
-    cpu_set_t set;
-    int n = 0;
-    if (sched_getaffinity(0, sizeof set, &set) == 0)
-        for (int c = 0; c < CPU_SETSIZE && n < max; c++)
-            if (CPU_ISSET(c, &set)) cpus[n++] = c;
-    return n;
-}
-
 static int start_partitions(sched *s, rl_err *err) {
     int n_cpu = tp_available_cpus();
     int T = s->p.n_threads > 0 ? s->p.n_threads : n_cpu;
     if (T < s->K)
         return rl_fail(err, RL_ERR_INPUT, "%d threads cannot make %d partitions (one thread each at least)", T, s->K);
     int cpu_list[CPU_SETSIZE];
-    int n_list = allowed_cpus(cpu_list, CPU_SETSIZE);
+    int n_list = machine_cpus(cpu_list, CPU_SETSIZE);
     for (int i = 0; i < s->K; i++) {
         partition *p = &s->parts[i];
         p->s = s;
         p->index = i;
-        p->n_threads = T / s->K + (i < T % s->K);
-        if (s->K > 1 && n_list > 0) { /* partitions keep to their own cores */
+        int first;
+        p->n_threads = machine_split(T, s->K, i, &first);
+        if (s->K > 1) { /* partitions keep to their own cores */
             p->cpus = rl_calloc((size_t)p->n_threads, sizeof *p->cpus, err);
             if (!p->cpus) return -1;
-            int first = i * (T / s->K) + RL_MIN(i, T % s->K);
-            for (int j = 0; j < p->n_threads; j++) p->cpus[j] = cpu_list[(first + j) % n_list];
+            machine_partition_cpus(cpu_list, n_list, T, s->K, i, p->cpus, p->n_threads);
         }
         cond_init_mono(&p->wake);
         pthread_mutex_init(&p->stats_lock, NULL);
@@ -1229,4 +1221,10 @@ void sched_get_stats(sched *s, sched_stats *o) {
         pthread_mutex_unlock(&p->stats_lock);
     }
     o->tps_mean = o->tps_sessions > 0 ? sum / o->tps_sessions : 0;
+}
+
+int sched_partition_cpus(const sched *s, int i, int *cpus, int max) {
+    const partition *p = &s->parts[i];
+    for (int j = 0; j < p->n_threads && j < max; j++) cpus[j] = p->cpus ? p->cpus[j] : -1;
+    return p->n_threads;
 }

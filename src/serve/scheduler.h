@@ -202,6 +202,11 @@ typedef struct sched_stats {
 
 void sched_get_stats(sched *s, sched_stats *out);
 
+/* Partition i's compute threads (returned) and, at most max of them into
+ * cpus, the CPU each is pinned to (-1: not pinned, as with one partition).
+ * The split is machine_partition_cpus's, the bench's too. */
+int sched_partition_cpus(const sched *s, int i, int *cpus, int max);
+
 /* ---- the capacity controller (one per partition), exposed for tests ---- */
 
 typedef struct sched_ctl {
