@@ -1,5 +1,9 @@
 /*
- * threadpool.h — the one place rackllm creates compute threads.
+ * threadpool.h — the pool that runs rackllm's parallel work: every compute
+ * thread (the forward pass's, synth's and quantize's, the bandwidth
+ * probe's) is one of its workers. The only other threads are drivers, one
+ * per partition, each running an engine's loop (serve/scheduler.c,
+ * bench/bench.c), and libmicrohttpd's connection threads.
  *
  * A pool of N threads (the caller counts as one) runs "jobs": a function
  * called once per task index, tasks handed out through an atomic counter so

@@ -8,7 +8,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,8 +16,9 @@
 #include <sys/stat.h>
 
 #include "base/progress.h"
-#include "kernels/quant.h"
+#include "base/threadpool.h"
 #include "base/types.h"
+#include "kernels/quant.h"
 
 /* llama.cpp's file types (enum llama_ftype), for general.file_type. */
 enum {
@@ -223,6 +223,8 @@ typedef struct rows_job {
     atomic_llong done;     /* rows finished */
     atomic_llong bad_row;  /* first row found with NaN/Inf, or -1 */
     atomic_int failed;     /* out of memory in a worker */
+    void (*report)(void *, int64_t); /* progress, on the calling thread only */
+    void *report_ctx;
 } rows_job;
 
 static bool all_finite(const float *x, int64_t n) {
@@ -258,9 +260,10 @@ static void rows_work(rows_job *j, void (*report)(void *, int64_t), void *report
     free(row);
 }
 
-static void *rows_thread(void *arg) {
-    rows_work(arg, NULL, NULL);
-    return NULL;
+/* A pool task: one worker's share of the chunks (thread 0 is the caller). */
+static void rows_task(void *ctx, int task, int thread) {
+    rows_job *j = ctx;
+    rows_work(j, thread == 0 ? j->report : NULL, j->report_ctx);
 }
 
 int quantize_rows(uint32_t dst_type, void *dst, uint32_t src_type, const void *src, int64_t nrows, int64_t ncols,
@@ -273,7 +276,8 @@ int quantize_rows(uint32_t dst_type, void *dst, uint32_t src_type, const void *s
         return rl_fail(err, RL_ERR_INPUT, "rows of %lld do not fit %s blocks", (long long)ncols, rl_type_name(dst_type));
     if (!quant_supported(dst_type)) return rl_fail(err, RL_ERR_INPUT, "cannot quantize to %s", rl_type_name(dst_type));
     rows_job j = {.dst_type = dst_type, .src_type = src_type, .dst = dst, .src = src,
-                  .dst_rb = (size_t)dst_rb, .src_rb = (size_t)src_rb, .nrows = nrows, .ncols = ncols};
+                  .dst_rb = (size_t)dst_rb, .src_rb = (size_t)src_rb, .nrows = nrows, .ncols = ncols,
+                  .report = done, .report_ctx = done_ctx};
     /* chunks of about 64K weights: small enough to balance, big enough to
      * keep the shared counter cold */
     j.chunk = RL_MAX(1, 65536 / ncols);
@@ -284,13 +288,10 @@ int quantize_rows(uint32_t dst_type, void *dst, uint32_t src_type, const void *s
     int n = threads > 1 ? threads : 1;
     int64_t chunks = (nrows + j.chunk - 1) / j.chunk;
     if (n > chunks) n = (int)RL_MAX(chunks, 1);
-    pthread_t *tid = n > 1 ? calloc((size_t)n, sizeof *tid) : NULL;
-    int started = 0;
-    for (int i = 1; tid && i < n; i++, started++)
-        if (pthread_create(&tid[i], NULL, rows_thread, &j) != 0) break; /* fewer threads is fine */
-    rows_work(&j, done, done_ctx);
-    for (int i = 1; i <= started; i++) pthread_join(tid[i], NULL);
-    free(tid);
+    threadpool *tp = n > 1 ? tp_new(n, NULL, NULL) : NULL; /* no threads to be had: the caller alone */
+    if (tp) tp_run(tp, rows_task, &j, n);
+    else rows_work(&j, done, done_ctx);
+    tp_free(tp);
     if (atomic_load(&j.failed) && atomic_load(&j.done) < nrows)
         return rl_fail(err, RL_ERR_INTERNAL, "out of memory for a row of %lld", (long long)ncols);
     long long bad = atomic_load(&j.bad_row);

@@ -76,8 +76,8 @@ uint32_t quantize_tensor_type(const quantize_mix *mix, const quantize_model *m, 
                               uint32_t n_dims, const uint64_t *ne, uint32_t cur_type, bool *fell_back);
 
 /* Converts nrows rows of ncols values from src_type (F32, F16, BF16) into
- * dst_type with the reference quantizers, on `threads` threads (<= 1: the
- * caller's). Rows with NaN or infinity are an error (llama-quantize
+ * dst_type with the reference quantizers, on a pool of `threads` threads
+ * (<= 1: the caller alone). Rows with NaN or infinity are an error (llama-quantize
  * rejects them too). `done`, if not NULL, is called now and then from the
  * calling thread with the number of rows finished. */
 int quantize_rows(uint32_t dst_type, void *dst, uint32_t src_type, const void *src, int64_t nrows, int64_t ncols,
