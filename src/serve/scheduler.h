@@ -52,6 +52,11 @@
  *
  * Per-token work allocates nothing: the text buffers are sized at submit
  * (and only grow if a reader falls far behind).
+ *
+ * The code, one job per file: scheduler.c (partitions, threads, start-up
+ * and shutdown), sched_calibrate.c, sched_admit.c, sched_capacity.c,
+ * sched_loop.c, sched_session.c, sched_stats.c (sched_internal.h says
+ * what each holds).
  */
 #ifndef RACKLLM_SCHEDULER_H
 #define RACKLLM_SCHEDULER_H

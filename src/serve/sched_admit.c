@@ -1,0 +1,249 @@
+/*
+ * sched_admit.c — admission: who runs, who waits, who is turned away.
+ *
+ * A request is admitted to the least loaded partition with room in both
+ * its capacity (sched_ctl) and its step time with every reservation of
+ * context (sched_cost, sched_capacity.c); otherwise it waits in the
+ * bounded FIFO queue until a slot frees or queue_timeout passes, or is
+ * rejected (the server's 429). Draining rejects the queue and admits no
+ * more. Everything here runs under sched.lock.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "sched_internal.h"
+
+int sched_total_capacity_locked(const sched *s) {
+    int c = 0;
+    for (int i = 0; i < s->K; i++) c += s->parts[i].ctl.cap;
+    return c;
+}
+
+/* Whether p can take one more session reserving ctx tokens: room under
+ * its capacity and, with every reservation, a step that keeps the floor
+ * (a partition with no session can always take one: there is no one else
+ * to protect). */
+static bool has_room_locked(const sched *s, const partition *p, int ctx) {
+    if (p->n_assigned >= p->ctl.cap) return false;
+    return p->n_assigned == 0 || sched_cost_fits(&s->cost, p->n_assigned + 1, p->ctx_load + ctx);
+}
+
+/* The least loaded partition with room for ss, or NULL. */
+static partition *pick_locked(sched *s, const sched_session *ss) {
+    partition *best = NULL;
+    for (int i = 0; i < s->K; i++) {
+        partition *p = &s->parts[i];
+        if (has_room_locked(s, p, ss->ctx_reserved) &&
+            (!best || p->n_assigned < best->n_assigned ||
+             (p->n_assigned == best->n_assigned && p->ctx_load < best->ctx_load)))
+            best = p;
+    }
+    return best;
+}
+
+static void assign_locked(sched *s, partition *p, sched_session *ss) {
+    ss->phase = PH_ASSIGNED;
+    ss->admit = SCHED_RUN;
+    ss->part = p->index;
+    ss->next = NULL;
+    if (p->inbox_tail) p->inbox_tail->next = ss;
+    else p->inbox = ss;
+    p->inbox_tail = ss;
+    p->n_assigned++;
+    p->ctx_load += ss->ctx_reserved;
+    s->admitted++;
+    pthread_cond_signal(&p->wake);
+}
+
+static void unqueue_locked(sched *s, sched_session *ss) {
+    sched_session **pp = &s->q_head, *prev = NULL;
+    while (*pp && *pp != ss) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    if (!*pp) return;
+    *pp = ss->next;
+    if (s->q_tail == ss) s->q_tail = prev;
+    ss->next = NULL;
+    s->q_len--;
+}
+
+/* Takes a queued session out with a rejection. */
+void sched_reject_queued_locked(sched *s, sched_session *ss, sched_admit why) {
+    unqueue_locked(s, ss);
+    ss->phase = PH_REJECTED;
+    ss->admit = why;
+    if (why == SCHED_REJECT_TIMEOUT) s->rej_timeout++;
+    if (why == SCHED_REJECT_DRAINING) s->rej_draining++;
+    sched_session_unqueued(ss);
+}
+
+static void expire_queue_locked(sched *s, double now) {
+    while (s->q_head && now - s->q_head->t_submit >= s->p.queue_timeout)
+        sched_reject_queued_locked(s, s->q_head, SCHED_REJECT_TIMEOUT);
+}
+
+/* Gives free slots to the head of the queue. */
+void sched_admit_queue_locked(sched *s) {
+    expire_queue_locked(s, rl_now());
+    partition *p;
+    while (s->q_head && !s->draining && (p = pick_locked(s, s->q_head)) != NULL) {
+        sched_session *ss = s->q_head;
+        unqueue_locked(s, ss);
+        assign_locked(s, p, ss);
+    }
+    pthread_cond_broadcast(&s->cond);
+}
+
+int sched_submit(sched *s, const sched_request *r, sched_session **out, rl_err *err) {
+    *out = NULL;
+    if (r->n_prompt < 1) return rl_fail(err, RL_ERR_INPUT, "the prompt is empty");
+    if (r->n_prompt >= s->n_ctx)
+        return rl_fail(err, RL_ERR_INPUT, "the prompt has %d tokens; the context holds %d, with room for the answer",
+                       r->n_prompt, s->n_ctx);
+    for (int i = 0; i < r->n_prompt; i++)
+        if (r->prompt[i] < 0 || r->prompt[i] >= (int32_t)s->m->shape.n_vocab)
+            return rl_fail(err, RL_ERR_INPUT, "prompt token %d is out of the vocabulary", i);
+    sched_session *ss = rl_calloc(1, sizeof *ss, err);
+    if (!ss) return -1;
+    pthread_mutex_init(&ss->lock, NULL);
+    cond_init_mono(&ss->cond);
+    ss->prompt = malloc((size_t)r->n_prompt * sizeof *ss->prompt);
+    ss->cap = TEXT_INITIAL;
+    ss->text = malloc(ss->cap);
+    if (!ss->prompt || !ss->text) {
+        sched_session_free(ss);
+        return rl_fail(err, RL_ERR_INTERNAL, "out of memory for a session");
+    }
+    memcpy(ss->prompt, r->prompt, (size_t)r->n_prompt * sizeof *ss->prompt);
+    ss->n_prompt = r->n_prompt;
+    ss->max_tokens = r->max_tokens;
+    /* a session ends at max_tokens or a full context, whichever is first */
+    int64_t reach = (int64_t)r->n_prompt + (r->max_tokens > 0 ? r->max_tokens : s->n_ctx);
+    ss->ctx_reserved = (int)RL_MIN(reach, (int64_t)s->n_ctx);
+    ss->sp = r->sp;
+    ss->ignore_eos = r->ignore_eos;
+    if (r->n_stops > 0) {
+        ss->stop = stop_new(r->stops, r->n_stops, err);
+        if (!ss->stop) {
+            sched_session_free(ss);
+            return -1;
+        }
+    }
+    ss->t_submit = rl_now();
+    ss->refs = 2;
+
+    sched_admit how;
+    pthread_mutex_lock(&s->lock);
+    expire_queue_locked(s, ss->t_submit);
+    partition *p = NULL;
+    if (s->draining) {
+        how = SCHED_REJECT_DRAINING;
+        s->rej_draining++;
+    } else if (!s->q_head && (p = pick_locked(s, ss)) != NULL) {
+        assign_locked(s, p, ss);
+        how = SCHED_RUN;
+    } else if (s->q_len < s->p.queue_max) {
+        ss->phase = PH_QUEUED;
+        ss->admit = SCHED_QUEUED;
+        if (s->q_tail) s->q_tail->next = ss;
+        else s->q_head = ss;
+        s->q_tail = ss;
+        s->q_len++;
+        how = SCHED_QUEUED;
+    } else {
+        how = SCHED_REJECT_FULL;
+        s->rej_full++;
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (how != SCHED_RUN && how != SCHED_QUEUED) {
+        sched_session_free(ss);
+        return how;
+    }
+    *out = ss;
+    return how;
+}
+
+sched_admit sched_wait_admission(sched *s, sched_session *ss, double max_wait) {
+    pthread_mutex_lock(&s->lock);
+    double end = rl_now() + max_wait;
+    while (ss->phase == PH_QUEUED) {
+        double now = rl_now();
+        double expires = ss->t_submit + s->p.queue_timeout;
+        if (now >= expires) {
+            sched_reject_queued_locked(s, ss, SCHED_REJECT_TIMEOUT);
+            break;
+        }
+        if (now >= end) break;
+        timed_wait(&s->cond, &s->lock, RL_MIN(expires, end) - now);
+    }
+    sched_admit how = ss->phase == PH_QUEUED ? SCHED_QUEUED : ss->phase == PH_REJECTED ? ss->admit : SCHED_RUN;
+    pthread_mutex_unlock(&s->lock);
+    return how;
+}
+
+void sched_cancel(sched *s, sched_session *ss) {
+    atomic_store(&ss->cancelled, true);
+    pthread_mutex_lock(&s->lock);
+    if (ss->phase == PH_QUEUED) {
+        unqueue_locked(s, ss);
+        ss->phase = PH_REJECTED;
+        ss->admit = SCHED_REJECT_TIMEOUT;
+        s->queue_cancelled++;
+        sched_session_end(ss, SCHED_FINISH_CANCELLED, NULL);
+        sched_session_unqueued(ss);
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+void sched_release(sched *s, sched_session *ss) {
+    if (!ss) return;
+    pthread_mutex_lock(&ss->lock);
+    bool done = ss->done;
+    pthread_mutex_unlock(&ss->lock);
+    if (!done) sched_cancel(s, ss);
+    sched_session_unref(ss);
+}
+
+void sched_drain(sched *s) {
+    pthread_mutex_lock(&s->lock);
+    s->draining = true;
+    while (s->q_head) sched_reject_queued_locked(s, s->q_head, SCHED_REJECT_DRAINING);
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+}
+
+void sched_abort_all(sched *s) {
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < s->K; i++) {
+        s->parts[i].abort = true;
+        pthread_cond_signal(&s->parts[i].wake);
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+static int busy_locked(const sched *s) {
+    int n = s->q_len;
+    for (int i = 0; i < s->K; i++) n += s->parts[i].n_assigned;
+    return n;
+}
+
+bool sched_wait_idle(sched *s, double max_wait) {
+    pthread_mutex_lock(&s->lock);
+    double end = rl_now() + max_wait;
+    double now;
+    while (busy_locked(s) > 0 && (now = rl_now()) < end) timed_wait(&s->cond, &s->lock, end - now);
+    bool idle = busy_locked(s) == 0;
+    pthread_mutex_unlock(&s->lock);
+    return idle;
+}
+
+int sched_retry_after(sched *s) {
+    pthread_mutex_lock(&s->lock);
+    /* About when the next slot frees: sessions last mean_duration, and
+     * capacity of them end over that time. */
+    int cap = RL_MAX(1, sched_total_capacity_locked(s));
+    double t = s->mean_duration / cap;
+    pthread_mutex_unlock(&s->lock);
+    return (int)RL_MIN(60.0, RL_MAX(1.0, ceil(t)));
+}

@@ -1,0 +1,93 @@
+/*
+ * sched_stats.c — the scheduler's figures for /health and /metrics: each
+ * partition's counters and its time-to-first-token and inter-token
+ * histograms (under its stats_lock), gathered with the admission figures
+ * (under sched.lock) into one sched_stats.
+ */
+#include <string.h>
+
+#include "sched_internal.h"
+
+static const double TTFT_BOUNDS[SCHED_HIST_BUCKETS] = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                                       1, 2.5, 5, 10, 30, 60};
+/* Around the 0.1 s that a 10 tok/s floor allows between tokens. */
+static const double ITL_BOUNDS[SCHED_HIST_BUCKETS] = {0.005, 0.01, 0.02, 0.035, 0.05, 0.075,
+                                                      0.1, 0.15, 0.25, 0.5, 1, 2.5};
+
+static void hist_init(sched_hist *h, const double *bounds) {
+    memset(h, 0, sizeof *h);
+    h->bounds = bounds;
+}
+
+void sched_hist_add(sched_hist *h, double v) {
+    int i = 0;
+    while (i < SCHED_HIST_BUCKETS && v > h->bounds[i]) i++;
+    h->counts[i]++;
+    h->count++;
+    h->sum += v;
+}
+
+static void hist_merge(sched_hist *into, const sched_hist *h) {
+    for (int i = 0; i <= SCHED_HIST_BUCKETS; i++) into->counts[i] += h->counts[i];
+    into->count += h->count;
+    into->sum += h->sum;
+}
+
+/* A partition's counters and histograms, at start. */
+void sched_part_stats_init(partition *p) {
+    pthread_mutex_init(&p->stats_lock, NULL);
+    hist_init(&p->ttft, TTFT_BOUNDS);
+    hist_init(&p->itl, ITL_BOUNDS);
+}
+
+void sched_get_stats(sched *s, sched_stats *o) {
+    memset(o, 0, sizeof *o);
+    hist_init(&o->ttft, TTFT_BOUNDS);
+    hist_init(&o->itl, ITL_BOUNDS);
+    pthread_mutex_lock(&s->lock);
+    o->floor_tps = s->p.floor_tps;
+    o->partitions = s->K;
+    o->prefill_chunk = s->chunk;
+    o->n_ctx = s->n_ctx;
+    o->capacity_base = s->capacity_base;
+    o->capacity = sched_total_capacity_locked(s);
+    o->ctx_cost = s->cost.per_token;
+    for (int i = 0; i < s->K; i++) {
+        o->active += s->parts[i].n_assigned;
+        o->ctx_reserved += s->parts[i].ctx_load;
+        o->capacity_lowered += s->parts[i].ctl.lowered;
+    }
+    o->queued = s->q_len;
+    o->queue_max = s->p.queue_max;
+    o->draining = s->draining;
+    o->admitted = s->admitted;
+    o->rejected_full = s->rej_full;
+    o->rejected_timeout = s->rej_timeout;
+    o->rejected_draining = s->rej_draining;
+    o->finished[SCHED_FINISH_CANCELLED] = s->queue_cancelled;
+    pthread_mutex_unlock(&s->lock);
+    double sum = 0;
+    for (int i = 0; i < s->K; i++) {
+        partition *p = &s->parts[i];
+        pthread_mutex_lock(&p->stats_lock);
+        hist_merge(&o->ttft, &p->ttft);
+        hist_merge(&o->itl, &p->itl);
+        o->prompt_tokens += p->prompt_tokens;
+        o->completion_tokens += p->completion_tokens;
+        for (int f = 0; f <= SCHED_FINISH_ERROR; f++) o->finished[f] += p->finished[f];
+        if (p->tps_n > 0) {
+            o->tps_min = o->tps_sessions == 0 ? p->tps_min : RL_MIN(o->tps_min, p->tps_min);
+            o->tps_sessions += p->tps_n;
+            sum += p->tps_sum;
+        }
+        o->active_peak += p->peak;
+        pthread_mutex_unlock(&p->stats_lock);
+    }
+    o->tps_mean = o->tps_sessions > 0 ? sum / o->tps_sessions : 0;
+}
+
+int sched_partition_cpus(const sched *s, int i, int *cpus, int max) {
+    const partition *p = &s->parts[i];
+    for (int j = 0; j < p->n_threads && j < max; j++) cpus[j] = p->cpus ? p->cpus[j] : -1;
+    return p->n_threads;
+}
