@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "plan/benchjson.h"
+#include "plan/calibrate.h"
 #include "plan/hwcatalog.h"
 #include "plan/plan.h"
 #include "plan/plansvg.h"

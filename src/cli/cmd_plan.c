@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "plan/benchjson.h"
+#include "plan/calibrate.h"
 #include "commands.h"
 #include "gguf/gguf.h"
 #include "plan/hwcatalog.h"
