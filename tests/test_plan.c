@@ -759,6 +759,134 @@ static void test_verify(void) {
     CHECK_NEAR(v.error_capacity_pct, 100 * (cap27 - 9) / 9, 1e-9);
 }
 
+/* A bench run as the calibration takes it (tests/data/bench-sample.json):
+ * the sweep's middle at 128 + 64 / 2 = 160 tokens, the catalog model's
+ * FLOPs there, 32768 B x 160 of KV per session, one session at 20 tok/s,
+ * and the batches of 2 or more at half the floor (5 tok/s) or faster. */
+static void test_bench_calibration(void) {
+    bench_json b;
+    rl_err err = {0};
+    CHECKF(bench_json_load("tests/data/bench-sample.json", &b, &err) == 0, "%s", err.msg);
+    plan_measure ms;
+    plan_measure_bench(&b, &ms);
+    rl_shape s;
+    CHECK(shape_catalog_find("llama3.2-1b", &s, &err) == 0);
+    CHECK_NEAR(ms.flops_per_token, shape_flops_per_token(&s, 160), 0);
+    CHECK_NEAR(ms.attn_flops_per_token, shape_attention_flops(&s, 160), 0);
+    CHECK(ms.attn_flops_per_token > 0 && ms.attn_flops_per_token < ms.flops_per_token);
+    CHECK_NEAR(ms.kv_bytes_per_session, 32768.0 * 160, 0);
+    CHECK_NEAR(ms.bandwidth_gbs, 20, 0);
+    CHECK_NEAR(ms.bytes_per_token, 7e8, 0);
+    CHECK_NEAR(ms.one_tok_s, 20, 0);
+    CHECK_EQ_INT(ms.n_points, 4); /* 4, 9, 8 and 12 sessions, in the file's order */
+    CHECK(ms.sessions[0] == 4 && ms.sessions[1] == 9 && ms.sessions[2] == 8 && ms.sessions[3] == 12);
+    CHECK_NEAR(ms.tok_s[3], 8, 0);
+    /* the same fit as plan_calibrate's on that measurement, at this
+     * machine's int8 peak (q4_0), attention at its bf16 peak */
+    plan_hw self = cpu_hw();
+    self.int8_tops = 1;
+    self.bf16_tflops = 0.25;
+    self.eff_bw = 0.5;
+    double eb = self.eff_bw, ec = 0, u = -1;
+    CHECK(plan_calibrate(&ms, 1e12, 0.25e12, &eb, &ec, &u, &err) == 0);
+    plan_params p = params();
+    CHECKF(plan_calibrate_bench(&b, &self, &p, &err) == 0, "%s", err.msg);
+    CHECK_NEAR(p.cpu_eff_bw, 0.7, 1e-12); /* 20 tok/s x 7e8 B / 20 GB/s */
+    CHECK(ec > 0 && p.cpu_eff_compute == ec && p.cpu_step_fixed == u);
+    /* a float run: the weights' arithmetic at the bf16 peak too */
+    snprintf(b.type, sizeof b.type, "F16");
+    double ec16 = 0, u16 = -1;
+    CHECK(plan_calibrate(&ms, 0.25e12, 0.25e12, &eb, &ec16, &u16, &err) == 0);
+    p = params();
+    CHECK(plan_calibrate_bench(&b, &self, &p, &err) == 0);
+    CHECK(p.cpu_eff_compute == ec16 && ec16 != ec);
+    /* a floor of 20: only batches at 10 tok/s or faster (4, 9, 8) */
+    b.floor_tok_s = 20;
+    plan_measure_bench(&b, &ms);
+    CHECK_EQ_INT(ms.n_points, 3);
+    b.floor_tok_s = 10;
+    /* an unknown model: no FLOPs, no batches; bandwidth alone is calibrated */
+    snprintf(b.shape, sizeof b.shape, "no-such-shape");
+    plan_measure_bench(&b, &ms);
+    CHECK(ms.flops_per_token == 0 && ms.n_points == 0);
+    p = params();
+    CHECK(plan_calibrate_bench(&b, &self, &p, &err) == 0);
+    CHECK_NEAR(p.cpu_eff_bw, 0.7, 1e-12);
+    CHECK(p.cpu_eff_compute == 0 && p.cpu_step_fixed == -1);
+    /* nothing measured: refused */
+    b.bandwidth_gbs = 0;
+    CHECK(plan_calibrate_bench(&b, &self, &p, &err) == -1 && err.code == RL_ERR_INPUT);
+}
+
+/* test_verify's machine and model, checked against bench-sample.json:
+ * the run's floor (10) and context (128 + 64), its counts (9 and 2), its
+ * crossing 9 + 12/55 (see test_calibration). */
+static void test_bench_verification(void) {
+    bench_json b, calib;
+    rl_err err = {0};
+    CHECKF(bench_json_load("tests/data/bench-sample.json", &b, &err) == 0, "%s", err.msg);
+    calib = b;
+    plan_params p = params();
+    p.floor_tok_s = 3;
+    p.ctx = 4096;
+    plan_params_for_bench(&b, &p);
+    CHECK_NEAR(p.floor_tok_s, 10, 0);
+    CHECK_NEAR(p.ctx, 192, 0);
+    p.cpu_eff_bw = 0.7;
+    p.cpu_eff_compute = 0.25;
+    plan_hw hw = cpu_hw();
+    hw.cores = 2;
+    hw.mem_bw_gbs = 20;
+    hw.mem_gib = 8;
+    hw.int8_tops = 1;
+    plan_model m = test_model(0.7e9);
+    m.kv_bytes_per_token = 32768;
+    m.ctx = 192;
+    m.flops_per_token = 2.5e9;
+    plan_bench_check k;
+    CHECKF(plan_check_bench(&hw, &m, &p, &b, &calib, &k, &err) == 0, "%s", err.msg);
+    CHECK_EQ_INT(k.v.predicted_batched, 7);
+    CHECK_EQ_INT(k.v.measured_batched, 9);
+    CHECK_EQ_INT(k.v.predicted_partitioned, 1);
+    CHECK_EQ_INT(k.v.measured_partitioned, 2);
+    CHECK_NEAR(k.v.measured_capacity, 9 + 12.0 / 55, 1e-12);
+    CHECK_NEAR(k.eff_bw, 0.7, 0);
+    CHECK_NEAR(k.eff_compute, 0.25, 0);
+    CHECK(k.have_partitioned);
+    CHECK_NEAR(k.calibration_capacity, 9 + 12.0 / 55, 1e-12); /* the same conditions */
+    CHECK(!k.have_halves);                                     /* one pass per point */
+    /* the counts from the points when the run does not state them */
+    b.max_batched = b.max_partitioned = -1;
+    CHECK(plan_check_bench(&hw, &m, &p, &b, NULL, &k, &err) == 0);
+    CHECK(k.v.measured_batched == 9 && k.v.measured_partitioned == 2);
+    CHECK(isnan(k.calibration_capacity)); /* no calibration run */
+    /* a calibration run under other conditions has no crossing to show */
+    calib.prompt_len = 64;
+    CHECK(plan_check_bench(&hw, &m, &p, &b, &calib, &k, &err) == 0);
+    CHECK(isnan(k.calibration_capacity));
+    /* the weights the run streamed, not the model's: at 1.4 GB a step
+     * streams for the whole 0.1 s period, and no session keeps the floor */
+    b.weight_bytes = 1.4e9;
+    CHECK(plan_check_bench(&hw, &m, &p, &b, NULL, &k, &err) == 0);
+    CHECK_EQ_INT(k.v.predicted_batched, 0);
+    /* no partitioned sweep (--partitions 0), then no sweep at all */
+    b.n_partitioned = 0;
+    CHECK(plan_check_bench(&hw, &m, &p, &b, NULL, &k, &err) == 0);
+    CHECK(!k.have_partitioned);
+    CHECK(bench_json_has_sweep(&b));
+    b.n_batched = 0;
+    CHECK(!bench_json_has_sweep(&b));
+    CHECK(plan_check_bench(&hw, &m, &p, &b, NULL, &k, &err) == -1 && err.code == RL_ERR_INPUT);
+    /* a run without a sweep: its ctx, else the context as it was */
+    b.prompt_len = b.gen_len = 0;
+    plan_params_for_bench(&b, &p);
+    CHECK_NEAR(p.ctx, 256, 0);
+    b.ctx = 0;
+    p.ctx = 1000;
+    plan_params_for_bench(&b, &p);
+    CHECK_NEAR(p.ctx, 1000, 0);
+}
+
 /* The measurement against itself: passes split into interleaved halves. */
 static void test_bench_json_halves(void) {
     bench_json b;
@@ -911,6 +1039,8 @@ int main(int argc, char **argv) {
     RUN(test_matrix_qualitative);
     RUN(test_calibration);
     RUN(test_verify);
+    RUN(test_bench_calibration);
+    RUN(test_bench_verification);
     RUN(test_bench_json_rejects);
     RUN(test_cpu_peaks);
     RUN(test_this_machine);

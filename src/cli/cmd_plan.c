@@ -261,53 +261,12 @@ static int load_hardware(const plan_cli *c, const char *id, plan_hw *hw, rl_err 
     return hwcatalog_find(id, hw, err);
 }
 
-/* FLOPs per token of the benched model at the middle of its sweep, and how
- * many of them are attention. */
-static double bench_flops(const bench_json *b, double *attention) {
-    rl_shape s;
-    *attention = 0;
-    if (!b->shape[0] || shape_catalog_find(b->shape, &s, NULL)) return 0;
-    uint32_t pos = (uint32_t)(b->prompt_len + b->gen_len / 2);
-    *attention = shape_attention_flops(&s, pos);
-    return shape_flops_per_token(&s, pos);
-}
-
 /* Reads --calibrate and replaces the efficiency factors not set by flags. */
 static int calibrate(plan_cli *c, rl_err *err) {
     if (bench_json_load(c->calibrate, &c->calib, err)) return -1;
     plan_hw self;
     if (hwcatalog_this(c->calib.bandwidth_gbs, &self, err)) return -1;
-    const bench_point *one = bench_json_batched_at(&c->calib, 1);
-    double attention;
-    double flops = bench_flops(&c->calib, &attention);
-    plan_measure ms = {
-        .bandwidth_gbs = c->calib.bandwidth_gbs,
-        .bytes_per_token = c->calib.bytes_per_token,
-        .decode_tok_s = c->calib.decode_tok_s,
-        .flops_per_token = flops,
-        .attn_flops_per_token = attention,
-        .kv_bytes_per_session = c->calib.kv_bytes_per_token * (c->calib.prompt_len + c->calib.gen_len / 2),
-        .one_tok_s = one ? one->min_tok_s : 0,
-    };
-    /* Every batch of 2 or more that ran at half the floor or faster: where
-     * the model is used (an unknown shape keeps the compute defaults). */
-    for (int i = 0; flops > 0 && i < c->calib.n_batched && ms.n_points < PLAN_MAX_POINTS; i++) {
-        const bench_point *q = &c->calib.batched[i];
-        if (q->sessions < 2 || !(q->min_tok_s >= c->calib.floor_tok_s / 2)) continue;
-        ms.sessions[ms.n_points] = q->sessions;
-        ms.tok_s[ms.n_points++] = q->min_tok_s;
-    }
-    bool int8 = !(strcasecmp(c->calib.type, "f16") == 0 || strcasecmp(c->calib.type, "bf16") == 0 ||
-                  strcasecmp(c->calib.type, "f32") == 0);
-    double peak = (int8 ? self.int8_tops : self.bf16_tflops) * 1e12;
-    double eb = self.eff_bw, ec = 0, u = -1;
-    if (plan_calibrate(&ms, peak, self.bf16_tflops * 1e12, &eb, &ec, &u, err))
-        return rl_fail_prefix(err, "%s: ", c->calibrate);
-    c->params.cpu_eff_bw = eb;
-    if (ec > 0) { /* only a sweep measures compute */
-        c->params.cpu_eff_compute = ec;
-        c->params.cpu_step_fixed = u;
-    }
+    if (plan_calibrate_bench(&c->calib, &self, &c->params, err)) return rl_fail_prefix(err, "%s: ", c->calibrate);
     c->calibrated = true;
     return 0;
 }
@@ -776,87 +735,83 @@ static void print_halves(const bench_halves *h) {
         printf("\n");
 }
 
+static void verify_json(const plan_cli *c, const plan_model *m, const plan_hw *hw, const plan_params *p,
+                        const plan_bench_check *k, const char *origin) {
+    const plan_verify *v = &k->v;
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "bench", origin);
+    cJSON_AddStringToObject(root, "model", m->id);
+    cJSON_AddStringToObject(root, "quant", m->quant);
+    json_num(root, "floor_tok_s", p->floor_tok_s);
+    json_num(root, "eff_bw", k->eff_bw);
+    json_num(root, "eff_compute", k->eff_compute);
+    json_num(root, "step_fixed", plan_step_fixed(hw, p));
+    cJSON_AddStringToObject(root, "efficiency", efficiency_origin(c, hw));
+    cJSON_AddNumberToObject(root, "predicted_batched", (double)v->predicted_batched);
+    cJSON_AddNumberToObject(root, "measured_batched", (double)v->measured_batched);
+    json_num(root, "error_batched_pct", v->error_batched_pct);
+    cJSON_AddNumberToObject(root, "predicted_partitioned", (double)v->predicted_partitioned);
+    json_num(root, "measured_partitioned", k->have_partitioned ? (double)v->measured_partitioned : NAN);
+    json_num(root, "error_partitioned_pct", k->have_partitioned ? v->error_partitioned_pct : NAN);
+    json_num(root, "predicted_capacity", v->predicted_capacity);
+    json_num(root, "measured_capacity", v->measured_capacity);
+    json_num(root, "error_capacity_pct", v->error_capacity_pct);
+    json_num(root, "calibration_capacity", k->calibration_capacity);
+    if (k->have_halves) {
+        cJSON *hv = cJSON_AddObjectToObject(root, "measured_halves");
+        cJSON_AddItemToObject(hv, "passes", cJSON_CreateIntArray(k->halves.passes, 2));
+        cJSON_AddItemToObject(hv, "batched", cJSON_CreateIntArray(k->halves.sessions, 2));
+        cJSON_AddItemToObject(hv, "capacity", cJSON_CreateDoubleArray(k->halves.capacity, 2));
+    }
+    print_json(root);
+}
+
+static void verify_print(const plan_cli *c, const plan_model *m, const plan_hw *hw, const plan_params *p,
+                         const plan_bench_check *k, const char *origin) {
+    const plan_verify *v = &k->v;
+    printf("verify: %s %s on %s, floor %g tok/s, ctx %.0f (bench: %s)\n", m->id, m->quant, hw->name, p->floor_tok_s,
+           p->ctx, origin);
+    printf("efficiency bandwidth %.3g, compute %.3g, per-step arithmetic %.2g sessions' worth (%s)\n\n", k->eff_bw,
+           k->eff_compute, plan_step_fixed(hw, p), efficiency_origin(c, hw));
+    printf("  %-12s %10s %10s %9s\n", "sweep", "predicted", "measured", "error");
+    printf("  %-12s %10ld %10ld %8.1f%%\n", "batched", v->predicted_batched, v->measured_batched, v->error_batched_pct);
+    if (k->have_partitioned)
+        printf("  %-12s %10ld %10ld %8.1f%%\n", "partitioned", v->predicted_partitioned, v->measured_partitioned,
+               v->error_partitioned_pct);
+    else
+        printf("  %-12s %10ld %10s\n", "partitioned", v->predicted_partitioned, "(no sweep)");
+    printf("\nbatched crossing of the floor, before rounding to whole sessions (the measured one\n"
+           "interpolated between the sweep's points on either side):\n");
+    printf("  %-12s %10.2f %10.2f %8.1f%%\n", "batched", v->predicted_capacity, v->measured_capacity,
+           v->error_capacity_pct);
+    double cc = k->calibration_capacity;
+    if (cc > 0)
+        printf("  (the calibration run crossed at %.2f: the model %+.1f%% from the data it was fitted to, the\n"
+               "  machine %+.1f%% from that run to this one)\n",
+               cc, 100 * (v->predicted_capacity - cc) / cc,
+               v->measured_capacity > 0 ? 100 * (v->measured_capacity - cc) / cc : NAN);
+    if (k->have_halves) print_halves(&k->halves);
+}
+
+/* The model and machine of run b, the prediction, and its printing. */
 static int verify_against(const plan_cli *c, const bench_json *b, const char *origin, rl_err *err) {
-    if (b->n_batched == 0 && b->max_batched < 0)
-        return rl_fail(err, RL_ERR_INPUT, "%s: no session sweep to compare with (sweep / max_sessions_at_floor)", origin);
     plan_cli vc = *c;
-    vc.params.floor_tok_s = b->floor_tok_s;
-    vc.params.ctx = b->prompt_len + b->gen_len > 0 ? b->prompt_len + b->gen_len : (b->ctx > 0 ? b->ctx : c->params.ctx);
+    plan_params_for_bench(b, &vc.params);
     vc.quant = b->type[0] ? b->type : c->quant;
     plan_model m;
     plan_hw hw;
+    plan_bench_check k;
+    if (!bench_json_has_sweep(b)) /* said before anything about the model */
+        return rl_fail(err, RL_ERR_INPUT, "%s: no session sweep to compare with (sweep / max_sessions_at_floor)", origin);
     if (load_model(&vc, b->shape[0] ? b->shape : c->model, &m, err)) return -1;
-    if (b->weight_bytes > 0) m.weight_bytes = b->weight_bytes; /* what the bench actually streamed */
     /* A prediction uses only what was known before this measurement: with
      * --calibrate, that file's bandwidth (its efficiency factors are
      * relative to it); without, this bench's own probe. */
     if (hwcatalog_this(c->calibrated ? c->calib.bandwidth_gbs : b->bandwidth_gbs, &hw, err)) return -1;
-    long measured_b = b->max_batched >= 0 ? b->max_batched : bench_json_max_at_floor(b->batched, b->n_batched, b->floor_tok_s);
-    long measured_p = b->max_partitioned >= 0 ? b->max_partitioned
-                                              : bench_json_max_at_floor(b->partitioned, b->n_partitioned, b->floor_tok_s);
-    plan_verify v;
-    plan_verify_compare(&hw, &m, &vc.params, measured_b, measured_p,
-                        bench_json_capacity(b->batched, b->n_batched, b->floor_tok_s), &v);
-    double eb, ec;
-    plan_efficiency(&hw, &vc.params, &eb, &ec);
-    /* The calibration run's own crossing: the model's error against the data
-     * it was fitted to, apart from how far the machine moved between runs. */
-    bool same_run = c->calibrated && strcmp(c->calib.shape, b->shape) == 0 && strcmp(c->calib.type, b->type) == 0 &&
-                    c->calib.prompt_len == b->prompt_len && c->calib.gen_len == b->gen_len;
-    double calib_cap = same_run ? bench_json_capacity(c->calib.batched, c->calib.n_batched, b->floor_tok_s) : NAN;
-    /* A bench run with --partitions 0 has no partitioned sweep to compare. */
-    bool have_p = b->max_partitioned >= 0 || b->n_partitioned > 0;
-    /* How far the measurement moves by itself: its passes in two halves. */
-    bench_halves halves;
-    bool have_halves = bench_json_halves(b->batched, b->n_batched, b->floor_tok_s, &halves);
-    if (c->json) {
-        cJSON *root = cJSON_CreateObject();
-        cJSON_AddStringToObject(root, "bench", origin);
-        cJSON_AddStringToObject(root, "model", m.id);
-        cJSON_AddStringToObject(root, "quant", m.quant);
-        json_num(root, "floor_tok_s", vc.params.floor_tok_s);
-        json_num(root, "eff_bw", eb);
-        json_num(root, "eff_compute", ec);
-        json_num(root, "step_fixed", plan_step_fixed(&hw, &vc.params));
-        cJSON_AddStringToObject(root, "efficiency", efficiency_origin(c, &hw));
-        cJSON_AddNumberToObject(root, "predicted_batched", (double)v.predicted_batched);
-        cJSON_AddNumberToObject(root, "measured_batched", (double)v.measured_batched);
-        json_num(root, "error_batched_pct", v.error_batched_pct);
-        cJSON_AddNumberToObject(root, "predicted_partitioned", (double)v.predicted_partitioned);
-        json_num(root, "measured_partitioned", have_p ? (double)v.measured_partitioned : NAN);
-        json_num(root, "error_partitioned_pct", have_p ? v.error_partitioned_pct : NAN);
-        json_num(root, "predicted_capacity", v.predicted_capacity);
-        json_num(root, "measured_capacity", v.measured_capacity);
-        json_num(root, "error_capacity_pct", v.error_capacity_pct);
-        json_num(root, "calibration_capacity", calib_cap);
-        if (have_halves) {
-            cJSON *hv = cJSON_AddObjectToObject(root, "measured_halves");
-            cJSON_AddItemToObject(hv, "passes", cJSON_CreateIntArray(halves.passes, 2));
-            cJSON_AddItemToObject(hv, "batched", cJSON_CreateIntArray(halves.sessions, 2));
-            cJSON_AddItemToObject(hv, "capacity", cJSON_CreateDoubleArray(halves.capacity, 2));
-        }
-        return print_json(root);
-    }
-    printf("verify: %s %s on %s, floor %g tok/s, ctx %.0f (bench: %s)\n", m.id, m.quant, hw.name,
-           vc.params.floor_tok_s, vc.params.ctx, origin);
-    printf("efficiency bandwidth %.3g, compute %.3g, per-step arithmetic %.2g sessions' worth (%s)\n\n", eb, ec,
-           plan_step_fixed(&hw, &vc.params), efficiency_origin(c, &hw));
-    printf("  %-12s %10s %10s %9s\n", "sweep", "predicted", "measured", "error");
-    printf("  %-12s %10ld %10ld %8.1f%%\n", "batched", v.predicted_batched, v.measured_batched, v.error_batched_pct);
-    if (have_p)
-        printf("  %-12s %10ld %10ld %8.1f%%\n", "partitioned", v.predicted_partitioned, v.measured_partitioned,
-               v.error_partitioned_pct);
-    else
-        printf("  %-12s %10ld %10s\n", "partitioned", v.predicted_partitioned, "(no sweep)");
-    printf("\nbatched crossing of the floor, before rounding to whole sessions (the measured one\n"
-           "interpolated between the sweep's points on either side):\n");
-    printf("  %-12s %10.2f %10.2f %8.1f%%\n", "batched", v.predicted_capacity, v.measured_capacity, v.error_capacity_pct);
-    if (calib_cap > 0)
-        printf("  (the calibration run crossed at %.2f: the model %+.1f%% from the data it was fitted to, the\n"
-               "  machine %+.1f%% from that run to this one)\n",
-               calib_cap, 100 * (v.predicted_capacity - calib_cap) / calib_cap,
-               v.measured_capacity > 0 ? 100 * (v.measured_capacity - calib_cap) / calib_cap : NAN);
-    if (have_halves) print_halves(&halves);
+    if (plan_check_bench(&hw, &m, &vc.params, b, c->calibrated ? &c->calib : NULL, &k, err))
+        return rl_fail_prefix(err, "%s: ", origin);
+    if (c->json) verify_json(c, &m, &hw, &vc.params, &k, origin);
+    else verify_print(c, &m, &hw, &vc.params, &k, origin);
     return 0;
 }
 

@@ -173,6 +173,8 @@ int bench_json_load(const char *path, bench_json *b, rl_err *err) {
     return rc;
 }
 
+bool bench_json_has_sweep(const bench_json *b) { return b->n_batched > 0 || b->max_batched >= 0; }
+
 const bench_point *bench_json_batched_at(const bench_json *b, int sessions) {
     for (int i = 0; i < b->n_batched; i++)
         if (b->batched[i].sessions == sessions) return &b->batched[i];

@@ -76,6 +76,10 @@ typedef struct bench_halves {
  * differ in their number of passes. */
 bool bench_json_halves(const bench_point *pts, int n, double floor_tok_s, bench_halves *h);
 
+/* Whether the run measured a session sweep: points, or at least its
+ * max_sessions_at_floor. */
+bool bench_json_has_sweep(const bench_json *b);
+
 /* The batched sweep's point with exactly `sessions` (NULL if none). */
 const bench_point *bench_json_batched_at(const bench_json *b, int sessions);
 

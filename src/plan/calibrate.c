@@ -8,6 +8,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "model/shape.h"
+
 static bool positive(double x) { return isfinite(x) && x > 0; }
 
 /* The phase model's step for b sessions, as calibration fits it. */
@@ -167,4 +169,75 @@ void plan_verify_compare(const plan_hw *hw, const plan_model *m, const plan_para
     v->measured_capacity = measured_capacity;
     v->error_capacity_pct =
         measured_capacity > 0 ? 100.0 * (v->predicted_capacity - measured_capacity) / measured_capacity : NAN;
+}
+
+/* ---- against a bench run ---- */
+
+void plan_measure_bench(const bench_json *b, plan_measure *ms) {
+    memset(ms, 0, sizeof *ms);
+    double pos = b->prompt_len + b->gen_len / 2; /* the sweep's middle, in whole tokens */
+    rl_shape s;
+    if (b->shape[0] && shape_catalog_find(b->shape, &s, NULL) == 0) {
+        ms->flops_per_token = shape_flops_per_token(&s, (uint32_t)pos);
+        ms->attn_flops_per_token = shape_attention_flops(&s, (uint32_t)pos);
+    }
+    const bench_point *one = bench_json_batched_at(b, 1);
+    ms->bandwidth_gbs = b->bandwidth_gbs;
+    ms->bytes_per_token = b->bytes_per_token;
+    ms->decode_tok_s = b->decode_tok_s;
+    ms->kv_bytes_per_session = b->kv_bytes_per_token * pos;
+    ms->one_tok_s = one ? one->min_tok_s : 0;
+    for (int i = 0; ms->flops_per_token > 0 && i < b->n_batched && ms->n_points < PLAN_MAX_POINTS; i++) {
+        const bench_point *q = &b->batched[i];
+        if (q->sessions < 2 || !(q->min_tok_s >= b->floor_tok_s / 2)) continue;
+        ms->sessions[ms->n_points] = q->sessions;
+        ms->tok_s[ms->n_points++] = q->min_tok_s;
+    }
+}
+
+int plan_calibrate_bench(const bench_json *b, const plan_hw *self, plan_params *p, rl_err *err) {
+    plan_measure ms;
+    plan_measure_bench(b, &ms);
+    double peak = (plan_quant_int8(b->type) ? self->int8_tops : self->bf16_tflops) * 1e12;
+    double eb = self->eff_bw, ec = 0, u = -1;
+    if (plan_calibrate(&ms, peak, self->bf16_tflops * 1e12, &eb, &ec, &u, err)) return -1;
+    p->cpu_eff_bw = eb;
+    if (ec > 0) { /* only a sweep measures compute */
+        p->cpu_eff_compute = ec;
+        p->cpu_step_fixed = u;
+    }
+    return 0;
+}
+
+void plan_params_for_bench(const bench_json *b, plan_params *p) {
+    p->floor_tok_s = b->floor_tok_s;
+    p->ctx = b->prompt_len + b->gen_len > 0 ? b->prompt_len + b->gen_len : (b->ctx > 0 ? b->ctx : p->ctx);
+}
+
+/* Whether two runs measured under the same conditions. */
+static bool same_conditions(const bench_json *a, const bench_json *b) {
+    return strcmp(a->shape, b->shape) == 0 && strcmp(a->type, b->type) == 0 && a->prompt_len == b->prompt_len &&
+           a->gen_len == b->gen_len;
+}
+
+int plan_check_bench(const plan_hw *hw, const plan_model *m, const plan_params *p, const bench_json *b,
+                     const bench_json *calib, plan_bench_check *c, rl_err *err) {
+    memset(c, 0, sizeof *c);
+    if (!bench_json_has_sweep(b))
+        return rl_fail(err, RL_ERR_INPUT, "no session sweep to compare with (sweep / max_sessions_at_floor)");
+    plan_model run = *m;
+    if (b->weight_bytes > 0) run.weight_bytes = b->weight_bytes; /* what the bench actually streamed */
+    long measured_b = b->max_batched >= 0 ? b->max_batched : bench_json_max_at_floor(b->batched, b->n_batched, b->floor_tok_s);
+    long measured_p = b->max_partitioned >= 0 ? b->max_partitioned
+                                              : bench_json_max_at_floor(b->partitioned, b->n_partitioned, b->floor_tok_s);
+    plan_verify_compare(hw, &run, p, measured_b, measured_p, bench_json_capacity(b->batched, b->n_batched, b->floor_tok_s),
+                        &c->v);
+    plan_efficiency(hw, p, &c->eff_bw, &c->eff_compute);
+    c->calibration_capacity = calib && same_conditions(calib, b)
+                                  ? bench_json_capacity(calib->batched, calib->n_batched, b->floor_tok_s)
+                                  : NAN;
+    /* a run with --partitions 0 has no partitioned sweep to compare */
+    c->have_partitioned = b->max_partitioned >= 0 || b->n_partitioned > 0;
+    c->have_halves = bench_json_halves(b->batched, b->n_batched, b->floor_tok_s, &c->halves);
+    return 0;
 }

@@ -7,7 +7,10 @@
 #ifndef RACKLLM_CALIBRATE_H
 #define RACKLLM_CALIBRATE_H
 
+#include <stdbool.h>
+
 #include "base/common.h"
+#include "benchjson.h"
 #include "plan.h"
 
 /* What a bench run measured, reduced to what the planner uses. */
@@ -64,5 +67,49 @@ typedef struct plan_verify {
  * measured_capacity is the measured batched crossing (0: unknown). */
 void plan_verify_compare(const plan_hw *hw, const plan_model *m, const plan_params *p, long measured_batched,
                          long measured_partitioned, double measured_capacity, plan_verify *v);
+
+/* ---- against a bench run (docs/bench-json.md) ---- */
+
+/* What bench run b measured, as plan_calibrate takes it: its bandwidth,
+ * bytes and decode speed; one session's sweep speed; the FLOPs and KV
+ * bytes of its model (a catalog shape; 0 for an unknown one) at the
+ * sweep's middle position (prompt + half the generation); and every batch
+ * of 2 or more sessions that ran at half the floor or faster (where the
+ * model is used; none without the model's FLOPs). */
+void plan_measure_bench(const bench_json *b, plan_measure *ms);
+
+/* Calibrates `this` machine by bench run b (self: hwcatalog_this with the
+ * run's bandwidth): plan_calibrate on plan_measure_bench, the weights'
+ * arithmetic at self's int8 peak unless the run's type is a float one
+ * (plan_quant_int8; else its bf16 peak), attention at the bf16 peak. Sets
+ * p->cpu_eff_bw, and p->cpu_eff_compute and p->cpu_step_fixed when the
+ * sweep says something about compute. */
+int plan_calibrate_bench(const bench_json *b, const plan_hw *self, plan_params *p, rl_err *err);
+
+/* The conditions of bench run b as planning parameters: its floor, and
+ * the context its sweep reached (prompt + generation; else its ctx; else
+ * p's as it is). */
+void plan_params_for_bench(const bench_json *b, plan_params *p);
+
+/* A prediction checked against a bench run. */
+typedef struct plan_bench_check {
+    plan_verify v;
+    double eff_bw, eff_compute;  /* in force for the prediction */
+    bool have_partitioned;       /* the run had a partitioned sweep to compare */
+    double calibration_capacity; /* the calibration run's own batched crossing
+                                    (the model's error against the data it was
+                                    fitted to); NAN unless that run had b's
+                                    shape, type, prompt and generation */
+    bool have_halves;            /* b's passes in two halves (bench_json_halves) */
+    bench_halves halves;
+} plan_bench_check;
+
+/* Predicts run b on hw and compares: m is b's model (its weight_bytes
+ * replaced by what the run streamed, when it says), p from
+ * plan_params_for_bench, calib the calibration run or NULL. The measured
+ * counts are the run's max_sessions_at_floor, else its points'. -1 with
+ * RL_ERR_INPUT if b has no session sweep. */
+int plan_check_bench(const plan_hw *hw, const plan_model *m, const plan_params *p, const bench_json *b,
+                     const bench_json *calib, plan_bench_check *c, rl_err *err);
 
 #endif
