@@ -9,7 +9,9 @@
  *    model shapes (7B: which layers get Q6_K; 70B attn_v; tied output;
  *    shape fallbacks);
  *  - threads change nothing; bad input and bad command lines fail cleanly
- *    with exit status 2.
+ *    with exit status 2;
+ *  - a file's type: its general.file_type's mix, else the type of most of
+ *    its bytes (synthetic files in memory, and two built by hand).
  */
 #include <math.h>
 #include <stdint.h>
@@ -24,6 +26,7 @@
 #include "kernels/quant.h"
 #include "tools/quantize.h"
 #include "test.h"
+#include "tiny_shape.h"
 
 static char tmpdir[256];
 
@@ -384,6 +387,60 @@ static void test_errors(void) {
     }
 }
 
+/* A file of two tensors: n_f32 floats and n_q8 Q8_0 values, no file type. */
+static gguf_file *two_tensors(uint64_t n_f32, uint64_t n_q8, void **buf) {
+    rl_err err = {0};
+    gguf_writer *w = gguf_writer_new(3);
+    gguf_writer_add_str(w, "general.architecture", "llama");
+    static uint8_t zeros[4096];
+    uint64_t a[1] = {n_f32}, b[1] = {n_q8};
+    gguf_writer_add_tensor(w, "a.weight", RL_TYPE_F32, 1, a, zeros, &err);
+    gguf_writer_add_tensor(w, "b.weight", RL_TYPE_Q8_0, 1, b, zeros, &err);
+    size_t len = 0;
+    char *mem = NULL;
+    FILE *out = open_memstream(&mem, &len);
+    int rc = out ? gguf_writer_write_stream(w, out, "two", NULL, NULL, NULL, &err) : -1;
+    if (out) fclose(out);
+    gguf_writer_free(w);
+    *buf = mem;
+    gguf_file *f = rc == 0 ? gguf_open_memory(mem, len, "two", &err) : NULL;
+    CHECKF(f != NULL, "%s", err.msg);
+    return f;
+}
+
+static void test_file_type(void) {
+    char label[32];
+    void *data;
+    model *m = tiny_model("q8_0", 1, &data);
+    CHECK(m != NULL);
+    if (m) CHECK_EQ_INT(quantize_file_type(m->file, label, sizeof label), RL_TYPE_Q8_0);
+    if (m) CHECK_STR(label, "q8_0");
+    model_free(m);
+    free(data);
+    m = tiny_model("q4_k_m", 1, &data); /* mostly Q4_K, some Q6_K */
+    if (m) CHECK_EQ_INT(quantize_file_type(m->file, label, sizeof label), RL_TYPE_Q4_K);
+    if (m) CHECK_STR(label, "q4_k_m");
+    model_free(m);
+    free(data);
+    m = tiny_model("q4_k", 1, &data); /* plain Q4_K writes Q4_K_S's number: the mix is named */
+    if (m) CHECK_EQ_INT(quantize_file_type(m->file, NULL, 0), RL_TYPE_Q4_K);
+    if (m) CHECK_STR((quantize_file_type(m->file, label, sizeof label), label), "q4_k_s");
+    model_free(m);
+    free(data);
+    /* no general.file_type: the type of most bytes (32 floats are 128
+     * bytes; 64 Q8_0 values 68; 256 of them 272) */
+    gguf_file *f = two_tensors(32, 64, &data);
+    if (f) CHECK_EQ_INT(quantize_file_type(f, label, sizeof label), RL_TYPE_F32);
+    if (f) CHECK_STR(label, "f32");
+    gguf_close(f);
+    free(data);
+    f = two_tensors(32, 256, &data);
+    if (f) CHECK_EQ_INT(quantize_file_type(f, label, 3), RL_TYPE_Q8_0);
+    if (f) CHECK_STR(label, "q8"); /* cut to the buffer */
+    gguf_close(f);
+    free(data);
+}
+
 int main(int argc, char **argv) {
     test_init(argc, argv);
     const char *base = getenv("RACKLLM_BUILD");
@@ -396,6 +453,7 @@ int main(int argc, char **argv) {
     RUN(test_threads);
     RUN(test_shipped);
     RUN(test_errors);
+    RUN(test_file_type);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);

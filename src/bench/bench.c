@@ -91,23 +91,6 @@ static void catalog_id(const rl_shape *s, char *out, size_t size) {
     }
 }
 
-/* The mix named by general.file_type ("q4_k_m"), else the type of the
- * first feed-forward matrix. */
-static void type_label(const model *m, char *out, size_t size) {
-    uint64_t ft;
-    const quantize_mix *found = NULL;
-    if (gguf_get_u64(m->file, "general.file_type", &ft)) {
-        for (size_t i = 0; quantize_mix_at(i); i++) {
-            const quantize_mix *q = quantize_mix_at(i);
-            if (q->file_type == ft && (!found || (found->plain && !q->plain))) found = q;
-        }
-    }
-    const char *name = found ? found->name : m->shape.n_layer ? rl_type_name(m->layers[0].w_gate.type) : "unknown";
-    size_t i = 0;
-    for (; name[i] && i + 1 < size; i++) out[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
-    out[i] = 0;
-}
-
 static void describe_model(const model *m, const bench_params *p, bench_result *r) {
     if (p->shape_id) snprintf(r->shape, sizeof r->shape, "%s", p->shape_id);
     else catalog_id(&m->shape, r->shape, sizeof r->shape);
@@ -117,7 +100,7 @@ static void describe_model(const model *m, const bench_params *p, bench_result *
             r->type[i] = (char)(p->type_name[i] >= 'A' && p->type_name[i] <= 'Z' ? p->type_name[i] + 32 : p->type_name[i]);
         r->type[i] = 0;
     } else {
-        type_label(m, r->type, sizeof r->type);
+        quantize_file_type(m->file, r->type, sizeof r->type);
     }
     snprintf(r->name, sizeof r->name, "%s", m->shape.name[0] ? m->shape.name : r->shape);
     r->n_layer = m->shape.n_layer;

@@ -27,6 +27,7 @@
 #include "plan/hwcatalog.h"
 #include "plan/plan.h"
 #include "plan/plansvg.h"
+#include "tools/quantize.h"
 #include "model/shape.h"
 #include "base/types.h"
 
@@ -211,23 +212,12 @@ static bool is_file_path(const char *s) {
     return strchr(s, '/') || (n > 5 && strcasecmp(s + n - 5, ".gguf") == 0);
 }
 
-/* The type that holds most of a file's bytes. */
-static uint32_t main_type(const gguf_file *f) {
-    uint64_t bytes[RL_TYPE_COUNT] = {0};
-    for (uint64_t i = 0; i < f->n_tensors; i++)
-        if (f->tensors[i].type < RL_TYPE_COUNT) bytes[f->tensors[i].type] += f->tensors[i].size;
-    uint32_t best = 0;
-    for (uint32_t t = 1; t < RL_TYPE_COUNT; t++)
-        if (bytes[t] > bytes[best]) best = t;
-    return best;
-}
-
 static int model_from_file(const plan_cli *c, plan_model *m, rl_err *err) {
     gguf_file *f = gguf_open(c->model, err);
     if (!f) return -1;
     rl_shape s;
     int rc = shape_from_gguf(f, &s, err);
-    uint32_t type = main_type(f);
+    uint32_t type = quantize_file_type(f, NULL, 0);
     const char *quant = c->quant_given ? c->quant : rl_type_name(type);
     if (rc == 0) rc = plan_model_from_shape(&s, quant, &c->params, m, err);
     if (rc == 0 && !c->quant_given) {

@@ -6,6 +6,7 @@
  */
 #include "quantize.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdatomic.h>
@@ -55,6 +56,36 @@ const quantize_mix *quantize_mix_find(const char *name) {
 }
 
 const quantize_mix *quantize_mix_at(size_t i) { return i < RL_ARRAY_LEN(MIXES) ? &MIXES[i] : NULL; }
+
+/* The mix general.file_type names (llama.cpp's mix over a plain type of
+ * the same number), or NULL. */
+static const quantize_mix *file_mix(const gguf_file *f) {
+    uint64_t ft;
+    const quantize_mix *found = NULL;
+    if (!gguf_get_u64(f, "general.file_type", &ft)) return NULL;
+    for (size_t i = 0; i < RL_ARRAY_LEN(MIXES); i++) {
+        const quantize_mix *q = &MIXES[i];
+        if (q->file_type == ft && (!found || (found->plain && !q->plain))) found = q;
+    }
+    return found;
+}
+
+uint32_t quantize_file_type(const gguf_file *f, char *label, size_t size) {
+    uint64_t bytes[RL_TYPE_COUNT] = {0};
+    for (uint64_t i = 0; i < f->n_tensors; i++)
+        if (f->tensors[i].type < RL_TYPE_COUNT) bytes[f->tensors[i].type] += f->tensors[i].size;
+    uint32_t main = 0;
+    for (uint32_t t = 1; t < RL_TYPE_COUNT; t++)
+        if (bytes[t] > bytes[main]) main = t;
+    if (label && size > 0) {
+        const quantize_mix *mix = file_mix(f);
+        const char *name = mix ? mix->name : rl_type_name(main);
+        size_t i = 0;
+        for (; name[i] && i + 1 < size; i++) label[i] = (char)tolower((unsigned char)name[i]);
+        label[i] = 0;
+    }
+    return main;
+}
 
 /* ------------------------------------------------------------------ */
 /* Which tensors, and which type                                       */

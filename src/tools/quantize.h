@@ -48,6 +48,13 @@ const quantize_mix *quantize_mix_find(const char *name);
 /* The i-th known mix (for listing), NULL past the end. */
 const quantize_mix *quantize_mix_at(size_t i);
 
+/* What a file is quantized as, by the one rule every command uses: the
+ * mix its general.file_type names ("q4_k_m"; where a plain type and a
+ * llama.cpp mix share the number, as Q4_K and Q4_K_S do, the mix), else the type that holds most of its
+ * tensor bytes ("q8_0"); lower case, into label (may be NULL). Returns the
+ * type that holds most of the bytes. */
+uint32_t quantize_file_type(const gguf_file *f, char *label, size_t size);
+
 /* What the per-tensor rules need to know about the whole model. */
 typedef struct quantize_model {
     char arch[32];       /* general.architecture ("llama"), "" if absent */
