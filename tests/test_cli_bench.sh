@@ -29,7 +29,7 @@ for args in "" "--shape nosuch" "--shape llama3.2-1b --type q3_xx" "--shape llam
   "$bin" bench $args >/dev/null 2>"$tmp/err"
   rc=$?
   check "[ $rc -eq 2 ]" "bench $args: exit $rc, expected 2"
-  check 'grep -q "^rackllm: " "$tmp/err"' "bench $args: message"
+  check 'grep -q "^rackllm bench: " "$tmp/err"' "bench $args: message"
 done
 "$bin" synth --shape llama3.2-1b --type q4_0 >/dev/null 2>&1
 check '[ $? -eq 2 ]' "synth without -o"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test_cli_info.sh — `rackllm info` end to end: on broken files it must exit 2
-# with exactly one stderr line "rackllm: FILE: offset N: cause" and print
+# with exactly one stderr line "rackllm info: FILE: offset N: cause" and print
 # nothing on stdout; on real files it must describe the model correctly (the
 # expected numbers are worked out from the models' published shapes in the
 # comments, not taken from rackllm), in text and as valid JSON (checked with
@@ -26,8 +26,8 @@ expect_bad() {
   "$bin" info "$file" >"$tmp/out" 2>"$tmp/err" || rc=$?
   [ "$rc" -eq 2 ] || fail "$file: exit $rc, expected 2"
   [ "$(wc -l <"$tmp/err")" -eq 1 ] || fail "$file: stderr is not one line: $(cat "$tmp/err")"
-  grep -qE "^rackllm: .*: offset [0-9]+: " "$tmp/err" || fail "$file: no 'offset N:' in: $(cat "$tmp/err")"
-  grep -qF "rackllm: $file: offset $offset" "$tmp/err" || fail "$file: file or offset $offset not named: $(cat "$tmp/err")"
+  grep -qE "^rackllm info: .*: offset [0-9]+: " "$tmp/err" || fail "$file: no 'offset N:' in: $(cat "$tmp/err")"
+  grep -qF "rackllm info: $file: offset $offset" "$tmp/err" || fail "$file: file or offset $offset not named: $(cat "$tmp/err")"
   grep -qF "$cause" "$tmp/err" || fail "$file: '$cause' not in: $(cat "$tmp/err")"
   [ ! -s "$tmp/out" ] || fail "$file: printed on stdout despite the error"
 }
@@ -65,9 +65,9 @@ check; rc=0; timeout 20 "$bin" info "$tmp/fifo.gguf" 2>"$tmp/err" || rc=$?
 if [ "$rc" -ne 2 ] || ! grep -qF "not a regular file" "$tmp/err"; then fail "fifo: exit $rc, $(cat "$tmp/err")"; fi
 
 # ---- usage ----
-expect_exit 2 "usage: rackllm info" # no file
-expect_exit 2 "--ctx wants a whole number" "$stories" --ctx 0
-expect_exit 2 "--ctx wants a whole number" "$stories" --ctx 12x
+expect_exit 2 "rackllm info: expected one FILE" # no file
+expect_exit 2 "rackllm info: --ctx '0': expected a whole number" "$stories" --ctx 0
+expect_exit 2 "rackllm info: --ctx '12x': expected a whole number" "$stories" --ctx 12x
 expect_exit 2 "--kv-type must be f16, f32 or q8_0" "$stories" --kv-type q4_0
 check
 "$bin" info --help >"$tmp/help" || fail "--help exit status $?"

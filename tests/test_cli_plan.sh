@@ -88,11 +88,11 @@ check '[ "$(jget "$tmp/s.json" "Math.abs(j.slice_bw_share - 8 / 96) < 1e-12")" =
 "$bin" plan --hardware ampereone-a192-32x >"$tmp/table"
 check 'grep -q "sessions per rack   1700" "$tmp/table" && grep -q "limited by power" "$tmp/table"'
 
-# ---- bad input: exit 2 with "rackllm: ..." ----
+# ---- bad input: exit 2 with "rackllm plan: ..." ----
 bad() {
   "$bin" plan "$@" >/dev/null 2>"$tmp/err"
   local rc=$?
-  if [ $rc -eq 2 ] && grep -q '^rackllm: ' "$tmp/err"; then ok; else fail "plan $* -> exit $rc: $(cat "$tmp/err")"; fi
+  if [ $rc -eq 2 ] && grep -q '^rackllm plan: ' "$tmp/err"; then ok; else fail "plan $* -> exit $rc: $(cat "$tmp/err")"; fi
 }
 bad --hardware no-such-hw
 bad --model no-such-model --hardware epyc-9654

@@ -72,7 +72,7 @@ check "no text exit" 2 $?
 check "no model exit" 2 $?
 err=$("$BIN" tokenize -m /nonexistent.gguf text 2>&1)
 check "missing model exit" 2 $?
-check "missing model message" "rackllm: /nonexistent.gguf: No such file or directory" "$err"
+check "missing model message" "rackllm tokenize: /nonexistent.gguf: No such file or directory" "$err"
 "$BIN" tokenize -m "$stories" --bogus text 2>/dev/null
 check "bad flag exit" 2 $?
 

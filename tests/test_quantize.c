@@ -365,7 +365,7 @@ static void test_errors(void) {
     snprintf(args, sizeof args, "quantize --threads 0 %s %s Q8_0", shared_path("models/stories260K.gguf"), tmp_path("z"));
     CHECK(run(args) == 2);
     snprintf(args, sizeof args, "quantize %s %s Q4_0", shared_path("models/synth-l3-q8_0.gguf"), tmp_path("z"));
-    CHECK(run(args) == 2 && log_has("rackllm: ") && log_has("is q8_0: rackllm quantize converts F32, F16 or BF16"));
+    CHECK(run(args) == 2 && log_has("rackllm quantize: ") && log_has("is q8_0: rackllm quantize converts F32, F16 or BF16"));
     snprintf(args, sizeof args, "quantize %s %s q4_k_m", tmp_path("absent.gguf"), tmp_path("z"));
     CHECK(run(args) == 2);
     /* a real run: stories260K (F32, rows of 64 and 172) to Q4_K_M, with

@@ -4,7 +4,6 @@
  * a table, and optionally write the JSON the planner reads and an SVG of the
  * session sweep. The measuring is bench.c's; this file is flags and output.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,118 +71,74 @@ typedef struct bench_cli {
     int pp[BENCH_MAX_LIST], n_pp, sessions[BENCH_MAX_LIST], n_sessions, parts[BENCH_MAX_LIST], n_parts;
 } bench_cli;
 
-static bool parse_int(const char *s, long lo, long hi, int *out) {
-    char *end = NULL;
-    long v = strtol(s, &end, 10);
-    if (!s[0] || *end || v < lo || v > hi) return false;
-    *out = (int)v;
-    return true;
+/* --pp, --sessions: "1,2,4" (bench_parse_list); dest is the list's struct. */
+typedef struct int_list {
+    int *v, *n;
+    int hi;
+    const char *flag;
+} int_list;
+
+static int read_list(void *dest, const char *value, rl_err *err) {
+    const int_list *l = dest;
+    if (bench_parse_list(value, 1, l->hi, l->v, BENCH_MAX_LIST, l->n))
+        return rl_fail(err, RL_ERR_INPUT, "--%s '%s': expected up to %d whole numbers from 1 to %d, comma-separated",
+                       l->flag, value, BENCH_MAX_LIST, l->hi);
+    return 0;
 }
 
-static int bad(const char *what, const char *arg) {
-    fprintf(stderr, "rackllm: bench: invalid %s '%s'\n", what, arg);
-    return 2;
+/* --partitions: a list, or 0 for no partitioned sweep. */
+static int read_partitions(void *dest, const char *value, rl_err *err) {
+    bench_cli *c = dest;
+    if (strcmp(value, "0") == 0) {
+        c->no_parts = true;
+        return 0;
+    }
+    int_list l = {c->parts, &c->n_parts, 1024, "partitions"};
+    return read_list(&l, value, err);
 }
 
-/* Returns -1 to go on, else an exit code. */
-static int parse(int argc, char **argv, bench_cli *c) {
-    enum { O_LAYERS = 256, O_SEED, O_FLOOR, O_PROMPT, O_GEN, O_SESSIONS, O_PARTS, O_MAXS, O_MINS, O_SWEEP_REPEAT, O_SWEEP_ONLY, O_NO_SWEEP,
-           O_QUICK, O_JSON, O_SVG };
-    static const struct option longs[] = {
-        {"model", required_argument, 0, 'm'},       {"shape", required_argument, 0, 's'},
-        {"type", required_argument, 0, 'T'},        {"layers", required_argument, 0, O_LAYERS},
-        {"seed", required_argument, 0, O_SEED},     {"threads", required_argument, 0, 't'},
-        {"ctx", required_argument, 0, 'c'},         {"pp", required_argument, 0, 'p'},
-        {"tg", required_argument, 0, 'n'},          {"repeat", required_argument, 0, 'r'},
-        {"floor", required_argument, 0, O_FLOOR},   {"prompt", required_argument, 0, O_PROMPT},
-        {"gen", required_argument, 0, O_GEN},       {"sessions", required_argument, 0, O_SESSIONS},
-        {"partitions", required_argument, 0, O_PARTS}, {"max-sessions", required_argument, 0, O_MAXS},
-        {"min-sessions", required_argument, 0, O_MINS}, {"sweep-repeat", required_argument, 0, O_SWEEP_REPEAT},
-        {"sweep-only", no_argument, 0, O_SWEEP_ONLY}, {"no-sweep", no_argument, 0, O_NO_SWEEP},
-        {"quick", no_argument, 0, O_QUICK},         {"json", required_argument, 0, O_JSON},
-        {"svg", required_argument, 0, O_SVG},       {"quiet", no_argument, 0, 'q'},
-        {"help", no_argument, 0, 'h'},              {0, 0, 0, 0},
-    };
+/* 0: run; CLI_HELP; -1 with err. */
+static int parse(int argc, char **argv, bench_cli *c, rl_err *err) {
     memset(c, 0, sizeof *c);
     c->type = "q4_0";
     c->seed = 1;
     c->threads = c->ctx = c->tg = c->repeat = c->prompt = c->gen = c->sweep_repeat = c->max_sessions = c->min_sessions = -1;
     c->floor_tok_s = -1;
-    int o, v;
-    optind = 1;
-    while ((o = getopt_long(argc, argv, "m:s:T:t:c:p:n:r:qh", longs, NULL)) != -1) {
-        switch (o) {
-        case 'm': c->model_path = optarg; break;
-        case 's': c->shape = optarg; break;
-        case 'T': c->type = optarg; break;
-        case O_LAYERS:
-            if (!parse_int(optarg, 1, 100000, &v)) return bad("--layers", optarg);
-            c->layers = (uint32_t)v;
-            break;
-        case O_SEED: {
-            char *end = NULL;
-            c->seed = strtoull(optarg, &end, 10);
-            if (!optarg[0] || *end || optarg[0] == '-') return bad("--seed", optarg);
-            break;
-        }
-        case 't': if (!parse_int(optarg, 1, 1024, &c->threads)) return bad("--threads", optarg); break;
-        case 'c': if (!parse_int(optarg, 1, 1 << 20, &c->ctx)) return bad("--ctx", optarg); break;
-        case 'n': if (!parse_int(optarg, 0, 1 << 16, &c->tg)) return bad("--tg", optarg); break;
-        case 'r': if (!parse_int(optarg, 1, BENCH_MAX_RUNS, &c->repeat)) return bad("--repeat", optarg); break;
-        case O_PROMPT: if (!parse_int(optarg, 1, 1 << 16, &c->prompt)) return bad("--prompt", optarg); break;
-        case O_GEN: if (!parse_int(optarg, 2, 1 << 16, &c->gen)) return bad("--gen", optarg); break;
-        case O_SWEEP_REPEAT:
-            if (!parse_int(optarg, 1, BENCH_MAX_RUNS, &c->sweep_repeat)) return bad("--sweep-repeat", optarg);
-            break;
-        case O_MAXS:
-            if (!parse_int(optarg, 1, BENCH_MAX_SESSIONS, &c->max_sessions)) return bad("--max-sessions", optarg);
-            break;
-        case O_MINS:
-            if (!parse_int(optarg, 1, BENCH_MAX_SESSIONS, &c->min_sessions)) return bad("--min-sessions", optarg);
-            break;
-        case O_FLOOR: {
-            char *end = NULL;
-            c->floor_tok_s = strtod(optarg, &end);
-            if (!optarg[0] || *end || !(c->floor_tok_s > 0) || c->floor_tok_s > 1e9) return bad("--floor", optarg);
-            break;
-        }
-        case 'p':
-            if (bench_parse_list(optarg, 1, 1 << 16, c->pp, BENCH_MAX_LIST, &c->n_pp)) return bad("--pp list", optarg);
-            break;
-        case O_SESSIONS:
-            if (bench_parse_list(optarg, 1, BENCH_MAX_SESSIONS, c->sessions, BENCH_MAX_LIST, &c->n_sessions))
-                return bad("--sessions list", optarg);
-            break;
-        case O_PARTS:
-            if (strcmp(optarg, "0") == 0) {
-                c->no_parts = true;
-            } else if (bench_parse_list(optarg, 1, 1024, c->parts, BENCH_MAX_LIST, &c->n_parts)) {
-                return bad("--partitions list", optarg);
-            }
-            break;
-        case O_SWEEP_ONLY: c->sweep_only = true; break;
-        case O_NO_SWEEP: c->no_sweep = true; break;
-        case O_QUICK: c->quick = true; break;
-        case O_JSON: c->json = optarg; break;
-        case O_SVG: c->svg = optarg; break;
-        case 'q': c->quiet = true; break;
-        case 'h': usage(stdout); return 0;
-        default: fprintf(stderr, "usage: rackllm bench (-m FILE | --shape NAME) [options]  (--help for more)\n"); return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "rackllm: bench: unexpected argument '%s'\n", argv[optind]);
-        return 2;
-    }
-    if (!!c->model_path == !!c->shape) {
-        fprintf(stderr, "rackllm: bench: give a model, either -m FILE or --shape NAME\n");
-        return 2;
-    }
-    if (c->sweep_only && c->no_sweep) {
-        fprintf(stderr, "rackllm: bench: --sweep-only and --no-sweep exclude each other\n");
-        return 2;
-    }
-    return -1;
+    int layers = 0;
+    int_list pp = {c->pp, &c->n_pp, 1 << 16, "pp"}, sessions = {c->sessions, &c->n_sessions, BENCH_MAX_SESSIONS, "sessions"};
+    const cli_flag flags[] = {
+        FLAG_STR("model", 'm', &c->model_path),
+        FLAG_STR("shape", 's', &c->shape),
+        FLAG_STR("type", 'T', &c->type),
+        FLAG_INT("layers", 0, &layers, 1, 100000),
+        FLAG_U64("seed", 0, &c->seed, 0, 0),
+        FLAG_INT("threads", 't', &c->threads, 1, 1024),
+        FLAG_INT("ctx", 'c', &c->ctx, 1, 1 << 20),
+        FLAG_FN("pp", 'p', &pp, read_list),
+        FLAG_INT("tg", 'n', &c->tg, 0, 1 << 16),
+        FLAG_INT("repeat", 'r', &c->repeat, 1, BENCH_MAX_RUNS),
+        FLAG_NUM("floor", 0, &c->floor_tok_s, 1e-6, 1e9),
+        FLAG_INT("prompt", 0, &c->prompt, 1, 1 << 16),
+        FLAG_INT("gen", 0, &c->gen, 2, 1 << 16),
+        FLAG_FN("sessions", 0, &sessions, read_list),
+        FLAG_FN("partitions", 0, c, read_partitions),
+        FLAG_INT("max-sessions", 0, &c->max_sessions, 1, BENCH_MAX_SESSIONS),
+        FLAG_INT("min-sessions", 0, &c->min_sessions, 1, BENCH_MAX_SESSIONS),
+        FLAG_INT("sweep-repeat", 0, &c->sweep_repeat, 1, BENCH_MAX_RUNS),
+        FLAG_BOOL("sweep-only", 0, &c->sweep_only),
+        FLAG_BOOL("no-sweep", 0, &c->no_sweep),
+        FLAG_BOOL("quick", 0, &c->quick),
+        FLAG_STR("json", 0, &c->json),
+        FLAG_STR("svg", 0, &c->svg),
+        FLAG_BOOL("quiet", 'q', &c->quiet),
+    };
+    int first, rc = cli_parse(argc, argv, flags, (int)RL_ARRAY_LEN(flags), usage, &first, err);
+    c->layers = (uint32_t)layers;
+    if (rc) return rc;
+    if (first < argc) return rl_fail(err, RL_ERR_INPUT, "unexpected argument '%s'", argv[first]);
+    if (!!c->model_path == !!c->shape) return rl_fail(err, RL_ERR_INPUT, "give a model, either -m FILE or --shape NAME");
+    if (c->sweep_only && c->no_sweep) return rl_fail(err, RL_ERR_INPUT, "--sweep-only and --no-sweep exclude each other");
+    return 0;
 }
 
 static bench_params make_params(const bench_cli *c) {
@@ -243,10 +198,10 @@ static model *get_model(const bench_cli *c, int threads, bench_params *p, void *
 
 int cmd_bench(int argc, char **argv) {
     bench_cli c;
-    int rc = parse(argc, argv, &c);
-    if (rc >= 0) return rc;
-    bench_params p = make_params(&c);
     rl_err err = {0};
+    int rc = parse(argc, argv, &c, &err);
+    if (rc) return rc == CLI_HELP ? 0 : cli_fail(&err);
+    bench_params p = make_params(&c);
     void *buf = NULL;
     model *m = get_model(&c, p.n_threads, &p, &buf, &err);
     if (!m) return cli_fail(&err);

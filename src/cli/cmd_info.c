@@ -9,13 +9,12 @@
  * first items and their length, so the vocabulary does not flood the screen.
  *
  * A file the reader rejects ends the command with the reader's one-line
- * message ("rackllm: FILE: offset N: what is wrong") and exit code 2. A valid
- * GGUF of another architecture is still described: its generic facts are
- * printed and the architecture is reported as unsupported.
+ * message ("rackllm info: FILE: offset N: what is wrong") and exit code 2.
+ * A valid GGUF of another architecture is still described: its generic
+ * facts are printed and the architecture is reported as unsupported.
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -542,59 +541,34 @@ static int print_json(const report *r) {
 
 /* ---- the command ---- */
 
-static int parse_ctx(const char *s, uint64_t *out) {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (*s < '0' || *s > '9' || *end || errno || v == 0 || v > UINT32_MAX) return -1;
-    *out = v;
-    return 0;
+/* --kv-type: one of KV_TYPES. */
+static int read_kv_type(void *dest, const char *value, rl_err *err) {
+    const kv_type **kv = dest;
+    for (size_t i = 0; i < RL_ARRAY_LEN(KV_TYPES); i++)
+        if (strcmp(value, KV_TYPES[i].name) == 0) {
+            *kv = &KV_TYPES[i];
+            return 0;
+        }
+    return rl_fail(err, RL_ERR_INPUT, "--kv-type must be f16, f32 or q8_0, not '%s'", value);
 }
 
 int cmd_info(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"ctx", required_argument, NULL, 'c'}, {"kv-type", required_argument, NULL, 'k'},
-        {"json", no_argument, NULL, 'j'},      {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
     uint64_t ctx = 0;
     bool json = false;
     const kv_type *kv = &KV_TYPES[0];
+    const cli_flag flags[] = {
+        FLAG_U64("ctx", 0, &ctx, 1, UINT32_MAX),
+        FLAG_FN("kv-type", 0, &kv, read_kv_type),
+        FLAG_BOOL("json", 0, &json),
+    };
     rl_err err = {0};
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c':
-            if (parse_ctx(optarg, &ctx)) {
-                rl_fail(&err, RL_ERR_INPUT, "info: --ctx wants a whole number from 1 to %u, not '%s'", UINT32_MAX,
-                        optarg);
-                return cli_fail(&err);
-            }
-            break;
-        case 'k':
-            kv = NULL;
-            for (size_t i = 0; i < RL_ARRAY_LEN(KV_TYPES); i++)
-                if (strcmp(optarg, KV_TYPES[i].name) == 0) kv = &KV_TYPES[i];
-            if (!kv) {
-                rl_fail(&err, RL_ERR_INPUT, "info: --kv-type must be f16, f32 or q8_0, not '%s'", optarg);
-                return cli_fail(&err);
-            }
-            break;
-        case 'j': json = true; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
-        }
-    }
-    if (optind != argc - 1) {
-        usage(stderr);
-        return 2;
-    }
-    gguf_file *f = gguf_open(argv[optind], &err);
+    int first, rc = cli_parse(argc, argv, flags, (int)RL_ARRAY_LEN(flags), usage, &first, &err);
+    if (rc) return rc == CLI_HELP ? 0 : cli_fail(&err);
+    if (first != argc - 1) return cli_usage_error("expected one FILE (see rackllm info --help)");
+    gguf_file *f = gguf_open(argv[first], &err);
     if (!f) return cli_fail(&err);
     report r;
     gather(&r, f, ctx, kv);
-    int rc = 0;
     if (json) rc = print_json(&r);
     else print_text(&r);
     gguf_close(f);

@@ -5,8 +5,6 @@
  * the flags and prints its figures as a table or one JSON object.
  */
 #include <cjson/cJSON.h>
-#include <getopt.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,56 +42,29 @@ static void usage(FILE *out) {
             "  -h, --help          this help\n");
 }
 
-static int parse(int argc, char **argv, lg_opts *o) {
-    enum { O_URL = 256, O_SESS, O_DUR, O_PLEN, O_MAXT, O_MAXR, O_MODEL, O_KEY, O_EOS, O_JSON, O_COMPL };
-    static const struct option longs[] = {
-        {"url", required_argument, 0, O_URL},         {"sessions", required_argument, 0, O_SESS},
-        {"duration", required_argument, 0, O_DUR},    {"prompt-len", required_argument, 0, O_PLEN},
-        {"max-tokens", required_argument, 0, O_MAXT}, {"max-requests", required_argument, 0, O_MAXR},
-        {"model", required_argument, 0, O_MODEL},     {"api-key", required_argument, 0, O_KEY},
-        {"allow-eos", no_argument, 0, O_EOS},         {"json", no_argument, 0, O_JSON},
-        {"completions", no_argument, 0, O_COMPL},
-        {"help", no_argument, 0, 'h'},                {0, 0, 0, 0},
-    };
+/* 0: run; CLI_HELP; -1 with err. */
+static int parse(int argc, char **argv, lg_opts *o, rl_err *err) {
     memset(o, 0, sizeof *o);
     o->p = loadgen_default_params();
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
-        char *end = NULL;
-        double v = 0;
-        switch (c) {
-        case O_URL: o->p.url = optarg; continue;
-        case O_MODEL: o->p.model = optarg; continue;
-        case O_KEY: o->p.api_key = optarg; continue;
-        case O_EOS: o->p.allow_eos = true; continue;
-        case O_JSON: o->json = true; continue;
-        case O_COMPL: o->p.completions = true; continue;
-        case 'h': usage(stdout); return -1;
-        case O_SESS: case O_DUR: case O_PLEN: case O_MAXT: case O_MAXR: v = strtod(optarg, &end); break;
-        default: usage(stderr); return 2;
-        }
-        bool integer = c != O_DUR;
-        double lo = c == O_PLEN ? 1 : c == O_DUR ? 0.1 : 1;
-        double hi = c == O_SESS ? 4096 : c == O_DUR ? 86400 : c == O_PLEN ? 100000 : 1e7;
-        if (!*optarg || *end || !(v >= lo && v <= hi) || (integer && v != floor(v))) {
-            fprintf(stderr, "rackllm loadgen: invalid value '%s'\n", optarg);
-            return 2;
-        }
-        if (c == O_SESS) o->p.sessions = (int)v;
-        else if (c == O_DUR) o->p.duration = v;
-        else if (c == O_PLEN) o->p.prompt_len = (int)v;
-        else if (c == O_MAXT) o->p.max_tokens = (int)v;
-        else o->p.max_requests = (int)v;
-    }
-    if (optind < argc) {
-        fprintf(stderr, "rackllm loadgen: unexpected argument '%s'\n", argv[optind]);
-        return 2;
-    }
-    if (!o->p.url || !o->p.sessions || !o->p.duration) {
-        fprintf(stderr, "rackllm loadgen: --url, --sessions and --duration are required\n");
-        return 2;
-    }
+    loadgen_params *p = &o->p;
+    const cli_flag flags[] = {
+        FLAG_STR("url", 0, &p->url),
+        FLAG_INT("sessions", 0, &p->sessions, 1, 4096),
+        FLAG_NUM("duration", 0, &p->duration, 0.1, 86400),
+        FLAG_INT("prompt-len", 0, &p->prompt_len, 1, 100000),
+        FLAG_INT("max-tokens", 0, &p->max_tokens, 1, 10000000),
+        FLAG_INT("max-requests", 0, &p->max_requests, 1, 10000000),
+        FLAG_STR("model", 0, &p->model),
+        FLAG_STR("api-key", 0, &p->api_key),
+        FLAG_BOOL("allow-eos", 0, &p->allow_eos),
+        FLAG_BOOL("completions", 0, &p->completions),
+        FLAG_BOOL("json", 0, &o->json),
+    };
+    int first, rc = cli_parse(argc, argv, flags, (int)RL_ARRAY_LEN(flags), usage, &first, err);
+    if (rc) return rc;
+    if (first < argc) return rl_fail(err, RL_ERR_INPUT, "unexpected argument '%s'", argv[first]);
+    if (!p->url || !p->sessions || !p->duration)
+        return rl_fail(err, RL_ERR_INPUT, "--url, --sessions and --duration are required");
     return 0;
 }
 
@@ -134,10 +105,10 @@ static void print_table(const loadgen_params *o, const loadgen_result *r) {
 
 int cmd_loadgen(int argc, char **argv) {
     lg_opts o;
-    int rc = parse(argc, argv, &o);
-    if (rc) return rc < 0 ? 0 : rc;
-    loadgen_result r;
     rl_err err = {0};
+    int rc = parse(argc, argv, &o, &err);
+    if (rc) return rc == CLI_HELP ? 0 : cli_fail(&err);
+    loadgen_result r;
     if (loadgen_run(&o.p, &r, &err)) {
         loadgen_result_free(&r);
         return cli_fail(&err);

@@ -11,7 +11,6 @@
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -96,112 +95,52 @@ static void usage(FILE *out) {
 
 /* ---- flags ---- */
 
-static int parse_number(const char *flag, const char *s, double lo, double hi, double *out, rl_err *err) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi)
-        return rl_fail(err, RL_ERR_INPUT, "%s '%s': expected a number in [%g, %g]", flag, s, lo, hi);
-    *out = v;
-    return 0;
-}
-
-enum {
-    OPT_LIST = 256, OPT_MODEL, OPT_QUANT, OPT_HARDWARE, OPT_FLOOR, OPT_CTX, OPT_KV_BYTES, OPT_MEM_USABLE,
-    OPT_CORES, OPT_BW_SHARE, OPT_GPU_BATCHING, OPT_RACK_KW, OPT_RACK_U, OPT_OVERHEAD_U, OPT_OVERHEAD_W,
-    OPT_USD_KWH, OPT_PUE, OPT_YEARS, OPT_EFF_BW, OPT_EFF_COMPUTE, OPT_CALIBRATE, OPT_VERIFY, OPT_VERIFY_FROM,
-    OPT_MATRIX, OPT_JSON, OPT_SVG, OPT_HELP, OPT_VERIFY_REPEAT,
-};
-
-static const struct option OPTIONS[] = {
-    {"list", no_argument, 0, OPT_LIST},           {"model", required_argument, 0, OPT_MODEL},
-    {"quant", required_argument, 0, OPT_QUANT},   {"hardware", required_argument, 0, OPT_HARDWARE},
-    {"floor", required_argument, 0, OPT_FLOOR},   {"ctx", required_argument, 0, OPT_CTX},
-    {"kv-bytes", required_argument, 0, OPT_KV_BYTES}, {"mem-usable", required_argument, 0, OPT_MEM_USABLE},
-    {"cores", required_argument, 0, OPT_CORES},   {"bw-share", required_argument, 0, OPT_BW_SHARE},
-    {"gpu-batching", no_argument, 0, OPT_GPU_BATCHING}, {"rack-kw", required_argument, 0, OPT_RACK_KW},
-    {"rack-u", required_argument, 0, OPT_RACK_U}, {"overhead-u", required_argument, 0, OPT_OVERHEAD_U},
-    {"overhead-w", required_argument, 0, OPT_OVERHEAD_W}, {"usd-per-kwh", required_argument, 0, OPT_USD_KWH},
-    {"pue", required_argument, 0, OPT_PUE},       {"years", required_argument, 0, OPT_YEARS},
-    {"verify-repeat", required_argument, 0, OPT_VERIFY_REPEAT},
-    {"eff-bw", required_argument, 0, OPT_EFF_BW}, {"eff-compute", required_argument, 0, OPT_EFF_COMPUTE},
-    {"calibrate", required_argument, 0, OPT_CALIBRATE}, {"verify", no_argument, 0, OPT_VERIFY},
-    {"verify-from", required_argument, 0, OPT_VERIFY_FROM}, {"matrix", no_argument, 0, OPT_MATRIX},
-    {"json", no_argument, 0, OPT_JSON},           {"svg", required_argument, 0, OPT_SVG},
-    {"help", no_argument, 0, OPT_HELP},           {0, 0, 0, 0},
-};
-
-/* A flag with a numeric argument: where it goes and its range. */
-static int numeric_flag(plan_cli *c, int opt, const char *arg, rl_err *err) {
-    plan_params *p = &c->params;
-    double v;
-    switch (opt) {
-    case OPT_FLOOR: return parse_number("--floor", arg, 1e-6, 1e6, &p->floor_tok_s, err);
-    case OPT_CTX: return parse_number("--ctx", arg, 1, 1e7, &p->ctx, err);
-    case OPT_KV_BYTES: return parse_number("--kv-bytes", arg, 0, 8, &p->kv_elem_bytes, err);
-    case OPT_MEM_USABLE: return parse_number("--mem-usable", arg, 0.01, 1, &p->mem_usable, err);
-    case OPT_CORES:
-        if (parse_number("--cores", arg, 1, 1 << 20, &v, err)) return -1;
-        if (v != floor(v)) return rl_fail(err, RL_ERR_INPUT, "--cores '%s': expected a whole number", arg);
-        p->cores = (int)v;
-        return 0;
-    case OPT_BW_SHARE: return parse_number("--bw-share", arg, 1e-6, 64, &p->bw_share, err);
-    case OPT_RACK_KW: return parse_number("--rack-kw", arg, 0.001, 1e4, &p->rack_kw, err);
-    case OPT_RACK_U: return parse_number("--rack-u", arg, 1, 1000, &p->rack_u, err);
-    case OPT_OVERHEAD_U: return parse_number("--overhead-u", arg, 0, 1000, &p->overhead_u, err);
-    case OPT_OVERHEAD_W: return parse_number("--overhead-w", arg, 0, 1e7, &p->overhead_w, err);
-    case OPT_USD_KWH: return parse_number("--usd-per-kwh", arg, 0, 100, &p->usd_per_kwh, err);
-    case OPT_PUE: return parse_number("--pue", arg, 1, 10, &p->pue, err);
-    case OPT_YEARS: return parse_number("--years", arg, 0.01, 100, &p->years, err);
-    case OPT_EFF_BW: c->eff_bw_given = true; return parse_number("--eff-bw", arg, 1e-6, 1, &p->eff_bw, err);
-    case OPT_EFF_COMPUTE:
-        c->eff_compute_given = true;
-        return parse_number("--eff-compute", arg, 1e-6, 1, &p->eff_compute, err);
-    }
-    return rl_fail(err, RL_ERR_INTERNAL, "flag %d not handled", opt);
-}
-
-/* 0: run; 1: --help printed; -1: bad flags (err set). */
+/* 0: run; CLI_HELP; -1 with err. */
 static int parse_flags(plan_cli *c, int argc, char **argv, rl_err *err) {
     memset(c, 0, sizeof *c);
     plan_params_default(&c->params);
     c->model = "llama3.2-1b";
     c->quant = "Q4_0";
     c->verify_repeat = 3;
-    optind = 1;
-    opterr = 0;
-    int opt;
-    while ((opt = getopt_long(argc, argv, "", OPTIONS, NULL)) != -1) {
-        switch (opt) {
-        case OPT_HELP: usage(stdout); return 1;
-        case OPT_LIST: c->list = true; break;
-        case OPT_MODEL: c->model = optarg; c->model_given = true; break;
-        case OPT_QUANT: c->quant = optarg; c->quant_given = true; break;
-        case OPT_HARDWARE: c->hardware = optarg; break;
-        case OPT_GPU_BATCHING: c->params.gpu_mode = PLAN_GPU_BATCHED; break;
-        case OPT_CALIBRATE: c->calibrate = optarg; break;
-        case OPT_VERIFY: c->verify = true; break;
-        case OPT_VERIFY_FROM: c->verify_from = optarg; break;
-        case OPT_VERIFY_REPEAT: {
-            double v;
-            if (parse_number("--verify-repeat", optarg, 1, 32, &v, err)) return -1;
-            if (v != floor(v)) return rl_fail(err, RL_ERR_INPUT, "--verify-repeat '%s': expected a whole number", optarg);
-            c->verify_repeat = (int)v;
-            break;
-        }
-        case OPT_MATRIX: c->matrix = true; break;
-        case OPT_JSON: c->json = true; break;
-        case OPT_SVG: c->svg = optarg; break;
-        case '?': return rl_fail(err, RL_ERR_INPUT, "plan: unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
-        default:
-            if (numeric_flag(c, opt, optarg, err)) return -1;
-        }
-    }
-    if (optind < argc) return rl_fail(err, RL_ERR_INPUT, "plan: unexpected argument '%s'", argv[optind]);
+    plan_params *p = &c->params;
+    bool gpu_batching = false;
+    const cli_flag flags[] = {
+        FLAG_BOOL("list", 0, &c->list),
+        {"model", 0, CLI_STR, &c->model, 0, 0, NULL, &c->model_given},
+        {"quant", 0, CLI_STR, &c->quant, 0, 0, NULL, &c->quant_given},
+        FLAG_STR("hardware", 0, &c->hardware),
+        FLAG_NUM("floor", 0, &p->floor_tok_s, 1e-6, 1e6),
+        FLAG_NUM("ctx", 0, &p->ctx, 1, 1e7),
+        FLAG_NUM("kv-bytes", 0, &p->kv_elem_bytes, 0, 8),
+        FLAG_NUM("mem-usable", 0, &p->mem_usable, 0.01, 1),
+        FLAG_INT("cores", 0, &p->cores, 1, 1 << 20),
+        FLAG_NUM("bw-share", 0, &p->bw_share, 1e-6, 64),
+        FLAG_BOOL("gpu-batching", 0, &gpu_batching),
+        FLAG_NUM("rack-kw", 0, &p->rack_kw, 0.001, 1e4),
+        FLAG_NUM("rack-u", 0, &p->rack_u, 1, 1000),
+        FLAG_NUM("overhead-u", 0, &p->overhead_u, 0, 1000),
+        FLAG_NUM("overhead-w", 0, &p->overhead_w, 0, 1e7),
+        FLAG_NUM("usd-per-kwh", 0, &p->usd_per_kwh, 0, 100),
+        FLAG_NUM("pue", 0, &p->pue, 1, 10),
+        FLAG_NUM("years", 0, &p->years, 0.01, 100),
+        {"eff-bw", 0, CLI_DOUBLE, &p->eff_bw, 1e-6, 1, NULL, &c->eff_bw_given},
+        {"eff-compute", 0, CLI_DOUBLE, &p->eff_compute, 1e-6, 1, NULL, &c->eff_compute_given},
+        FLAG_STR("calibrate", 0, &c->calibrate),
+        FLAG_BOOL("verify", 0, &c->verify),
+        FLAG_INT("verify-repeat", 0, &c->verify_repeat, 1, 32),
+        FLAG_STR("verify-from", 0, &c->verify_from),
+        FLAG_BOOL("matrix", 0, &c->matrix),
+        FLAG_BOOL("json", 0, &c->json),
+        FLAG_STR("svg", 0, &c->svg),
+    };
+    int first, rc = cli_parse(argc, argv, flags, (int)RL_ARRAY_LEN(flags), usage, &first, err);
+    if (gpu_batching) p->gpu_mode = PLAN_GPU_BATCHED;
+    if (rc) return rc;
+    if (first < argc) return rl_fail(err, RL_ERR_INPUT, "unexpected argument '%s'", argv[first]);
     if ((c->verify || c->verify_from) && c->hardware && strcmp(c->hardware, "this") != 0)
         return rl_fail(err, RL_ERR_INPUT, "--verify compares with this machine: use --hardware this or leave it out");
     if (!c->list && !c->matrix && !c->verify && !c->verify_from && !c->hardware)
-        return rl_fail(err, RL_ERR_INPUT, "plan: --hardware ID is required (see --list)");
+        return rl_fail(err, RL_ERR_INPUT, "--hardware ID is required (see --list)");
     return 0;
 }
 
@@ -832,8 +771,7 @@ int cmd_plan(int argc, char **argv) {
     plan_cli c;
     rl_err err = {0};
     int rc = parse_flags(&c, argc, argv, &err);
-    if (rc > 0) return 0;
-    if (rc < 0) return cli_fail(&err);
+    if (rc) return rc == CLI_HELP ? 0 : cli_fail(&err);
     if (c.list) return run_list(&c, &err);
     if (c.calibrate && calibrate(&c, &err)) return cli_fail(&err);
     if (c.verify || c.verify_from) return run_verify(&c, &err);

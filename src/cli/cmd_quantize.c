@@ -4,7 +4,6 @@
  * llama-quantize does it (see quantize.h). Progress on a terminal, a one-line
  * summary at the end.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,51 +28,30 @@ static void usage(FILE *out) {
         fprintf(out, "  %-8s %s\n", quantize_mix_at(i)->name, quantize_mix_at(i)->about);
 }
 
-static int bad_usage(const char *msg, const char *arg) {
-    fprintf(stderr, "rackllm: %s%s\n", msg, arg ? arg : "");
-    fprintf(stderr, "usage: rackllm quantize [options] IN.gguf OUT.gguf TYPE  (--help for more)\n");
-    return 2;
-}
-
 int cmd_quantize(int argc, char **argv) {
-    enum { O_PURE = 256 };
-    static const struct option longs[] = {
-        {"threads", required_argument, 0, 't'},
-        {"pure", no_argument, 0, O_PURE},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
-    };
     quantize_opts o = {.threads = 1, .progress = true, .log = stderr};
-    optind = 1;
-    int c;
-    while ((c = getopt_long(argc, argv, "t:h", longs, NULL)) != -1) {
-        switch (c) {
-        case 't': {
-            char *end;
-            long n = strtol(optarg, &end, 10);
-            if (*optarg == 0 || *end != 0 || n < 1 || n > 1024) return bad_usage("--threads wants 1 to 1024, not ", optarg);
-            o.threads = (int)n;
-            break;
-        }
-        case O_PURE: o.pure = true; break;
-        case 'h': usage(stdout); return 0;
-        default: return bad_usage("unknown option", NULL);
-        }
-    }
-    if (argc - optind != 3) return bad_usage("expected IN.gguf OUT.gguf TYPE", NULL);
-    const char *in = argv[optind], *out = argv[optind + 1], *type = argv[optind + 2];
+    const cli_flag flags[] = {
+        FLAG_INT("threads", 't', &o.threads, 1, 1024),
+        FLAG_BOOL("pure", 0, &o.pure),
+    };
+    rl_err err = {0};
+    int first, rc = cli_parse(argc, argv, flags, (int)RL_ARRAY_LEN(flags), usage, &first, &err);
+    if (rc) return rc == CLI_HELP ? 0 : cli_fail(&err);
+    if (argc - first != 3) return cli_usage_error("expected IN.gguf OUT.gguf TYPE (see rackllm quantize --help)");
+    const char *in = argv[first], *out = argv[first + 1], *type = argv[first + 2];
     const quantize_mix *mix = quantize_mix_find(type);
     if (!mix) {
-        fprintf(stderr, "rackllm: unknown TYPE '%s'; one of:", type);
-        for (size_t i = 0; quantize_mix_at(i); i++) fprintf(stderr, " %s", quantize_mix_at(i)->name);
-        fputc('\n', stderr);
-        return 2;
+        char names[256] = "";
+        for (size_t i = 0; quantize_mix_at(i); i++) {
+            size_t n = strlen(names);
+            snprintf(names + n, sizeof names - n, " %s", quantize_mix_at(i)->name);
+        }
+        return cli_usage_error("unknown TYPE '%s'; one of:%s", type, names);
     }
-    rl_err err = {0};
     quantize_stats st;
     double t0 = rl_now();
     if (quantize_file(in, out, mix, &o, &st, &err) != 0) return cli_fail(&err);
-    fprintf(stderr, "rackllm: wrote %s (%s): %llu tensors, %llu converted; %.2f MiB -> %.2f MiB (%.2f bits/weight) in %.1fs\n",
+    fprintf(stderr, "rackllm quantize: wrote %s (%s): %llu tensors, %llu converted; %.2f MiB -> %.2f MiB (%.2f bits/weight) in %.1fs\n",
             out, mix->name, (unsigned long long)st.n_tensors, (unsigned long long)st.n_converted,
             (double)st.bytes_in / 1048576.0, (double)st.bytes_out / 1048576.0,
             st.n_weights ? (double)st.bytes_out * 8.0 / (double)st.n_weights : 0.0, rl_now() - t0);

@@ -7,7 +7,7 @@
  * template; the conversation stays in the KV cache, and each turn feeds only
  * the tokens that are new.
  */
-#include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,82 +58,47 @@ static void usage(FILE *out) {
             MAX_STOPS);
 }
 
-static int parse(int argc, char **argv, run_opts *o) {
-    enum { O_TEMP = 256, O_TOPK, O_TOPP, O_MINP, O_SEED, O_IGNORE_EOS, O_CHAT, O_TEMPLATE, O_SYSTEM, O_REP,
-           O_REP_N, O_STOP, O_NO_BOS, O_SPECIAL, O_BATCH };
-    static const struct option longs[] = {
-        {"model", required_argument, 0, 'm'},    {"prompt", required_argument, 0, 'p'},
-        {"n-predict", required_argument, 0, 'n'}, {"threads", required_argument, 0, 't'},
-        {"ctx", required_argument, 0, 'c'},      {"temp", required_argument, 0, O_TEMP},
-        {"top-k", required_argument, 0, O_TOPK}, {"top-p", required_argument, 0, O_TOPP},
-        {"min-p", required_argument, 0, O_MINP}, {"seed", required_argument, 0, O_SEED},
-        {"repeat-penalty", required_argument, 0, O_REP}, {"repeat-last-n", required_argument, 0, O_REP_N},
-        {"stop", required_argument, 0, O_STOP},  {"ignore-eos", no_argument, 0, O_IGNORE_EOS},
-        {"no-bos", no_argument, 0, O_NO_BOS},    {"chat", no_argument, 0, O_CHAT},
-        {"chat-template", required_argument, 0, O_TEMPLATE}, {"system", required_argument, 0, O_SYSTEM},
-        {"special", no_argument, 0, O_SPECIAL},  {"batch", required_argument, 0, O_BATCH},
-        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0},
-    };
+/* --stop, repeatable. */
+static int add_stop(void *dest, const char *value, rl_err *err) {
+    run_opts *o = dest;
+    if (o->n_stops == MAX_STOPS) return rl_fail(err, RL_ERR_INPUT, "at most %d --stop strings", MAX_STOPS);
+    o->stops[o->n_stops++] = value;
+    return 0;
+}
+
+/* 0: run; CLI_HELP; -1 with err. */
+static int parse(int argc, char **argv, run_opts *o, rl_err *err) {
     memset(o, 0, sizeof *o);
     o->n_predict = -1;
     o->sp = sampler_default_params();
     o->sp.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "m:p:n:t:c:h", longs, NULL)) != -1) {
-        char *end = NULL;
-        switch (c) {
-        case 'm': o->model_path = optarg; break;
-        case 'p': o->prompt = optarg; break;
-        case 'n': o->n_predict = (int)strtol(optarg, &end, 10); break;
-        case 't': o->n_threads = (int)strtol(optarg, &end, 10); break;
-        case 'c': o->n_ctx = (int)strtol(optarg, &end, 10); break;
-        case O_BATCH: o->max_batch = (int)strtol(optarg, &end, 10); break;
-        case O_TEMP: o->sp.temperature = strtof(optarg, &end); break;
-        case O_TOPK: o->sp.top_k = (int32_t)strtol(optarg, &end, 10); break;
-        case O_TOPP: o->sp.top_p = strtof(optarg, &end); break;
-        case O_MINP: o->sp.min_p = strtof(optarg, &end); break;
-        case O_REP: o->sp.repeat_penalty = strtof(optarg, &end); break;
-        case O_REP_N: o->sp.penalty_last_n = (int32_t)strtol(optarg, &end, 10); break;
-        case O_SEED: o->sp.seed = strtoull(optarg, &end, 10); break;
-        case O_STOP:
-            if (o->n_stops == MAX_STOPS) {
-                fprintf(stderr, "rackllm run: at most %d --stop strings\n", MAX_STOPS);
-                return 2;
-            }
-            o->stops[o->n_stops++] = optarg;
-            break;
-        case O_IGNORE_EOS: o->ignore_eos = true; break;
-        case O_NO_BOS: o->no_bos = true; break;
-        case O_CHAT: o->chat = true; break;
-        case O_TEMPLATE: o->chat_template = optarg; break;
-        case O_SYSTEM: o->system = optarg; break;
-        case O_SPECIAL: o->show_special = true; break;
-        case 'h': usage(stdout); return -1;
-        default: usage(stderr); return 2;
-        }
-        if (end && *end) {
-            fprintf(stderr, "rackllm run: invalid number '%s' for -%c\n", optarg, c < 256 ? c : '-');
-            return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "rackllm run: unexpected argument '%s'\n", argv[optind]);
-        return 2;
-    }
-    if (!o->model_path) {
-        fprintf(stderr, "rackllm run: -m FILE is required\n");
-        return 2;
-    }
-    if (!o->prompt && !o->chat) {
-        fprintf(stderr, "rackllm run: give a prompt (-p) or --chat\n");
-        return 2;
-    }
-    if (o->n_threads < 0 || o->n_ctx < 0 || o->sp.temperature < 0 || o->sp.top_p < 0 || o->sp.top_p > 1 ||
-        o->sp.min_p < 0 || o->sp.min_p > 1 || o->sp.top_k < 0) {
-        fprintf(stderr, "rackllm run: a sampling or size option is out of range\n");
-        return 2;
-    }
+    const cli_flag flags[] = {
+        FLAG_STR("model", 'm', &o->model_path),
+        FLAG_STR("prompt", 'p', &o->prompt),
+        FLAG_INT("n-predict", 'n', &o->n_predict, -1, 1e9),
+        FLAG_INT("threads", 't', &o->n_threads, 0, 4096),
+        FLAG_INT("ctx", 'c', &o->n_ctx, 0, 1 << 24),
+        FLAG_INT("batch", 0, &o->max_batch, 0, 1 << 16),
+        FLAG_FLOAT("temp", 0, &o->sp.temperature, 0, 1e9),
+        FLAG_INT("top-k", 0, &o->sp.top_k, 0, INT32_MAX),
+        FLAG_FLOAT("top-p", 0, &o->sp.top_p, 0, 1),
+        FLAG_FLOAT("min-p", 0, &o->sp.min_p, 0, 1),
+        FLAG_FLOAT("repeat-penalty", 0, &o->sp.repeat_penalty, 0, 1e9),
+        FLAG_INT("repeat-last-n", 0, &o->sp.penalty_last_n, 0, SAMPLER_MAX_LAST_N),
+        FLAG_U64("seed", 0, &o->sp.seed, 0, 0),
+        FLAG_FN("stop", 0, o, add_stop),
+        FLAG_BOOL("ignore-eos", 0, &o->ignore_eos),
+        FLAG_BOOL("no-bos", 0, &o->no_bos),
+        FLAG_BOOL("chat", 0, &o->chat),
+        FLAG_STR("chat-template", 0, &o->chat_template),
+        FLAG_STR("system", 0, &o->system),
+        FLAG_BOOL("special", 0, &o->show_special),
+    };
+    int first, rc = cli_parse(argc, argv, flags, (int)RL_ARRAY_LEN(flags), usage, &first, err);
+    if (rc) return rc;
+    if (first < argc) return rl_fail(err, RL_ERR_INPUT, "unexpected argument '%s'", argv[first]);
+    if (!o->model_path) return rl_fail(err, RL_ERR_INPUT, "-m FILE is required");
+    if (!o->prompt && !o->chat) return rl_fail(err, RL_ERR_INPUT, "give a prompt (-p) or --chat");
     return 0;
 }
 
@@ -321,11 +286,7 @@ static int run_chat(gen *g) {
     rl_err err = {0};
     const model *m = g->m;
     int tmpl = g->o->chat_template ? chat_from_name(g->o->chat_template) : (int)chat_detect(m->chat_template);
-    if (tmpl < 0) {
-        fprintf(stderr, "rackllm run: unknown chat template '%s' (llama3, llama2, zephyr, chatml)\n",
-                g->o->chat_template);
-        return 2;
-    }
+    if (tmpl < 0) return cli_usage_error("unknown chat template '%s' (llama3, llama2, zephyr, chatml)", g->o->chat_template);
     char bos[64] = "", eos[64] = "";
     size_t n;
     const char *p;
@@ -372,9 +333,9 @@ static int run_chat(gen *g) {
 
 int cmd_run(int argc, char **argv) {
     run_opts o;
-    int rc = parse(argc, argv, &o);
-    if (rc) return rc < 0 ? 0 : rc;
     rl_err err = {0};
+    int rc = parse(argc, argv, &o, &err);
+    if (rc) return rc == CLI_HELP ? 0 : cli_fail(&err);
     model_load_params lp = {.progress = true, .prefault = true};
     model *m = model_load(o.model_path, &lp, &err);
     if (!m) return cli_fail(&err);

@@ -10,7 +10,6 @@
  * it exits 0. The signals are taken by sigwait on the main thread, blocked
  * everywhere else, so no handler runs inside a library.
  */
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,86 +64,48 @@ static void usage(FILE *out) {
             "  -h, --help              this help\n");
 }
 
-static bool parse_num(const char *s, double lo, double hi, double *out) {
-    char *end = NULL;
-    double v = strtod(s, &end);
-    if (!*s || *end || !(v >= lo && v <= hi)) return false;
-    *out = v;
-    return true;
-}
-
-static int parse(int argc, char **argv, serve_opts *o) {
-    enum { O_HOST = 256, O_PORT, O_FLOOR, O_MAXS, O_CAP, O_PART, O_QUEUE, O_QTIME, O_KEY, O_TMPL, O_CHUNK,
-           O_TIMEOUT, O_BODY, O_DRAIN, O_DELAY, O_NAME, O_CTXCOST };
-    static const struct option longs[] = {
-        {"model", required_argument, 0, 'm'},          {"host", required_argument, 0, O_HOST},
-        {"port", required_argument, 0, O_PORT},        {"floor", required_argument, 0, O_FLOOR},
-        {"max-sessions", required_argument, 0, O_MAXS}, {"capacity", required_argument, 0, O_CAP},
-        {"partitions", required_argument, 0, O_PART},  {"threads", required_argument, 0, 't'},
-        {"ctx", required_argument, 0, 'c'},            {"queue", required_argument, 0, O_QUEUE},
-        {"queue-timeout", required_argument, 0, O_QTIME}, {"api-key", required_argument, 0, O_KEY},
-        {"chat-template", required_argument, 0, O_TMPL}, {"prefill-chunk", required_argument, 0, O_CHUNK},
-        {"timeout", required_argument, 0, O_TIMEOUT},  {"max-body", required_argument, 0, O_BODY},
-        {"drain-timeout", required_argument, 0, O_DRAIN}, {"step-delay", required_argument, 0, O_DELAY},
-        {"ctx-cost", required_argument, 0, O_CTXCOST},
-        {"name", required_argument, 0, O_NAME},        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
-    };
+/* 0: run; CLI_HELP; -1 with err. */
+static int parse(int argc, char **argv, serve_opts *o, rl_err *err) {
     memset(o, 0, sizeof *o);
     o->host = "127.0.0.1";
     o->port = 8080;
     o->timeout = 30;
     o->drain_timeout = 30;
-    o->max_body = 1 << 20;
     o->sp = sched_default_params();
     o->sp.queue_max = 16;
     o->api_key = getenv("RACKLLM_API_KEY");
     if (o->api_key && !*o->api_key) o->api_key = NULL;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "m:t:c:h", longs, NULL)) != -1) {
-        double v = 0;
-        bool ok = true;
-        switch (c) {
-        case 'm': o->model_path = optarg; break;
-        case O_HOST: o->host = optarg; break;
-        case O_NAME: o->name = optarg; break;
-        case O_KEY: o->api_key = optarg; break;
-        case O_TMPL: o->chat_template = optarg; break;
-        case O_PORT: ok = parse_num(optarg, 0, 65535, &v) && v == (int)v, o->port = (int)v; break;
-        case O_FLOOR: ok = parse_num(optarg, 0.001, 1e9, &o->sp.floor_tps); break;
-        case O_MAXS: ok = parse_num(optarg, 1, 100000, &v) && v == (int)v, o->sp.max_sessions = (int)v; break;
-        case O_CAP: ok = parse_num(optarg, 1, 100000, &v) && v == (int)v, o->sp.capacity = (int)v; break;
-        case O_PART: ok = parse_num(optarg, 1, 4096, &v) && v == (int)v, o->sp.partitions = (int)v; break;
-        case 't': ok = parse_num(optarg, 1, 100000, &v) && v == (int)v, o->sp.n_threads = (int)v; break;
-        case 'c': ok = parse_num(optarg, 8, 1 << 24, &v) && v == (int)v, o->sp.n_ctx = (int)v; break;
-        case O_QUEUE: ok = parse_num(optarg, 0, 1e6, &v) && v == (int)v, o->sp.queue_max = (int)v; break;
-        case O_QTIME: ok = parse_num(optarg, 0.001, 1e6, &o->sp.queue_timeout); break;
-        case O_CHUNK: ok = parse_num(optarg, 1, 65536, &v) && v == (int)v, o->sp.prefill_chunk = (int)v; break;
-        case O_TIMEOUT: ok = parse_num(optarg, 1, 1e6, &v) && v == (int)v, o->timeout = (int)v; break;
-        case O_BODY: ok = parse_num(optarg, 1024, 1 << 30, &v) && v == (long)v, o->max_body = (long)v; break;
-        case O_DRAIN: ok = parse_num(optarg, 0, 1e6, &o->drain_timeout); break;
-        case O_DELAY: ok = parse_num(optarg, 0, 1e6, &v), o->sp.step_delay = v / 1000; break;
-        case O_CTXCOST: ok = parse_num(optarg, 1e-6, 1e9, &v), o->sp.ctx_cost = v * 1e-6; break;
-        case 'h': usage(stdout); return -1;
-        default: usage(stderr); return 2;
-        }
-        if (!ok) {
-            const char *flag = "?";
-            for (const struct option *l = longs; l->name; l++)
-                if (l->val == c) flag = l->name;
-            fprintf(stderr, "rackllm serve: invalid value '%s' for --%s\n", optarg, flag);
-            return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "rackllm serve: unexpected argument '%s'\n", argv[optind]);
-        return 2;
-    }
-    if (!o->model_path) {
-        fprintf(stderr, "rackllm serve: -m FILE is required\n");
-        return 2;
-    }
+    int max_body = 1 << 20;
+    double delay_ms = 0, ctx_cost_us = 0;
+    const cli_flag flags[] = {
+        FLAG_STR("model", 'm', &o->model_path),
+        FLAG_STR("host", 0, &o->host),
+        FLAG_INT("port", 0, &o->port, 0, 65535),
+        FLAG_STR("name", 0, &o->name),
+        FLAG_NUM("floor", 0, &o->sp.floor_tps, 0.001, 1e9),
+        FLAG_INT("capacity", 0, &o->sp.capacity, 1, 100000),
+        FLAG_INT("max-sessions", 0, &o->sp.max_sessions, 1, 100000),
+        FLAG_INT("partitions", 0, &o->sp.partitions, 1, 4096),
+        FLAG_INT("threads", 't', &o->sp.n_threads, 1, 100000),
+        FLAG_INT("ctx", 'c', &o->sp.n_ctx, 8, 1 << 24),
+        FLAG_INT("queue", 0, &o->sp.queue_max, 0, 1000000),
+        FLAG_NUM("queue-timeout", 0, &o->sp.queue_timeout, 0.001, 1e6),
+        FLAG_STR("api-key", 0, &o->api_key),
+        FLAG_STR("chat-template", 0, &o->chat_template),
+        FLAG_INT("prefill-chunk", 0, &o->sp.prefill_chunk, 1, 65536),
+        FLAG_NUM("ctx-cost", 0, &ctx_cost_us, 1e-6, 1e9),
+        FLAG_INT("timeout", 0, &o->timeout, 1, 1000000),
+        FLAG_INT("max-body", 0, &max_body, 1024, 1 << 30),
+        FLAG_NUM("drain-timeout", 0, &o->drain_timeout, 0, 1e6),
+        FLAG_NUM("step-delay", 0, &delay_ms, 0, 1e6),
+    };
+    int first, rc = cli_parse(argc, argv, flags, (int)RL_ARRAY_LEN(flags), usage, &first, err);
+    o->max_body = max_body;
+    o->sp.step_delay = delay_ms / 1000;
+    o->sp.ctx_cost = ctx_cost_us * 1e-6;
+    if (rc) return rc;
+    if (first < argc) return rl_fail(err, RL_ERR_INPUT, "unexpected argument '%s'", argv[first]);
+    if (!o->model_path) return rl_fail(err, RL_ERR_INPUT, "-m FILE is required");
     return 0;
 }
 
@@ -159,14 +120,13 @@ static void model_name(const char *path, char *out, size_t cap) {
 
 int cmd_serve(int argc, char **argv) {
     serve_opts o;
-    int rc = parse(argc, argv, &o);
-    if (rc) return rc < 0 ? 0 : rc;
+    rl_err err = {0};
+    int rc = parse(argc, argv, &o, &err);
+    if (rc) return rc == CLI_HELP ? 0 : cli_fail(&err);
     int tmpl = -1;
-    if (o.chat_template && (tmpl = chat_from_name(o.chat_template)) < 0) {
-        fprintf(stderr, "rackllm serve: unknown chat template '%s' (llama3, llama2, llama2-sys, llama2-sys-bos, "
-                        "llama2-sys-strip, zephyr, chatml)\n", o.chat_template);
-        return 2;
-    }
+    if (o.chat_template && (tmpl = chat_from_name(o.chat_template)) < 0)
+        return cli_usage_error("unknown chat template '%s' (llama3, llama2, llama2-sys, llama2-sys-bos, "
+                               "llama2-sys-strip, zephyr, chatml)", o.chat_template);
     /* Every thread started from here on inherits this mask: the signals
      * wait for sigwait below. */
     sigset_t stop_signals;
@@ -176,7 +136,6 @@ int cmd_serve(int argc, char **argv) {
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    rl_err err = {0};
     model_load_params lp = {.progress = true, .prefault = true};
     model *m = model_load(o.model_path, &lp, &err);
     if (!m) return cli_fail(&err);

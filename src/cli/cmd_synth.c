@@ -3,7 +3,6 @@
  * (synth.h), so that rackllm and llama.cpp can be measured on the same file
  * without downloading a model.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,52 +32,24 @@ static void usage(FILE *out) {
             "  -h, --help          this help\n");
 }
 
-/* A whole number in [lo, hi], or false. */
-static bool parse_count(const char *s, unsigned long long lo, unsigned long long hi, unsigned long long *out) {
-    char *end = NULL;
-    if (!s[0] || s[0] == '-') return false;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (*end || v < lo || v > hi) return false;
-    *out = v;
-    return true;
-}
-
 int cmd_synth(int argc, char **argv) {
-    enum { O_LAYERS = 256, O_SEED };
-    static const struct option longs[] = {
-        {"shape", required_argument, 0, 's'}, {"type", required_argument, 0, 'T'},
-        {"output", required_argument, 0, 'o'}, {"layers", required_argument, 0, O_LAYERS},
-        {"seed", required_argument, 0, O_SEED}, {"threads", required_argument, 0, 't'},
-        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0},
-    };
     const char *shape = NULL, *out = NULL;
     synth_params p = {.type = "q4_0", .seed = 1, .progress = true};
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "s:T:o:t:h", longs, NULL)) != -1) {
-        unsigned long long v = 0;
-        bool ok = true;
-        switch (c) {
-        case 's': shape = optarg; break;
-        case 'T': p.type = optarg; break;
-        case 'o': out = optarg; break;
-        case O_LAYERS: ok = parse_count(optarg, 1, 100000, &v), p.layers = (uint32_t)v; break;
-        case O_SEED: ok = parse_count(optarg, 0, UINT64_MAX, &v), p.seed = v; break;
-        case 't': ok = parse_count(optarg, 1, 1024, &v), p.n_threads = (int)v; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
-        }
-        if (!ok) {
-            fprintf(stderr, "rackllm: synth: invalid number '%s'\n", optarg);
-            return 2;
-        }
-    }
-    if (!shape || !out || optind < argc) {
-        fprintf(stderr, "rackllm: synth: %s\n", optind < argc ? "unexpected argument" : "--shape and -o are required");
-        fprintf(stderr, "usage: rackllm synth --shape NAME --type TYPE -o FILE.gguf  (--help for more)\n");
-        return 2;
-    }
+    int layers = 0;
+    const cli_flag flags[] = {
+        FLAG_STR("shape", 's', &shape),
+        FLAG_STR("type", 'T', &p.type),
+        FLAG_STR("output", 'o', &out),
+        FLAG_INT("layers", 0, &layers, 1, 100000),
+        FLAG_U64("seed", 0, &p.seed, 0, 0),
+        FLAG_INT("threads", 't', &p.n_threads, 1, 1024),
+    };
     rl_err err = {0};
+    int first, rc = cli_parse(argc, argv, flags, (int)RL_ARRAY_LEN(flags), usage, &first, &err);
+    if (rc) return rc == CLI_HELP ? 0 : cli_fail(&err);
+    p.layers = (uint32_t)layers;
+    if (first < argc) return cli_usage_error("unexpected argument '%s'", argv[first]);
+    if (!shape || !out) return cli_usage_error("--shape and -o are required");
     if (shape_catalog_find(shape, &p.shape, &err)) return cli_fail(&err);
     if (synth_write(&p, out, &err)) return cli_fail(&err);
     return 0;

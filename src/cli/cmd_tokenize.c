@@ -7,7 +7,6 @@
  * --ids one bracketed list (`[1, 15043, 3186]`). The text is the argument,
  * a file (-f), or standard input ('-').
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,48 +112,32 @@ typedef struct options {
     bool no_bos, ids_only, special;
 } options;
 
-/* 0: run, 1: --help printed, 2: bad usage (message printed). */
-static int parse_args(int argc, char **argv, options *o) {
-    enum { OPT_NO_BOS = 256, OPT_IDS, OPT_SPECIAL };
-    static const struct option LONG[] = {
-        {"model", required_argument, NULL, 'm'}, {"file", required_argument, NULL, 'f'},
-        {"no-bos", no_argument, NULL, OPT_NO_BOS}, {"ids", no_argument, NULL, OPT_IDS},
-        {"special", no_argument, NULL, OPT_SPECIAL}, {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+/* 0: run; CLI_HELP; -1 with err. */
+static int parse_args(int argc, char **argv, options *o, rl_err *err) {
+    const cli_flag flags[] = {
+        FLAG_STR("model", 'm', &o->model),
+        FLAG_STR("file", 'f', &o->file),
+        FLAG_BOOL("no-bos", 0, &o->no_bos),
+        FLAG_BOOL("ids", 0, &o->ids_only),
+        FLAG_BOOL("special", 0, &o->special),
     };
-    optind = 1;
-    int c;
-    while ((c = getopt_long(argc, argv, "m:f:h", LONG, NULL)) != -1) {
-        switch (c) {
-        case 'm': o->model = optarg; break;
-        case 'f': o->file = optarg; break;
-        case OPT_NO_BOS: o->no_bos = true; break;
-        case OPT_IDS: o->ids_only = true; break;
-        case OPT_SPECIAL: o->special = true; break;
-        case 'h': usage(stdout); return 1;
-        default: usage(stderr); return 2;
-        }
-    }
-    const char *problem = NULL;
-    if (!o->model) problem = "no model (-m FILE)";
-    else if (optind < argc && o->file) problem = "give the text or -f FILE, not both";
-    else if (optind + 1 < argc) problem = "one TEXT argument only (quote it)";
-    else if (optind == argc && !o->file) problem = "no text (TEXT, -f FILE, or '-' for standard input)";
-    if (problem) {
-        fprintf(stderr, "rackllm: tokenize: %s\n", problem);
-        return 2;
-    }
-    if (optind < argc) o->text = argv[optind];
+    int first, rc = cli_parse(argc, argv, flags, (int)RL_ARRAY_LEN(flags), usage, &first, err);
+    if (rc) return rc;
+    if (!o->model) return rl_fail(err, RL_ERR_INPUT, "no model (-m FILE)");
+    if (first < argc && o->file) return rl_fail(err, RL_ERR_INPUT, "give the text or -f FILE, not both");
+    if (first + 1 < argc) return rl_fail(err, RL_ERR_INPUT, "one TEXT argument only (quote it)");
+    if (first == argc && !o->file) return rl_fail(err, RL_ERR_INPUT, "no text (TEXT, -f FILE, or '-' for standard input)");
+    if (first < argc) o->text = argv[first];
     if (o->text && strcmp(o->text, "-") == 0) o->file = "-", o->text = NULL;
     return 0;
 }
 
 int cmd_tokenize(int argc, char **argv) {
     options o = {0};
-    int rc = parse_args(argc, argv, &o);
-    if (rc) return rc == 1 ? 0 : 2;
-
     rl_err err = {0};
+    int rc = parse_args(argc, argv, &o, &err);
+    if (rc) return rc == CLI_HELP ? 0 : cli_fail(&err);
+
     size_t len = 0;
     char *owned = NULL;
     const char *text = o.text;

@@ -30,18 +30,16 @@ static void usage(FILE *out) {
         fprintf(out, "  %-10s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
 }
 
-int cli_fail(const rl_err *err) {
-    fprintf(stderr, "rackllm: %s\n", err->msg);
-    return err->code == RL_ERR_INPUT ? 2 : 1;
-}
-
 int main(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
-        if (strcmp(argv[1], COMMANDS[i].name) == 0) return COMMANDS[i].fn(argc - 1, argv + 1);
+        if (strcmp(argv[1], COMMANDS[i].name) == 0) {
+            cli_set_command(COMMANDS[i].name);
+            return COMMANDS[i].fn(argc - 1, argv + 1);
+        }
     fprintf(stderr, "rackllm: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;
