@@ -5,7 +5,7 @@
  *  - list parsing; the sweep search on formula probes whose answers are
  *    worked out by hand; the count of sessions at the floor;
  *  - a quick run on a tiny synthetic model: the JSON it writes is read back
- *    by the planner's reader (src/benchjson.h), every figure positive, the
+ *    by the planner's reader (plan/benchjson.h), every figure positive, the
  *    aggregate the sum of the sessions, the bytes per token and roofline
  *    what their definitions say, max_sessions_at_floor what the points say;
  *    floors that everything or nothing keeps give the sweeps' bounds;
@@ -333,18 +333,9 @@ int main(int argc, char **argv) {
     RUN(test_lists);
     RUN(test_search);
     RUN(test_max_at_floor);
-    rl_shape s = tiny_shape();
-    synth_params sp = {.shape = s, .type = "q8_0", .seed = 1, .n_threads = 2};
     void *data = NULL;
-    uint64_t size = 0;
-    rl_err err = {0};
-    model *m = NULL;
-    if (synth_build(&sp, &data, &size, &err) == 0) {
-        gguf_file *f = gguf_open_memory(data, size, "tiny", &err);
-        m = f ? model_from_gguf(f, NULL, &err) : NULL;
-        if (!m) gguf_close(f);
-    }
-    CHECKF(m != NULL, "%s", err.msg);
+    model *m = tiny_model("q8_0", 1, &data);
+    CHECK(m != NULL);
     if (m) {
         RUN_WITH(test_run, m);
         RUN_WITH(test_floors_and_lists, m);

@@ -1,6 +1,7 @@
 /*
  * test_scheduler.c — the scheduler without HTTP: the capacity controller on
- * made-up measurements, then the real thing on stories260K: admission
+ * made-up measurements, then the real thing on a tiny synthetic model
+ * (tiny_shape.h, built in memory): admission
  * (run, queue, reject), texts identical to a lone engine's, stop strings,
  * cancellation, queue timeout, drain and abort, calibration, and capacity
  * lowered below the floor and recovered.
@@ -16,6 +17,7 @@
 #include "engine/engine.h"
 #include "serve/scheduler.h"
 #include "test.h"
+#include "tiny_shape.h"
 
 static model *M;
 static int32_t PROMPT[64];
@@ -591,9 +593,9 @@ int main(int argc, char **argv) {
     RUN(test_ctl);
     RUN(test_cost);
     rl_err err = {0};
-    model_load_params lp = {0};
-    M = model_load(shared_path("models/stories260K.gguf"), &lp, &err);
-    CHECKF(M != NULL, "%s", err.msg);
+    void *data = NULL;
+    M = tiny_model("q8_0", 1, &data);
+    CHECK(M != NULL);
     if (!M) return test_report("test_scheduler");
     const char *text = "Once upon a time, there was a little dog";
     N_PROMPT = tok_encode(M->tok, text, strlen(text), true, false, PROMPT, 64, &err);
@@ -606,5 +608,6 @@ int main(int argc, char **argv) {
     RUN(test_calibration);
     RUN(test_lowering);
     model_free(M);
+    free(data);
     return test_report("test_scheduler");
 }
