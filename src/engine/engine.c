@@ -1,6 +1,9 @@
 /*
  * engine.c — sequences, their KV caches, and the step that batches them
- * (see engine.h for the contract).
+ * (see engine.h for the contract). engine_step is where a batch is built:
+ * one token from every decoding sequence, then chunks of waiting prompts,
+ * oldest first, up to the step's budget; after forward_run it samples for
+ * every sequence whose logits arrived.
  */
 #include "engine.h"
 
@@ -244,7 +247,8 @@ static engine_seq *next_prefill(engine *e, uint64_t after, bool first) {
     return best;
 }
 
-/* After the pass: consume the batch's input, sample where logits arrived. */
+/* After the pass: the tokens s put in the batch leave its input (they are
+ * in its cache now). Sampling, where logits arrived, is engine_step's. */
 static void finish_seq(engine_seq *s, int took) {
     memmove(s->input, s->input + took, (size_t)(s->n_input - took) * sizeof *s->input);
     s->n_input -= took;

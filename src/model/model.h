@@ -1,7 +1,11 @@
 /*
- * model.h — a Llama-family model loaded from GGUF: its shape, its weights
- * (pointers into the read-only mapping, nothing copied but the small norm
- * vectors), its tokenizer and chat template.
+ * model.h — a Llama-family model loaded from GGUF: its shape, its weights,
+ * its tokenizer and chat template. The weights are the file's read-only
+ * mapping plus two kinds of copies made at load: the small norm vectors,
+ * as floats, and each weight matrix whose type has a tiled layout at this
+ * CPU's kernel level, packed once into those tiles (kern_matrix_pack). The
+ * products read the packed copy; the original pages of a mapped file then
+ * leave the resident set.
  *
  * Loading checks every tensor the architecture needs: present, the right
  * shape for the hyper-parameters, a type rackllm computes with. A missing or

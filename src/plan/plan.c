@@ -1,13 +1,17 @@
 /*
  * plan.c — the rack planner's arithmetic (see plan.h and docs/planner.md).
  *
- * The one idea: a partition decodes its batch in lock-step, so each step
- * streams the weights once plus every session's KV cache, and does the
- * FLOPs of every session's token. The two take time one after the other
- * (measured: they do not overlap much), and their sum is the step time,
- * which every session in the batch sees. The largest batch that keeps the
- * rate at the floor has a closed form, so the search over ways to split a
- * server is a loop over partition counts.
+ * The one idea: a partition decodes its batch in lock-step, and a step
+ * has two phases. The matrix products stream the weights once for the
+ * whole batch while doing every session's arithmetic (and a part done once
+ * per step); streaming and arithmetic overlap, so that phase takes the
+ * longer of the two, a max. Attention follows: each session reads its KV
+ * cache and does its float arithmetic, one session after another, a sum.
+ * The step time, max(stream, (u + b) per) + b attn (plan_phase_step), is
+ * what every session in the batch sees. The largest batch that keeps the
+ * rate at the floor has a closed form for each bound, so the search over
+ * ways to split a server is a loop over partition counts. Fitting the
+ * model to a measurement is calibrate.c's.
  */
 #include "plan.h"
 

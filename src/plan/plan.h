@@ -9,13 +9,16 @@
  * (plan_calibrate). docs/planner.md explains the model in prose; in short:
  *
  *   A partition (a group of cores, a GPU, a MIG slice) decodes a batch of b
- *   sessions one step at a time. A step streams the weights and b KV
- *   caches while it computes (the two overlap); its arithmetic is b
- *   tokens' plus a part done once per step whatever the batch (decoding
- *   the weights' blocks), u sessions' worth. Its time, whose inverse is
- *   every session's speed, is
- *       max( (weights + b x KV bytes at the context) / (eff_bw x bandwidth),
- *            (u + b) x FLOPs per token / (eff_compute x compute) ).
+ *   sessions one step at a time, in two phases. The matrix products stream
+ *   the weights while doing their arithmetic (the two overlap): b tokens'
+ *   plus a part done once per step whatever the batch (decoding the
+ *   weights' blocks), u sessions' worth. Then attention: each session
+ *   reads its KV cache and does its float arithmetic. The step's time,
+ *   whose inverse is every session's speed, is
+ *       max( weights / (eff_bw x bandwidth),
+ *            (u + b) x weight FLOPs per token / (eff_compute x compute) )
+ *     + b x ( KV bytes at the context / (eff_bw x bandwidth)
+ *             + attention FLOPs per token / (eff_compute x float compute) ).
  *   Sessions per server = partitions x batch, maximised over the ways to
  *   split the server, such that the rate stays >= the floor and weights plus
  *   KV caches fit the partition's memory.
