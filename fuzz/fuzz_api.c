@@ -1,6 +1,6 @@
 /*
  * fuzz_api.c — libFuzzer target for the server's request JSON (see
- * src/server/api.h): any bytes, as a chat or a completion body, must give
+ * src/serve/http/api.h): any bytes, as a chat or a completion body, must give
  * either a request whose fields are all in range or a 400 naming a field,
  * never a crash, a hang or a leak. Whatever parses is then written back
  * through every response builder with the request's own strings (model

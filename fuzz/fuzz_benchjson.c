@@ -1,6 +1,6 @@
 /*
  * fuzz_benchjson.c — libFuzzer target for the bench JSON reader (see
- * src/benchjson.h), which `rackllm plan --calibrate / --verify-from` runs on
+ * src/plan/benchjson.h), which `rackllm plan --calibrate / --verify-from` runs on
  * files a user hands it: any bytes must give either a bench_json whose
  * fields are all in the ranges the reader promises or an input error naming
  * the file, never a crash, a hang or a leak. Whatever parses then goes

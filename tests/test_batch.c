@@ -6,14 +6,14 @@
  * synthetic ones built in memory, whose weights' content does not matter
  * here: F16, Q8_0, Q4_0, Q4_K_M, tied output, Llama 3 RoPE scaling) and
  * every kernel level the machine has (the reference level on two of
- * them): four sequences with
- * prompts of different lengths are first run one at a time (prefill, then
- * greedy decoding, one token per step), recording the logits of every
- * step. Then they run together in one engine, started at different steps
- * (so their positions differ), with a step budget small enough that long
- * prompts are cut into chunks that share passes with the others' decode
- * tokens. Every sequence's logits at every step must be bitwise those of
- * its solo run, and so must its greedy tokens.
+ * them): four sequences with prompts of different lengths are first run
+ * one at a time (prefill, then greedy decoding, one token per step),
+ * recording the logits of every step. Then they run together in one
+ * engine, started at different steps (so their positions differ), with a
+ * step budget small enough that long prompts are cut into chunks that
+ * share passes with the others' decode tokens. Every sequence's logits at
+ * every step must be bitwise those of its solo run, and so must its greedy
+ * tokens.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -6,7 +6,8 @@
  * never by calling the code under test. Then: every figure of the hardware
  * catalog has a source, the matrix's qualitative result (a 192-core CPU
  * serves far more class 0/1 sessions per rack than H100s running one
- * session each), calibration from a sample bench JSON, and --cores slicing.
+ * session each), calibration and verification from a sample bench JSON,
+ * and --cores slicing.
  */
 #include <cjson/cJSON.h>
 #include <math.h>

@@ -1,10 +1,10 @@
 /*
- * test_scheduler.c — the scheduler without HTTP: the capacity controller on
- * made-up measurements, then the real thing on a tiny synthetic model
- * (tiny_shape.h, built in memory): admission
- * (run, queue, reject), texts identical to a lone engine's, stop strings,
- * cancellation, queue timeout, drain and abort, calibration, and capacity
- * lowered below the floor and recovered.
+ * test_scheduler.c — the scheduler without HTTP: the capacity controller,
+ * the cost of context and prefill pacing on made-up measurements, then the
+ * real thing on a tiny synthetic model (tiny_shape.h, built in memory):
+ * admission (run, queue, reject), texts identical to a lone engine's, stop
+ * strings, cancellation, queue timeout, drain and abort, calibration, and
+ * capacity lowered below the floor and recovered.
  *
  * Sessions are kept running long enough to be seen by a step delay (the
  * scheduler's simulated slower machine), never by sleeping in the test:

@@ -1,6 +1,7 @@
 /*
- * common.c — error messages, half-precision conversion, clock, allocation.
- * See common.h for the conventions.
+ * common.c — error messages, half-precision conversion, the clock,
+ * allocation that reports through rl_err, and the small helpers of
+ * common.h (a small system file read whole, XML escaping, the median).
  */
 #include "common.h"
 

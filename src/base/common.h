@@ -7,8 +7,10 @@
  * command line can exit 2 for bad input and 1 for an internal failure.
  *
  * Also here: half-precision conversions (F16, BF16) exactly as IEEE and
- * llama.cpp define them, overflow-checked size arithmetic, and a monotonic
- * clock. Nothing here allocates or holds state.
+ * llama.cpp define them, overflow-checked size arithmetic, unaligned
+ * little-endian loads, a monotonic clock, allocation that reports failure
+ * through rl_err, and a few small helpers (a small system file read whole,
+ * XML escaping, the median). Nothing here holds state.
  */
 #ifndef RACKLLM_COMMON_H
 #define RACKLLM_COMMON_H

@@ -3,11 +3,12 @@
  * server and a rack of a hardware choice, what each costs, and how wrong
  * the prediction is on this machine.
  *
- * The arithmetic is plan.h's; this file reads the flags, finds the model
- * (catalog id or GGUF file) and the hardware (catalog or `this`), applies a
- * bench JSON as calibration, and prints tables, JSON or an SVG chart. With
- * --verify it runs the bench as a child process; with --verify-from it
- * compares with a measurement that already exists.
+ * The arithmetic is the plan module's (plan.h; calibrate.h for a bench
+ * JSON as calibration and for verification); this file reads the flags,
+ * finds the model (catalog id or GGUF file) and the hardware (catalog or
+ * `this`), and prints tables, JSON or an SVG chart. With --verify it runs
+ * the bench as a child process; with --verify-from it compares with a
+ * measurement that already exists.
  */
 #include <cjson/cJSON.h>
 #include <errno.h>

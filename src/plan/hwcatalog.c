@@ -1,6 +1,7 @@
 /*
- * hwcatalog.c — data/hardware.json into plan_hw, and the probe of `this`
- * machine (see hwcatalog.h).
+ * hwcatalog.c — data/hardware.json into plan_hw, the CPU peaks from
+ * instruction-set flags, and `this` machine from the machine module's
+ * facts (see hwcatalog.h).
  */
 #include "hwcatalog.h"
 

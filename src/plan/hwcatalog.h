@@ -4,8 +4,9 @@
  * The catalog is data with a source for every figure; this module turns an
  * entry into the plain plan_hw the model computes with. The entry `this`
  * has no figures in the file: they are probed at run time (cores, memory,
- * clock and instruction set from the system) or measured (bandwidth, from a
- * bench JSON or a quick streaming read), as docs/planner.md describes.
+ * clock and instruction set, from base/machine.h) or measured (bandwidth,
+ * from a bench JSON or a quick streaming read), as docs/planner.md
+ * describes.
  */
 #ifndef RACKLLM_HWCATALOG_H
 #define RACKLLM_HWCATALOG_H

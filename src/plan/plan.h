@@ -6,7 +6,7 @@
  * globals, so every number can be checked against a hand calculation. The
  * hardware figures come from the catalog (hwcatalog.h), the model's from its
  * shape (shape.h), the efficiency factors from defaults or a measurement
- * (plan_calibrate). docs/planner.md explains the model in prose; in short:
+ * (calibrate.h). docs/planner.md explains the model in prose; in short:
  *
  *   A partition (a group of cores, a GPU, a MIG slice) decodes a batch of b
  *   sessions one step at a time, in two phases. The matrix products stream

@@ -6,7 +6,8 @@
  * context (sched_cost, sched_capacity.c); otherwise it waits in the
  * bounded FIFO queue until a slot frees or queue_timeout passes, or is
  * rejected (the server's 429). Draining rejects the queue and admits no
- * more. Everything here runs under sched.lock.
+ * more. The queue, the partitions' counts and a session's phase are
+ * sched.lock's: the functions named *_locked expect it held.
  */
 #include <stdlib.h>
 #include <string.h>

@@ -13,9 +13,13 @@
  *    `synth` uses this to lay out a model exactly as llama-quantize would.
  *  - a whole file: metadata copied (general.quantization_version and
  *    general.file_type set as llama.cpp sets them), tensors in llama.cpp's
- *    order, rows quantized with the reference quantizers (quant.h) on N
- *    threads, one tensor in memory at a time. On the same input the output
- *    is byte for byte the file llama-quantize writes.
+ *    order, rows quantized with the reference quantizers (quant.h) on the
+ *    thread pool, one tensor in memory at a time. On the same input the
+ *    output is byte for byte the file llama-quantize writes.
+ *
+ * Also here, next to the mix table it reads: the one rule for what a file
+ * is quantized as (quantize_file_type), which the bench and the planner
+ * use.
  *
  * Deliberate differences from llama-quantize: the plain targets Q4_K and
  * Q5_K mean "that type for every weight matrix" (llama-quantize treats them
