@@ -286,6 +286,13 @@ static void metadata_cases(void) {
     put_str(&g.kv, "yy");
     expect_bad_gg("string inside an array too long", &g, at, "string length 100 exceeds");
     gg_free(&g);
+}
+
+/* Metadata whose structure is wrong: nesting, duplicate or empty keys,
+ * a value cut short, the alignment key. */
+static void metadata_structure_cases(void) {
+    gg g;
+    uint64_t at;
 
     /* arrays nested one deeper than allowed: 9 array headers */
     g = gg_new();
@@ -420,6 +427,13 @@ static void tensor_cases(void) {
     expect_bad_gg("misaligned offset", &g, 24 + 8 + 1 + 4 + 8 + 4,
                   "tensor 'm' data offset 4 is not a multiple of the alignment 32");
     gg_free(&g);
+}
+
+/* Where the tensors' data lies: alignment, the end of the file, overlaps,
+ * names. */
+static void tensor_layout_cases(void) {
+    gg g;
+    uint64_t one[1] = {8}; /* 32 bytes of F32 */
 
     /* a custom alignment applies to the offsets */
     g = gg_new();
@@ -868,7 +882,9 @@ int main(int argc, char **argv) {
     test_init(argc, argv);
     RUN(header_cases);
     RUN(metadata_cases);
+    RUN(metadata_structure_cases);
     RUN(tensor_cases);
+    RUN(tensor_layout_cases);
     if (test_selected("corruption_count")) {
         printf("test_gguf_bad: %d distinct corruptions refused\n", n_cases);
         CHECKF(n_cases >= 40, "only %d corruption cases", n_cases);

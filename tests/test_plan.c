@@ -657,6 +657,14 @@ static void test_calibration(void) {
     ms.bandwidth_gbs = NAN;
     CHECK(plan_calibrate(&ms, 1e12, 0, &eb, &ec, &u, &err) == -1);
 
+}
+
+/* The fit on exact data of the phase model gives the machine back. */
+static void test_calibration_exact(void) {
+    rl_err err = {0};
+    plan_measure ms;
+    double eb = 0, ec = 0, u = -1;
+
     /* Exact data gives the machine back. Efficiency 0.5, peaks 1e12 (int8)
      * and 0.25e12 (float), a model of 1.5 + 0.5 GFLOP, u = 3: the products
      * take (3 + b) x 1.5e9 / 5e11 = 0.003 (3 + b) s, attention b x 0.5e9 /
@@ -695,7 +703,11 @@ static void test_calibration(void) {
     CHECK_NEAR(ec, 0.5, 1e-6);
     CHECK_NEAR(u, 3, 1e-5);
 
-    /* Calibrated factors apply to CPUs, not to GPUs (rackllm runs on CPUs). */
+}
+
+/* Calibrated factors apply to CPUs, not to GPUs (rackllm runs on CPUs). */
+static void test_calibrated_factors(void) {
+    double eb, ec;
     plan_params p = params();
     p.cpu_eff_bw = 0.7;
     p.cpu_eff_compute = 0.25;
@@ -1039,6 +1051,8 @@ int main(int argc, char **argv) {
     RUN(test_catalog_sources);
     RUN(test_matrix_qualitative);
     RUN(test_calibration);
+    RUN(test_calibration_exact);
+    RUN(test_calibrated_factors);
     RUN(test_verify);
     RUN(test_bench_calibration);
     RUN(test_bench_verification);
