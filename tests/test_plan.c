@@ -723,6 +723,26 @@ static void test_calibrated_factors(void) {
     CHECK_NEAR(eb, 0.9, 0);
 }
 
+/* The machine and model of the verification cases: 2 cores, 20 GB/s,
+ * 8 GiB, 1 int8 TOPS; 0.7e9 bytes of weights, 32768 B/token of KV at ctx
+ * 192 (bench-sample.json's sweep), 2.5 GFLOP/token. */
+static plan_hw two_core_hw(void) {
+    plan_hw hw = cpu_hw();
+    hw.cores = 2;
+    hw.mem_bw_gbs = 20;
+    hw.mem_gib = 8;
+    hw.int8_tops = 1;
+    return hw;
+}
+
+static plan_model sample_model(void) {
+    plan_model m = test_model(0.7e9);
+    m.kv_bytes_per_token = 32768;
+    m.ctx = 192;
+    m.flops_per_token = 2.5e9;
+    return m;
+}
+
 static void test_verify(void) {
     /* A 2-core machine: 20 GB/s, 8 GiB, 1 int8 TOPS; calibrated 0.7 / 0.25,
      * the default u = 2. The model: 0.7e9 bytes, 32768 B/token of KV at ctx
@@ -736,15 +756,8 @@ static void test_verify(void) {
      *            of one core, half of B and C each, in max(0.1, 0.06) + 2a s
      *            (9.91 tok/s < 10) -> 1.
      * Measured 9 and 2: errors (7 - 9) / 9 = -22.2%, (1 - 2) / 2 = -50%. */
-    plan_hw hw = cpu_hw();
-    hw.cores = 2;
-    hw.mem_bw_gbs = 20;
-    hw.mem_gib = 8;
-    hw.int8_tops = 1;
-    plan_model m = test_model(0.7e9);
-    m.kv_bytes_per_token = 32768;
-    m.ctx = 192;
-    m.flops_per_token = 2.5e9;
+    plan_hw hw = two_core_hw();
+    plan_model m = sample_model();
     plan_params p = params();
     p.cpu_eff_bw = 0.7;
     p.cpu_eff_compute = 0.25;
@@ -847,15 +860,8 @@ static void test_bench_verification(void) {
     CHECK_NEAR(p.ctx, 192, 0);
     p.cpu_eff_bw = 0.7;
     p.cpu_eff_compute = 0.25;
-    plan_hw hw = cpu_hw();
-    hw.cores = 2;
-    hw.mem_bw_gbs = 20;
-    hw.mem_gib = 8;
-    hw.int8_tops = 1;
-    plan_model m = test_model(0.7e9);
-    m.kv_bytes_per_token = 32768;
-    m.ctx = 192;
-    m.flops_per_token = 2.5e9;
+    plan_hw hw = two_core_hw();
+    plan_model m = sample_model();
     plan_bench_check k;
     CHECKF(plan_check_bench(&hw, &m, &p, &b, &calib, &k, &err) == 0, "%s", err.msg);
     CHECK_EQ_INT(k.v.predicted_batched, 7);
