@@ -12,8 +12,8 @@
 
 #include <stdio.h>
 
-#include "bench.h"
 #include "base/common.h"
+#include "bench.h"
 
 int benchsvg_write(FILE *out, const bench_result *r, rl_err *err);
 int benchsvg_write_file(const bench_result *r, const char *path, rl_err *err);

@@ -20,10 +20,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/types.h"
 #include "commands.h"
 #include "gguf/gguf.h"
 #include "model/shape.h"
-#include "base/types.h"
 
 #define DEFAULT_CTX_CAP 4096 /* default context: the model's, but at most this */
 #define SHORT_STRING 64      /* bytes of a metadata string shown before cutting */

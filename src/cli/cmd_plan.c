@@ -20,16 +20,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "plan/benchjson.h"
-#include "plan/calibrate.h"
+#include "base/types.h"
 #include "commands.h"
 #include "gguf/gguf.h"
+#include "model/shape.h"
+#include "plan/benchjson.h"
+#include "plan/calibrate.h"
 #include "plan/hwcatalog.h"
 #include "plan/plan.h"
 #include "plan/plansvg.h"
 #include "tools/quantize.h"
-#include "model/shape.h"
-#include "base/types.h"
 
 extern char **environ;
 

@@ -14,9 +14,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "text/chat.h"
 #include "commands.h"
 #include "engine/engine.h"
+#include "text/chat.h"
 
 #define MAX_STOPS 8
 

@@ -15,10 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "text/chat.h"
 #include "commands.h"
-#include "serve/scheduler.h"
 #include "serve/http/server.h"
+#include "serve/scheduler.h"
+#include "text/chat.h"
 
 typedef struct serve_opts {
     const char *model_path, *host, *api_key, *chat_template, *name;

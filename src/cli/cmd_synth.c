@@ -8,8 +8,8 @@
 #include <string.h>
 
 #include "commands.h"
-#include "tools/quantize.h"
 #include "model/shape.h"
+#include "tools/quantize.h"
 #include "tools/synth.h"
 
 static void usage(FILE *out) {

@@ -67,8 +67,8 @@
 #include <stdio.h>
 
 #include "base/common.h"
-#include "model/model.h"
 #include "engine/sampler.h"
+#include "model/model.h"
 
 #define SCHED_RATE_WINDOW 16        /* tokens a session's tok/s is measured over */
 #define SCHED_RECOVER_SECONDS 3.0   /* default: at or above the floor this long, capacity + 1 */

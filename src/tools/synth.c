@@ -14,13 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gguf/gguf.h"
 #include "base/progress.h"
-#include "kernels/quant.h"
-#include "quantize.h"
 #include "base/rng.h"
 #include "base/threadpool.h"
 #include "base/types.h"
+#include "gguf/gguf.h"
+#include "kernels/quant.h"
+#include "quantize.h"
 
 #define ROWS_PER_BLOCK 64
 #define WEIGHT_STD 0.02f

@@ -24,10 +24,10 @@
 
 #include <stddef.h>
 
-#include "text/chat.h"
 #include "base/common.h"
 #include "model/model.h"
 #include "serve/scheduler.h"
+#include "text/chat.h"
 
 typedef struct server_params {
     const char *host;      /* IPv4 or IPv6 address, or "localhost" (default 127.0.0.1) */
