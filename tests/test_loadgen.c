@@ -129,6 +129,21 @@ static void test_stream(void) {
     feed(&s, "{\"error\":{\"message\":\"bad request\"}}\n", 4.0, NULL);
     CHECK(s.error_seen);
     CHECK_STR(s.error, "bad request");
+    /* what is not an event: not JSON, a field of the wrong type, a line
+     * longer than the reader keeps (cut, never overrun), and bytes that
+     * never end their line */
+    loadgen_stream_reset(&s);
+    feed(&s, "data: {not json\ndata: {\"choices\":[{\"delta\":{\"content\":7}}]}\n: comment\n", 5.0, NULL);
+    size_t big = 3 * sizeof s.line;
+    char *junk = malloc(big + 1);
+    memset(junk, 'x', big);
+    memcpy(junk, "data: ", 6);
+    junk[big - 1] = '\n';
+    loadgen_stream_feed(&s, junk, big, 5.0, NULL);
+    loadgen_stream_feed(&s, junk, big - 1, 5.0, NULL); /* no newline: held, cut at the buffer */
+    CHECK(s.line_len < sizeof s.line);
+    CHECK(s.n_content == 0 && !s.done_seen && !s.error_seen);
+    free(junk);
     free(itl.v);
 }
 

@@ -58,6 +58,19 @@ static void test_cpuinfo(void) {
     CHECK_STR(c.flags, "fp asimd");
     machine_cpu_parse("", &c);
     CHECK(c.model[0] == 0 && c.flags[0] == 0);
+    /* keys without a colon, a key that only starts like one, a value longer
+     * than its field (cut), no newline at the end */
+    machine_cpu_parse("model name\nmodel names : no\nvendor_id:AuthenticAMD", &c);
+    CHECK_STR(c.model, "");
+    CHECK_STR(c.vendor, "AuthenticAMD");
+    size_t n = 3 * sizeof c.flags;
+    char *text = malloc(n + 16);
+    memcpy(text, "flags : ", 8);
+    memset(text + 8, 'a', n - 8);
+    text[n] = 0;
+    machine_cpu_parse(text, &c);
+    CHECK_EQ_INT(strlen(c.flags), sizeof c.flags - 1);
+    free(text);
     /* this machine: whatever it is, the description is complete text */
     machine_cpu_describe(&c);
     CHECK(strlen(c.model) < sizeof c.model && strlen(c.flags) < sizeof c.flags);
