@@ -2,7 +2,7 @@
  * kernels.c — CPU feature detection, the matmul driver (activation
  * conversion, work split over the thread pool), the portable activation
  * converters and the reference vector operations. SIMD inner loops live in
- * src/arch/ and are plugged in through kern_impl tables (kernels_impl.h).
+ * src/kernels/arch/ and are plugged in through kern_impl tables (kernels_impl.h).
  */
 #include "kernels.h"
 
@@ -29,7 +29,7 @@
 #include "quant.h"
 #include "base/types.h"
 
-static const char *const LEVEL_NAMES[KERN_LEVEL_COUNT] = {"ref", "avx2", "avx512", "neon", "dotprod", "i8mm"};
+static const char *const LEVEL_NAMES[KERN_LEVEL_COUNT] = {"ref", "avx2", "avxvnni", "avx512", "neon", "dotprod", "i8mm"};
 
 const char *kern_level_name(kern_level l) { return l < KERN_LEVEL_COUNT ? LEVEL_NAMES[l] : "?"; }
 
@@ -48,9 +48,13 @@ bool kern_level_supported(kern_level l) {
     bool f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
     bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
     if (l == KERN_AVX2) return avx2;
+    /* AVX-VNNI by cpuid (leaf 7, sub-leaf 1, EAX bit 4): not every compiler's
+     * __builtin_cpu_supports knows it; the AVX state it needs is AVX2's */
+    if (l == KERN_AVXVNNI) return avx2 && __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 4));
     if (l == KERN_AVX512)
         return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+               __builtin_cpu_supports("avx512vnni");
 #elif defined(__aarch64__)
     unsigned long hw = getauxval(AT_HWCAP), hw2 = getauxval(AT_HWCAP2);
     if (l == KERN_NEON) return true;
@@ -266,12 +270,13 @@ int kern_matrix_pack_level(kern_matrix *W, kern_level level, rl_err *err) {
     if (W->packed || !impl || !impl->panel_bytes || !impl->pack_panel) return 0;
     size_t pb = impl->panel_bytes(W->type, W->cols);
     if (pb == 0) return 0;
-    int64_t panels = (W->rows + 7) / 8;
+    const int pr = impl->panel_rows;
+    int64_t panels = (W->rows + pr - 1) / pr;
     uint8_t *out = weights_alloc(pb * (size_t)panels, err);
     if (!out) return rl_fail_prefix(err, "packing a %lldx%lld matrix: ", (long long)W->rows, (long long)W->cols);
     for (int64_t p = 0; p < panels; p++) {
-        int rows = (int)RL_MIN(8, W->rows - 8 * p);
-        impl->pack_panel(W->type, (const uint8_t *)W->data + (size_t)(8 * p) * W->row_bytes, W->row_bytes, rows,
+        int rows = (int)RL_MIN(pr, W->rows - pr * p);
+        impl->pack_panel(W->type, (const uint8_t *)W->data + (size_t)(pr * p) * W->row_bytes, W->row_bytes, rows,
                          W->cols, out + (size_t)p * pb);
     }
     W->packed = out;

@@ -34,6 +34,7 @@
 typedef enum kern_level {
     KERN_REF = 0,
     KERN_AVX2,
+    KERN_AVXVNNI,
     KERN_AVX512,
     KERN_NEON,
     KERN_DOTPROD,

@@ -1,9 +1,9 @@
 /*
  * kernels_impl.h — how SIMD code plugs into kernels.c (private to the
- * kernels module, src/arch/ and the kernel tests).
+ * kernels module, src/kernels/arch/ and the kernel tests).
  *
  * Each instruction-set level provides a kern_impl table; a NULL entry means
- * "use the reference code". Files in src/arch/ are compiled with their
+ * "use the reference code". Files in src/kernels/arch/ are compiled with their
  * instruction set enabled (see CMakeLists.txt) and only ever called after
  * kern_level_supported() said the CPU has it.
  *
@@ -104,19 +104,23 @@ typedef struct kern_gemm_args {
     uint8_t *scratch;
 } kern_gemm_args;
 
-#define KERN_SCRATCH_BYTES(cols) ((size_t)(cols) * 12 + 4096)
+/* room for one panel packed on the fly: at most 17 bytes per column (16
+ * rows of Q8_0) */
+#define KERN_SCRATCH_BYTES(cols) ((size_t)(cols) * 18 + 4096)
 
 typedef void (*kern_gemm_fn)(const kern_gemm_args *g);
 
 typedef struct kern_impl {
     const char *name;
+    /* weight rows per packed panel (the rows one tile computes at once) */
+    int panel_rows;
     /* per weight type: the kernel (NULL: reference) and the format of the
      * activations it reads */
     kern_gemm_fn gemm[RL_TYPE_COUNT];
     uint8_t act[RL_TYPE_COUNT];
-    /* packed layout: bytes of one panel of 8 rows of `cols` elements of a
-     * type (0: none for this type), and the packer (rows <= 8; missing
-     * rows are zeros) */
+    /* packed layout: bytes of one panel of panel_rows rows of `cols`
+     * elements of a type (0: none for this type), and the packer (rows <=
+     * panel_rows; missing rows are zeros) */
     size_t (*panel_bytes)(uint32_t type, int64_t cols);
     void (*pack_panel)(uint32_t type, const uint8_t *w, size_t stride, int rows, int64_t cols, uint8_t *out);
     /* converts one activation row; NULL or a format it does not handle:

@@ -1,11 +1,14 @@
 /*
  * kernels_table.c — which SIMD tables this build has. CMake defines
- * RACKLLM_HAVE_<LEVEL> when src/arch/ has that level's files for the target.
+ * RACKLLM_HAVE_<LEVEL> when src/kernels/arch/ has that level's files for the target.
  */
 #include "kernels_impl.h"
 
 #ifdef RACKLLM_HAVE_AVX2
 extern const kern_impl kern_impl_avx2;
+#endif
+#ifdef RACKLLM_HAVE_AVXVNNI
+extern const kern_impl kern_impl_avxvnni;
 #endif
 #ifdef RACKLLM_HAVE_AVX512
 extern const kern_impl kern_impl_avx512;
@@ -24,6 +27,9 @@ const kern_impl *kern_impl_for(kern_level level) {
     switch (level) {
 #ifdef RACKLLM_HAVE_AVX2
     case KERN_AVX2: return &kern_impl_avx2;
+#endif
+#ifdef RACKLLM_HAVE_AVXVNNI
+    case KERN_AVXVNNI: return &kern_impl_avxvnni;
 #endif
 #ifdef RACKLLM_HAVE_AVX512
     case KERN_AVX512: return &kern_impl_avx512;

@@ -1,5 +1,5 @@
 /*
- * avx2.h — small helpers shared by the AVX2 kernels (src/arch/avx2_*.c,
+ * avx2.h — small helpers shared by the AVX2 kernels (src/kernels/arch/avx2_*.c,
  * compiled with -mavx2 -mfma -mf16c). Not a public header: include it only
  * from files built for AVX2.
  *
@@ -21,6 +21,18 @@
 
 #include "../kernels_impl.h"
 #include "../quant.h"
+
+/* The AVX2 level's entry points that the VNNI levels (vnni_body.h) reuse
+ * as they are: float weights, activation conversion, vector operations. */
+void avx2_gemm_f32(const kern_gemm_args *g);
+void avx2_gemm_f16(const kern_gemm_args *g);
+void avx2_gemm_bf16(const kern_gemm_args *g);
+int avx2_convert_act(kern_act act, const float *x, uint8_t *out, int64_t cols);
+void avx2_rmsnorm(float *y, const float *x, const float *w, int64_t n, float eps);
+void avx2_swiglu(float *y, const float *g, const float *u, int64_t n);
+void avx2_add(float *x, const float *y, int64_t n);
+void avx2_to_f16(rl_f16 *dst, const float *src, int64_t n);
+void avx2_attention(const kern_attn *a);
 
 /* a + b in int16 lanes, opaque to the compiler: GCC otherwise reassociates
  * a chain of such additions into a tree, which needs a register per

@@ -14,10 +14,6 @@ void avx2_gemm_q8_0(const kern_gemm_args *g);
 void avx2_gemm_q4_K(const kern_gemm_args *g);
 void avx2_gemm_q5_K(const kern_gemm_args *g);
 void avx2_gemm_q6_K(const kern_gemm_args *g);
-void avx2_gemm_f32(const kern_gemm_args *g);
-void avx2_gemm_f16(const kern_gemm_args *g);
-void avx2_gemm_bf16(const kern_gemm_args *g);
-int avx2_convert_act(kern_act act, const float *x, uint8_t *out, int64_t cols);
 size_t avx2_q32_panel_bytes(uint32_t type, int64_t cols);
 void avx2_q32_pack_panel(uint32_t type, const uint8_t *w, size_t stride, int rows, int64_t cols, uint8_t *out);
 size_t avx2_kq_panel_bytes(uint32_t type, int64_t cols);
@@ -37,7 +33,7 @@ static void pack_panel(uint32_t type, const uint8_t *w, size_t stride, int rows,
 
 /* Sum of squares in double like the reference (each square rounded to
  * float first, as there), four doubles at a time. */
-static void rmsnorm(float *y, const float *x, const float *w, int64_t n, float eps) {
+void avx2_rmsnorm(float *y, const float *x, const float *w, int64_t n, float eps) {
     __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
@@ -57,7 +53,7 @@ static void rmsnorm(float *y, const float *x, const float *w, int64_t n, float e
     for (; i < n; i++) y[i] = x[i] * scale * w[i];
 }
 
-static void swiglu(float *y, const float *g, const float *u, int64_t n) {
+void avx2_swiglu(float *y, const float *g, const float *u, int64_t n) {
     int64_t i = 0;
     const __m256 one = _mm256_set1_ps(1.0f), neg = _mm256_set1_ps(-0.0f);
     for (; i + 8 <= n; i += 8) {
@@ -68,13 +64,13 @@ static void swiglu(float *y, const float *g, const float *u, int64_t n) {
     for (; i < n; i++) y[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
-static void add(float *x, const float *y, int64_t n) {
+void avx2_add(float *x, const float *y, int64_t n) {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_add_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
     for (; i < n; i++) x[i] += y[i];
 }
 
-static void to_f16(rl_f16 *dst, const float *src, int64_t n) {
+void avx2_to_f16(rl_f16 *dst, const float *src, int64_t n) {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
         _mm_storeu_si128((__m128i *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
@@ -161,7 +157,7 @@ static inline __attribute__((always_inline)) void accumulate_pv(float *out, cons
  * dot products reduced together (no horizontal sum per score); its output
  * accumulates position by position in order. Nothing a row computes
  * depends on the other rows, so batching leaves results unchanged. */
-static void attention(const kern_attn *a) {
+void avx2_attention(const kern_attn *a) {
     const int hd = a->head_dim, rows = a->n_tok * a->n_q;
     if (hd % 8 || hd > 256) {
         kern_attention_ref(a);
@@ -210,6 +206,7 @@ static void attention(const kern_attn *a) {
 
 const kern_impl kern_impl_avx2 = {
     .name = "avx2",
+    .panel_rows = 8,
     .gemm = {
         [RL_TYPE_Q4_0] = avx2_gemm_q4_0, [RL_TYPE_Q4_1] = avx2_gemm_q4_1,
         [RL_TYPE_Q5_0] = avx2_gemm_q5_0, [RL_TYPE_Q5_1] = avx2_gemm_q5_1,
@@ -226,9 +223,9 @@ const kern_impl kern_impl_avx2 = {
     .panel_bytes = panel_bytes,
     .pack_panel = pack_panel,
     .convert_act = avx2_convert_act,
-    .rmsnorm = rmsnorm,
-    .swiglu = swiglu,
-    .add = add,
-    .to_f16 = to_f16,
-    .attention = attention,
+    .rmsnorm = avx2_rmsnorm,
+    .swiglu = avx2_swiglu,
+    .add = avx2_add,
+    .to_f16 = avx2_to_f16,
+    .attention = avx2_attention,
 };
