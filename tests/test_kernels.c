@@ -285,6 +285,19 @@ static void check_product(kern_level l, int threads, const mm_case *mc) {
         free(Yp);
         kern_matrix_unpack(&W);
     }
+    /* the VNNI levels compute avx2's integers and its float operations:
+     * the same bits (a wrong integer would show here before the
+     * tolerance above notices it) */
+    if ((l == KERN_AVXVNNI || l == KERN_AVX512) && kern_level_supported(KERN_AVX2)) {
+        kernels *k2 = open_level(KERN_AVX2, threads, mc->n, mc->cols);
+        float *Y2 = malloc((size_t)mc->n * (size_t)mc->rows * sizeof *Y2);
+        if (k2) kern_matmul(k2, &W, X, mc->n, Y2, mc->rows);
+        CHECKF(k2 && memcmp(Y2, Y, (size_t)mc->n * (size_t)mc->rows * sizeof *Y2) == 0,
+               "%s x%d: %s %lldx%lld n=%d: not avx2's bits", kern_level_name(l), threads, rl_type_name(mc->type),
+               (long long)mc->rows, (long long)mc->cols, mc->n);
+        kern_free(k2);
+        free(Y2);
+    }
     CHECKF(bad == 0, "%s x%d: %s %lldx%lld n=%d: %d outputs off the reference (worst %.2f x tolerance)",
            kern_level_name(l), threads, rl_type_name(mc->type), (long long)mc->rows, (long long)mc->cols, mc->n, bad,
            worst);
