@@ -76,7 +76,13 @@
 /* ------------------------------------------------------------------ */
 
 #if VNNI_BITS == 512
-enum { R = 16, TQ = 8, TK = 6 }; /* rows per panel; activation rows per pass (32-blocks, K-quants) */
+#ifndef TQ_MAX
+#define TQ_MAX 8
+#endif
+#ifndef TK_MAX
+#define TK_MAX 8
+#endif
+enum { R = 16, TQ = TQ_MAX, TK = TK_MAX }; /* rows per panel; activation rows per pass (32-blocks, K-quants) */
 typedef __m512i vi;
 typedef __m512 vf;
 static inline vi vi_load(const void *p) { return _mm512_loadu_si512(p); }
@@ -87,6 +93,7 @@ static inline vi vi_and(vi a, vi b) { return _mm512_and_si512(a, b); }
 static inline vi vi_or(vi a, vi b) { return _mm512_or_si512(a, b); }
 static inline vi vi_add32(vi a, vi b) { return _mm512_add_epi32(a, b); }
 static inline vi vi_sub32(vi a, vi b) { return _mm512_sub_epi32(a, b); }
+static inline vi vi_sub16(vi a, vi b) { return _mm512_sub_epi16(a, b); }
 static inline vi vi_mul32(vi a, vi b) { return _mm512_mullo_epi32(a, b); }
 #define vi_srl16(a, n) _mm512_srli_epi16((a), (n))
 #define vi_sll16(a, n) _mm512_slli_epi16((a), (n))
@@ -119,6 +126,7 @@ static inline vi vi_and(vi a, vi b) { return _mm256_and_si256(a, b); }
 static inline vi vi_or(vi a, vi b) { return _mm256_or_si256(a, b); }
 static inline vi vi_add32(vi a, vi b) { return _mm256_add_epi32(a, b); }
 static inline vi vi_sub32(vi a, vi b) { return _mm256_sub_epi32(a, b); }
+static inline vi vi_sub16(vi a, vi b) { return _mm256_sub_epi16(a, b); }
 static inline vi vi_mul32(vi a, vi b) { return _mm256_mullo_epi32(a, b); }
 #define vi_srl16(a, n) _mm256_srli_epi16((a), (n))
 #define vi_sll16(a, n) _mm256_slli_epi16((a), (n))
@@ -349,6 +357,10 @@ static void kq_pack(kq_mode m, const uint8_t *w, size_t stride, int rows, int64_
  * per row leaves a 1-row tile (decode) waiting on each instruction. Integer
  * sums are exact in any order: results do not depend on it. */
 static inline int chains(int T) { return T >= 8 ? 1 : T >= 4 ? 2 : T >= 2 ? 4 : 8; }
+/* the K-quants' tiles hold more per row (the super-block's sum, the
+ * sub-block's, the float sum): one chain per row from 4 rows on, or they
+ * spill */
+static inline int kq_chains(int T) { return VNNI_BITS == 512 ? (T >= 4 ? 1 : chains(T)) : (T >= 2 ? 1 : 2); }
 
 static inline vi sum_chains(const vi *part, int C) {
     vi s = part[0];
@@ -411,10 +423,10 @@ static inline vi kq_group(kq_mode m, const uint8_t *u, int g) {
 }
 
 /* dot[t] = the exact dot products of groups g0..g1-1 of unit u with
- * activation bytes aq[t] (the unit's first), in chains(T) independent sums. */
+ * activation bytes aq[t] (the unit's first), in kq_chains(T) independent sums. */
 static inline __attribute__((always_inline)) void kq_dots(kq_mode m, int T, const uint8_t *u, int g0, int g1,
                                                           const int8_t *const *aq, vi *dot) {
-    const int C = chains(T);
+    const int C = kq_chains(T);
     vi part[TK][8];
     UNROLL for (int t = 0; t < T; t++)
         UNROLL for (int c = 0; c < C; c++) part[t][c] = vi_zero();
@@ -436,11 +448,17 @@ static inline __attribute__((always_inline)) void kq_tile(kq_mode m, int T, cons
         if (pf) prefetch(sp + ahead, kq_block_bytes(m));
         vi isum[TK], part[TK], msum[TK];
         UNROLL for (int t = 0; t < T; t++) isum[t] = vi_zero();
-        UNROLL for (int j = 0; j < 8; j++) {
+        _Pragma("GCC unroll 1") for (int j = 0; j < 8; j++) { /* unrolled, its units interleave and spill */
             const int8_t *aq[TK];
             UNROLL for (int t = 0; t < T; t++) aq[t] = A[t].q + QK_K * s + 32 * j;
             if (m == K6) { /* two 16-sub-blocks, each with its signed scale */
                 vi pairs = s8_pairs(sp + KS_PAIRS + 2 * R * j);
+                /* the offset, -32 x (sc_2j asum_2j + sc_2j+1 asum_2j+1), as
+                 * one dpwssd of the scales times -32 (|.| <= 4096: int16)
+                 * with the activation's two sums of 16 */
+                vi off = vi_sub16(vi_zero(), vi_sll16(pairs, 5));
+                UNROLL for (int t = 0; t < T; t++)
+                    isum[t] = dpwssd(isum[t], off, bcast4((const int8_t *)(A[t].sum16 + 16 * s + 2 * j)));
                 UNROLL for (int h = 0; h < 2; h++) {
                     vi scale = h ? vi_sra32(pairs, 16) : vi_sra32(vi_sll32(pairs, 16), 16);
                     kq_dots(m, T, v + ub * j, 4 * h, 4 * h + 4, aq, part);
@@ -450,28 +468,18 @@ static inline __attribute__((always_inline)) void kq_tile(kq_mode m, int T, cons
                 vi scale = u8_rows(sp + KS_SC + R * j);
                 kq_dots(m, T, v + ub * j, 0, 8, aq, part);
                 UNROLL for (int t = 0; t < T; t++) isum[t] = vi_add32(isum[t], vi_mul32(part[t], scale));
-            }
-        }
-        /* the offsets, from the activation's sums: Q6_K 32 x sum_g sc_g x
-         * asum_g (16-sums, in scale pairs), Q4_K/Q5_K sum_j m_j x asum_j
-         * (32-sums; m_j's lane is the int16 pair (m_j, 0)) */
-        UNROLL for (int k = 0; k < 8; k++) {
-            vi mk = m == K6 ? s8_pairs(sp + KS_PAIRS + 2 * R * k) : u8_rows(sp + KS_M + R * k);
-            UNROLL for (int t = 0; t < T; t++) {
-                vi a = m == K6 ? bcast4((const int8_t *)(A[t].sum16 + 16 * s + 2 * k)) : vi_set32(A[t].sum[8 * s + k]);
-                msum[t] = dpwssd(k == 0 ? vi_zero() : msum[t], mk, a);
+                /* the mins: m_j x asum_j (the 32-sum; m_j's lane is the
+                 * int16 pair (m_j, 0)), scaled by dmin below */
+                vi mj = u8_rows(sp + KS_M + R * j);
+                UNROLL for (int t = 0; t < T; t++)
+                    msum[t] = dpwssd(j == 0 ? vi_zero() : msum[t], mj, vi_set32(A[t].sum[8 * s + j]));
             }
         }
         vf d = f16_rows(sp + KS_D);
         UNROLL for (int t = 0; t < T; t++) {
             vf da = vf_set(A[t].d[8 * s]);
-            if (m == K6) {
-                isum[t] = vi_sub32(isum[t], vi_sll32(msum[t], 5));
-                acc[t] = vf_fmadd(vf_cvt(isum[t]), vf_mul(d, da), acc[t]);
-            } else {
-                acc[t] = vf_fmadd(vf_cvt(isum[t]), vf_mul(d, da), acc[t]);
-                acc[t] = vf_fnmadd(vf_cvt(msum[t]), vf_mul(f16_rows(sp + KS_DMIN), da), acc[t]);
-            }
+            acc[t] = vf_fmadd(vf_cvt(isum[t]), vf_mul(d, da), acc[t]);
+            if (m != K6) acc[t] = vf_fnmadd(vf_cvt(msum[t]), vf_mul(f16_rows(sp + KS_DMIN), da), acc[t]);
         }
     }
     UNROLL for (int t = 0; t < T; t++) store_rows(y + (size_t)t * ldy, acc[t], rows);
@@ -488,6 +496,18 @@ static inline int pass_rows(int n, int tmax) {
     return (n + passes - 1) / passes;
 }
 
+/* switch (T) cases calling tile(m, T, ...) with T a constant (cases above
+ * tmax never run; they instantiate T = 1 again) */
+#define TILE_CASE(tile, n, tmax, ...) \
+    case n: tile(m, (n) <= (tmax) ? (n) : 1, __VA_ARGS__); break;
+#define TILE_CASES(tile, tmax, ...)                                                            \
+    TILE_CASE(tile, 12, tmax, __VA_ARGS__) TILE_CASE(tile, 11, tmax, __VA_ARGS__)               \
+    TILE_CASE(tile, 10, tmax, __VA_ARGS__) TILE_CASE(tile, 9, tmax, __VA_ARGS__)                \
+    TILE_CASE(tile, 8, tmax, __VA_ARGS__) TILE_CASE(tile, 7, tmax, __VA_ARGS__)                 \
+    TILE_CASE(tile, 6, tmax, __VA_ARGS__) TILE_CASE(tile, 5, tmax, __VA_ARGS__)                 \
+    TILE_CASE(tile, 4, tmax, __VA_ARGS__) TILE_CASE(tile, 3, tmax, __VA_ARGS__)                 \
+    TILE_CASE(tile, 2, tmax, __VA_ARGS__) default: tile(m, 1, __VA_ARGS__); break;
+
 static inline __attribute__((always_inline)) void q32_gemm(q32_mode m, const kern_gemm_args *g) {
     const int64_t nb = g->cols / 32;
     const size_t pb = q32_panel_bytes(m, nb);
@@ -503,16 +523,7 @@ static inline __attribute__((always_inline)) void q32_gemm(q32_mode m, const ker
             float *y = g->y + (size_t)t0 * g->ldy + r;
             bool pf = t0 == 0 && g->packed;
             switch (T) {
-#if VNNI_BITS == 512
-            case 8: q32_tile(m, 8, panel, nb, A, y, g->ldy, rows, pf, pb); break;
-            case 7: q32_tile(m, 7, panel, nb, A, y, g->ldy, rows, pf, pb); break;
-            case 6: q32_tile(m, 6, panel, nb, A, y, g->ldy, rows, pf, pb); break;
-            case 5: q32_tile(m, 5, panel, nb, A, y, g->ldy, rows, pf, pb); break;
-#endif
-            case 4: q32_tile(m, 4, panel, nb, A, y, g->ldy, rows, pf, pb); break;
-            case 3: q32_tile(m, 3, panel, nb, A, y, g->ldy, rows, pf, pb); break;
-            case 2: q32_tile(m, 2, panel, nb, A, y, g->ldy, rows, pf, pb); break;
-            default: q32_tile(m, 1, panel, nb, A, y, g->ldy, rows, pf, pb); break;
+                TILE_CASES(q32_tile, TQ, panel, nb, A, y, g->ldy, rows, pf, pb)
             }
         }
     }
@@ -533,14 +544,7 @@ static inline __attribute__((always_inline)) void kq_gemm(kq_mode m, const kern_
             float *y = g->y + (size_t)t0 * g->ldy + r;
             bool pf = t0 == 0 && g->packed;
             switch (T) {
-#if VNNI_BITS == 512
-            case 6: kq_tile(m, 6, panel, nsb, A, y, g->ldy, rows, pf, pb); break;
-            case 5: kq_tile(m, 5, panel, nsb, A, y, g->ldy, rows, pf, pb); break;
-            case 4: kq_tile(m, 4, panel, nsb, A, y, g->ldy, rows, pf, pb); break;
-#endif
-            case 3: kq_tile(m, 3, panel, nsb, A, y, g->ldy, rows, pf, pb); break;
-            case 2: kq_tile(m, 2, panel, nsb, A, y, g->ldy, rows, pf, pb); break;
-            default: kq_tile(m, 1, panel, nsb, A, y, g->ldy, rows, pf, pb); break;
+                TILE_CASES(kq_tile, TK, panel, nsb, A, y, g->ldy, rows, pf, pb)
             }
         }
     }
