@@ -167,6 +167,14 @@ static void test_run(const model *m) {
     CHECK_EQ_INT(r.ctx, 16);
     CHECK_NEAR(r.bytes_per_token, (double)model_bytes_per_token(m) + 512.0 * 16, 0.5);
     CHECK_NEAR(r.roofline_tok_s, r.bandwidth_gbs * 1e9 / r.bytes_per_token, 1e-9 * r.roofline_tok_s);
+    /* the int8 peak: threads x reported clock x the kernels' ops per cycle;
+     * the compute fraction from the fastest batch */
+    CHECK(r.int8_ops_per_cycle >= 2);
+    CHECK_NEAR(r.int8_peak_ops, r.threads * r.ghz * 1e9 * r.int8_ops_per_cycle, 1e-6 * r.int8_peak_ops + 1e-9);
+    CHECK_NEAR(r.matrix_ops_per_token, shape_flops_per_token(&m->shape, 0) - shape_attention_flops(&m->shape, 0), 0);
+    double fastest = 0;
+    for (int i = 0; i < r.n_batched; i++) fastest = fmax(fastest, r.batched[i].aggregate_tok_s);
+    if (r.ghz > 0) CHECK_NEAR(bench_compute_fraction(&r), fastest * r.matrix_ops_per_token / r.int8_peak_ops, 1e-12);
     /* the quick sweep: 1, 2, 4 batched (cap 4), 1, 2 partitioned (2 threads) */
     CHECK_EQ_INT(r.n_batched, 3);
     CHECK_EQ_INT(r.n_partitioned, 2);

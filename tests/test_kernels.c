@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/machine.h"
 #include "kernels/kernels.h"
 #include "kernels/kernels_impl.h"
 #include "kernels/quant.h"
@@ -536,6 +537,14 @@ static void test_level_choice(void) {
     CHECK_EQ_INT(kern_default_level(), best);
     unsetenv("RACKLLM_KERNELS");
     CHECK_EQ_INT(kern_default_level(), best);
+#if defined(__x86_64__)
+    /* the machine module's rule from /proc/cpuinfo flags (what the planner
+     * and the bench's peak use) names the level cpuid gives (x86 only:
+     * under qemu-user an Arm build reads the host's /proc/cpuinfo) */
+    machine_cpu cpu;
+    machine_cpu_describe(&cpu);
+    CHECK_STR(machine_best_kernels(&cpu), kern_level_name(best));
+#endif
     rl_err err = {0};
     for (int l = 0; l < KERN_LEVEL_COUNT; l++) {
         kern_params p = {.n_threads = 1, .max_rows = 1, .max_cols = 32, .level = l};

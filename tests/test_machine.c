@@ -24,6 +24,7 @@
 static const char X86[] =
     "processor\t: 0\n"
     "vendor_id\t: AuthenticAMD\n"
+    "cpu family\t: 25\n"
     "model name\t: AMD EPYC 7B13\n"
     "cpu MHz\t\t: 2450.000\n"
     "flags\t\t: fpu sse4_1 sse4_2 avx avx2 fma f16c avx512fx\n"
@@ -46,6 +47,7 @@ static void test_cpuinfo(void) {
     machine_cpu_parse(X86, &c);
     CHECK_STR(c.model, "AMD EPYC 7B13");
     CHECK_STR(c.vendor, "AuthenticAMD");
+    CHECK_EQ_INT(c.family, 25);
     CHECK_STR(c.flags, "fpu sse4_1 sse4_2 avx avx2 fma f16c avx512fx");
     CHECK_NEAR(c.ghz, 3.1005, 1e-9); /* the largest cpu MHz */
     machine_cpu_parse(ARM, &c);

@@ -60,6 +60,9 @@ void machine_cpu_parse(const char *text, machine_cpu *c) {
     cpuinfo_value(text, "flags", c->flags, sizeof c->flags);
     if (!c->flags[0]) cpuinfo_value(text, "Features", c->flags, sizeof c->flags);
     c->ghz = cpuinfo_max_ghz(text);
+    char family[16];
+    cpuinfo_value(text, "cpu family", family, sizeof family);
+    c->family = atoi(family);
 }
 
 void machine_cpu_describe(machine_cpu *c) {
@@ -83,9 +86,46 @@ bool machine_has_flag(const char *flags, const char *flag) {
     return false;
 }
 
+const char *machine_best_kernels(const machine_cpu *c) {
+    const char *f = c->flags;
+    bool avx2 = machine_has_flag(f, "avx2") && machine_has_flag(f, "fma") && machine_has_flag(f, "f16c");
+    if (avx2 && machine_has_flag(f, "avx512f") && machine_has_flag(f, "avx512bw") && machine_has_flag(f, "avx512vl") &&
+        machine_has_flag(f, "avx512dq") && machine_has_flag(f, "avx512_vnni"))
+        return "avx512";
+    if (avx2 && machine_has_flag(f, "avx_vnni")) return "avxvnni";
+    if (avx2) return "avx2";
+    if (machine_has_flag(f, "asimd")) {
+        if (machine_has_flag(f, "asimddp") && machine_has_flag(f, "i8mm")) return "i8mm";
+        return machine_has_flag(f, "asimddp") ? "dotprod" : "neon";
+    }
+    return "ref";
+}
+
+void machine_peak_per_cycle(const machine_cpu *c, const char *kernels, double *int8_ops, double *f16_flops) {
+    const char *level = kernels && *kernels ? kernels : machine_best_kernels(c);
+    const char *f = c->flags;
+    /* 512-bit instructions at full width: Intel, AMD from Zen 5 */
+    bool amd = strstr(c->vendor, "AMD") != NULL;
+    bool full512 = !amd || c->family >= 26;
+    static const struct { const char *level; double i8; } I8[] = {
+        {"avx512", 256}, {"avxvnni", 128}, {"avx2", 128}, {"i8mm", 128}, {"dotprod", 64}, {"neon", 16},
+    };
+    double i8 = 2;
+    for (size_t i = 0; i < RL_ARRAY_LEN(I8); i++)
+        if (strcmp(level, I8[i].level) == 0) i8 = I8[i].i8;
+    if (strcmp(level, "avx512") == 0 && !full512) i8 = 128;
+    double f16 = 8;
+    if (machine_has_flag(f, "avx512_bf16")) f16 = full512 ? 128 : 64;
+    else if (machine_has_flag(f, "avx512f")) f16 = full512 ? 64 : 32;
+    else if (machine_has_flag(f, "fma") || machine_has_flag(f, "asimdhp")) f16 = 32;
+    else if (machine_has_flag(f, "asimd")) f16 = 16;
+    *int8_ops = i8;
+    *f16_flops = f16;
+}
+
 /* The features the kernels (or the planner's peak estimate) care about. */
 static const char *const FEATURES[] = {
-    "sse4_2", "avx", "avx2", "fma", "f16c", "avx_vnni", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+    "sse4_2", "avx", "avx2", "fma", "f16c", "avx_vnni", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_vnni",
     "avx512_bf16", "amx_int8", "amx_bf16", "asimd", "asimdhp", "asimddp", "i8mm", "bf16", "sve", "sve2",
 };
 

@@ -26,6 +26,7 @@ typedef struct machine_cpu {
                           implementer X part Y"; "" if none */
     char vendor[64];   /* "vendor_id" ("GenuineIntel", "AuthenticAMD"), "" on Arm */
     char flags[8192];  /* "flags" (x86) or "Features" (Arm): space-separated */
+    int family;        /* x86 "cpu family" (AMD Zen 4: 25, Zen 5: 26); 0 if none */
     double ghz;        /* the largest "cpu MHz", else cpufreq's maximum; 0 if unknown */
 } machine_cpu;
 
@@ -43,6 +44,25 @@ bool machine_has_flag(const char *flags, const char *flag);
  * estimate care about (avx2, avx512_vnni, asimddp, i8mm, ...), those in
  * `flags`, space-separated, into out. */
 void machine_features(const char *flags, char *out, size_t size);
+
+/* The best kernel level c's flags allow, named as kern_level_name names
+ * it: "avx512" (AVX-512 F/BW/VL/DQ + VNNI), "avxvnni", "avx2" (+ FMA,
+ * F16C), "i8mm", "dotprod", "neon", else "ref". The same rule as
+ * kern_level_supported, from the flags instead of cpuid, so that the
+ * planner can describe CPUs it does not run on (test_kernels checks that
+ * the two agree on the machine running it). */
+const char *machine_best_kernels(const machine_cpu *c);
+
+/* Peak int8 operations (a multiply-add is 2) and 16-bit float FLOPs per
+ * cycle of one core of CPU c running kernels of level `kernels` (NULL or
+ * "": machine_best_kernels(c)): two SIMD pipes, each doing one dot-product
+ * instruction of that level's width per cycle (docs/planner.md). AVX-512:
+ * 256 int8 ops, but 128 on AMD Zen 4 (family 25), whose 512-bit
+ * instructions take two 256-bit passes; AVX2 and AVX-VNNI 128; Arm i8mm
+ * 128, dotprod 64, plain NEON 16; the scalar reference 2. The bench prints
+ * what its kernels reach of this and the planner's `this` machine uses it:
+ * one figure for both. */
+void machine_peak_per_cycle(const machine_cpu *c, const char *kernels, double *int8_ops, double *f16_flops);
 
 /* The CPUs this process may run on (its affinity mask), in increasing
  * order: at most max into cpus; returns how many (at least 1: CPU 0 when

@@ -67,11 +67,16 @@ void bench_make_quick(bench_params *p) {
 
 /* ---- the machine ---- */
 
+/* The CPU, and the int8 peak of r->threads threads running r->kernels. */
 static void describe_machine(bench_result *r) {
     machine_cpu c;
     machine_cpu_describe(&c);
     snprintf(r->cpu, sizeof r->cpu, "%s", c.model[0] ? c.model : "unknown CPU");
     machine_features(c.flags, r->features, sizeof r->features);
+    double f16;
+    machine_peak_per_cycle(&c, r->kernels, &r->int8_ops_per_cycle, &f16);
+    r->ghz = c.ghz;
+    r->int8_peak_ops = r->threads * c.ghz * 1e9 * r->int8_ops_per_cycle;
 }
 
 /* ---- the model ---- */
@@ -108,6 +113,7 @@ static void describe_model(const model *m, const bench_params *p, bench_result *
     r->weight_bytes = m->weight_bytes;
     r->weight_bytes_per_token = model_bytes_per_token(m);
     r->kv_bytes_per_token = shape_kv_bytes_per_token(&m->shape, 2.0); /* the engine's F16 cache */
+    r->matrix_ops_per_token = shape_flops_per_token(&m->shape, 0) - shape_attention_flops(&m->shape, 0);
 }
 
 /* ---- shared helpers ---- */
@@ -758,11 +764,11 @@ int bench_run(const model *m, const bench_params *p, bench_result *r, rl_err *er
     B->threads = p->n_threads > 0 ? p->n_threads : tp_available_cpus();
     int rc = check_params(p, B->threads, err) || size_contexts(B, err) ? -1 : 0;
     if (!rc) {
-        describe_machine(r);
-        describe_model(m, p, r);
         snprintf(r->kernels, sizeof r->kernels, "%s", kern_level_name(kern_default_level()));
         r->cpus = B->n_cpus;
         r->threads = B->threads;
+        describe_machine(r);
+        describe_model(m, p, r);
         r->floor_tok_s = p->floor_tok_s;
         r->repeat = p->repeat;
         r->ctx = p->tg > 0 ? p->tg : 128;
@@ -825,6 +831,9 @@ static cJSON *build_json(const bench_result *r) {
     cJSON_AddNumberToObject(mach, "cores", r->cpus);
     cJSON_AddNumberToObject(mach, "threads", r->threads);
     cJSON_AddStringToObject(mach, "kernels", r->kernels);
+    cJSON_AddNumberToObject(mach, "ghz", r->ghz);
+    cJSON_AddNumberToObject(mach, "int8_ops_per_cycle", r->int8_ops_per_cycle);
+    cJSON_AddNumberToObject(mach, "int8_peak_ops", r->int8_peak_ops);
     cJSON *mod = cJSON_AddObjectToObject(root, "model");
     cJSON_AddStringToObject(mod, "shape", r->shape);
     cJSON_AddStringToObject(mod, "name", r->name);
@@ -835,6 +844,7 @@ static cJSON *build_json(const bench_result *r) {
     cJSON_AddNumberToObject(mod, "bytes_per_token", r->bytes_per_token);
     cJSON_AddNumberToObject(mod, "weight_bytes_per_token", (double)r->weight_bytes_per_token);
     cJSON_AddNumberToObject(mod, "kv_bytes_per_token", (double)r->kv_bytes_per_token);
+    cJSON_AddNumberToObject(mod, "matrix_ops_per_token", r->matrix_ops_per_token);
     cJSON_AddNumberToObject(root, "ctx", r->ctx);
     cJSON_AddNumberToObject(root, "n_ctx", r->n_ctx);
     cJSON_AddNumberToObject(root, "floor", r->floor_tok_s);
@@ -868,6 +878,7 @@ static cJSON *build_json(const bench_result *r) {
         cJSON *mx = cJSON_AddObjectToObject(root, "max_sessions_at_floor");
         cJSON_AddNumberToObject(mx, "batched", r->max_batched);
         if (r->have_partitioned) cJSON_AddNumberToObject(mx, "partitioned", r->max_partitioned);
+        cJSON_AddNumberToObject(sw, "compute_fraction", bench_compute_fraction(r));
     }
     cJSON_AddNumberToObject(root, "seconds", r->seconds);
     return root;
@@ -908,11 +919,20 @@ static void print_points(FILE *out, const char *mode, const bench_point_result *
     }
 }
 
+double bench_compute_fraction(const bench_result *r) {
+    double best = 0;
+    for (int i = 0; i < r->n_batched; i++) best = fmax(best, r->batched[i].aggregate_tok_s);
+    return r->int8_peak_ops > 0 ? best * r->matrix_ops_per_token / r->int8_peak_ops : 0;
+}
+
 void bench_print(const bench_result *r, FILE *out) {
     fprintf(out, "rackllm bench: %s %s (%u layer%s, %.4g M parameters, %.4g MB of weights)\n",
             r->shape[0] ? r->shape : r->name, r->type, r->n_layer, r->n_layer == 1 ? "" : "s", r->params / 1e6,
             r->weight_bytes / 1e6);
     fprintf(out, "machine: %s; %d CPUs, %d threads, kernels %s\n", r->cpu, r->cpus, r->threads, r->kernels);
+    if (r->int8_peak_ops > 0)
+        fprintf(out, "  int8 peak        %9.2f Tops/s  (%d threads x %.2f GHz as reported x %g ops/cycle for %s)\n",
+                r->int8_peak_ops / 1e12, r->threads, r->ghz, r->int8_ops_per_cycle, r->kernels);
     fprintf(out, "  memory bandwidth %9.2f GB/s    (streaming read, all threads; best of %d probe%s)\n", r->bandwidth_gbs,
             r->n_bw, r->n_bw == 1 ? "" : "s");
     fprintf(out, "  roofline         %9.2f tok/s   (bandwidth / %.4g MB read per token)\n", r->roofline_tok_s,
@@ -936,6 +956,9 @@ void bench_print(const bench_result *r, FILE *out) {
             r->threads);
     if (r->have_partitioned) fprintf(out, ", %d partitioned (one session per partition)", r->max_partitioned);
     fputc('\n', out);
+    if (bench_compute_fraction(r) > 0)
+        fprintf(out, "compute: the fastest batch ran the weight products at %.0f%% of the int8 peak (%.3g GFLOP a token)\n",
+                100 * bench_compute_fraction(r), r->matrix_ops_per_token / 1e9);
 }
 
 int bench_parse_list(const char *s, int lo, int hi, int *out, int max, int *n) {

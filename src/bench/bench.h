@@ -113,6 +113,10 @@ typedef struct bench_result {
     char features[512];      /* instruction-set features the kernels care about, space-separated */
     char kernels[16];        /* the kernel level in use */
     int cpus, threads;
+    double ghz;              /* the clock /proc/cpuinfo reports (0: unknown) */
+    double int8_ops_per_cycle; /* per core, for these kernels (machine_peak_per_cycle) */
+    double int8_peak_ops;    /* threads x ghz x that: the int8 peak of the threads used */
+    double matrix_ops_per_token; /* int8 ops of the weight products per token (2 per multiply-add) */
     /* model */
     char shape[48], name[64], type[24];
     uint32_t n_layer;
@@ -159,6 +163,12 @@ int bench_search(bench_probe_fn probe, void *ctx, int cap, int min_size, double 
 
 /* The most sessions among points whose slowest session kept the floor. */
 int bench_max_at_floor(const bench_point_result *pts, int n, double floor_tok_s);
+
+/* The largest batched sweep point's int8 ops per second (aggregate tok/s x
+ * matrix_ops_per_token) as a fraction of int8_peak_ops; 0 if unknown. The
+ * clock is the one the system reports: a CPU boosting above it makes this
+ * look higher than it is. */
+double bench_compute_fraction(const bench_result *r);
 
 int bench_write_json(const bench_result *r, const char *path, rl_err *err);
 void bench_print(const bench_result *r, FILE *out);

@@ -1,7 +1,6 @@
 /*
- * hwcatalog.c — data/hardware.json into plan_hw, the CPU peaks from
- * instruction-set flags, and `this` machine from the machine module's
- * facts (see hwcatalog.h).
+ * hwcatalog.c — data/hardware.json into plan_hw, and `this` machine from
+ * the machine module's facts (see hwcatalog.h).
  */
 #include "hwcatalog.h"
 
@@ -105,27 +104,6 @@ int hwcatalog_find(const char *id, plan_hw *hw, rl_err *err) {
     return 0;
 }
 
-/* ---- peak compute from the instruction set ---- */
-
-void hwcatalog_cpu_peaks(int cores, double ghz, const char *flags, const char *vendor, double *int8_ops,
-                         double *bf16_ops) {
-    /* int8 ops and 16-bit-float FLOPs per cycle per core (docs/planner.md):
-     * two SIMD pipes doing dot products or FMAs of the widest width found. */
-    bool intel = vendor && strstr(vendor, "Intel");
-    double i8 = 16, f16 = 8; /* plain SSE2 / Advanced SIMD without dot products */
-    if (machine_has_flag(flags, "avx512_vnni")) i8 = intel ? 256 : 128; /* AMD splits 512-bit into 2 x 256 */
-    else if (machine_has_flag(flags, "avx_vnni") || machine_has_flag(flags, "avx2")) i8 = 128;
-    else if (machine_has_flag(flags, "asimddp")) i8 = 64;
-    else if (machine_has_flag(flags, "sse4_1")) i8 = 64;
-    if (machine_has_flag(flags, "avx512_bf16")) f16 = intel ? 128 : 64;
-    else if (machine_has_flag(flags, "avx512f")) f16 = intel ? 64 : 32;
-    else if (machine_has_flag(flags, "fma")) f16 = 32;
-    else if (machine_has_flag(flags, "asimdhp")) f16 = 32;
-    else if (machine_has_flag(flags, "asimd")) f16 = 16;
-    *int8_ops = cores * ghz * 1e9 * i8;
-    *bf16_ops = cores * ghz * 1e9 * f16;
-}
-
 /* ---- this machine ---- */
 
 int hwcatalog_this(double bandwidth_gbs, plan_hw *hw, rl_err *err) {
@@ -154,9 +132,9 @@ int hwcatalog_this(double bandwidth_gbs, plan_hw *hw, rl_err *err) {
     double ghz = cpu.ghz > 0 ? cpu.ghz : 2.5; /* documented fallback */
     hw->clock_ghz = ghz;
     double i8, f16;
-    hwcatalog_cpu_peaks(hw->cores, ghz, cpu.flags, cpu.vendor, &i8, &f16);
-    hw->int8_tops = i8 / 1e12;
-    hw->bf16_tflops = f16 / 1e12;
+    machine_peak_per_cycle(&cpu, NULL, &i8, &f16);
+    hw->int8_tops = hw->cores * ghz * i8 / 1e3;
+    hw->bf16_tflops = hw->cores * ghz * f16 / 1e3;
     if (cpu.model[0]) snprintf(hw->name, sizeof hw->name, "this machine: %.96s, %d cores", cpu.model, hw->cores);
 
     if (bandwidth_gbs > 0) {

@@ -24,13 +24,8 @@ int hwcatalog_count(rl_err *err);
 int hwcatalog_get(int i, plan_hw *hw, rl_err *err);
 int hwcatalog_find(const char *id, plan_hw *hw, rl_err *err);
 
-/* Peak int8 and bf16/fp16 ops/s of `cores` cores at `ghz`, from the CPU
- * flags as /proc/cpuinfo lists them (x86 "flags", Arm "Features") and the
- * vendor: the per-cycle rates of docs/planner.md. */
-void hwcatalog_cpu_peaks(int cores, double ghz, const char *flags, const char *vendor, double *int8_ops,
-                         double *bf16_ops);
-
-/* `this` machine. bandwidth_gbs > 0 (from a bench) is used as is; else it
+/* `this` machine: its peaks are its cores x clock x machine_peak_per_cycle
+ * for the best kernels its CPU allows. bandwidth_gbs > 0 (from a bench) is used as is; else it
  * is measured (machine_bandwidth over 256 MiB, at most 1/8 of the memory). */
 int hwcatalog_this(double bandwidth_gbs, plan_hw *hw, rl_err *err);
 
