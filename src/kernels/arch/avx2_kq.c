@@ -190,7 +190,7 @@ static inline __attribute__((always_inline)) void tile(kq_mode mode, int T, cons
         /* the same super-block of the next panel (no-op past the end) */
         for (size_t o = 0; o < pb; o += 64) _mm_prefetch((const char *)blk + ahead + o, _MM_HINT_T0);
         __m256i isum[TMAX], msum[TMAX];
-        #pragma GCC unroll 8
+        #pragma GCC unroll 1 /* unrolled, its units interleave and spill */
         for (int j = 0; j < 8; j++) {
             const int8_t *aq[TMAX];
             #pragma GCC unroll 8
