@@ -27,6 +27,7 @@
 #include "base/types.h"
 #include "engine/engine.h"
 #include "engine/forward.h"
+#include "engine/sampler.h"
 #include "model/shape.h"
 #include "text/tokenizer.h"
 #include "tools/quantize.h"
@@ -136,13 +137,6 @@ static void random_tokens(rl_rng *rng, int32_t *out, int n, int32_t n_vocab) {
     for (int i = 0; i < n; i++) out[i] = (int32_t)(rl_rng_next(rng) % (uint64_t)n_vocab);
 }
 
-static int32_t argmax(const float *x, int32_t n) {
-    int32_t best = 0;
-    for (int32_t i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
-}
-
 static void phase(bench_ctx *B, uint64_t total, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void phase(bench_ctx *B, uint64_t total, const char *fmt, ...) {
     va_list ap;
@@ -191,7 +185,7 @@ static int decode_step(engine *e, engine_seq **s, int n, int32_t n_vocab, rl_err
     for (int i = 0; i < n; i++) {
         const float *logits = engine_seq_logits(s[i]);
         if (!logits) return rl_fail(err, RL_ERR_INTERNAL, "bench: a sequence has no logits");
-        int32_t tok = argmax(logits, n_vocab);
+        int32_t tok = sampler_argmax(logits, n_vocab);
         if (engine_seq_feed(s[i], &tok, 1, err)) return -1;
     }
     return run_until_idle(NULL, e, s, n, false, err);

@@ -102,8 +102,7 @@ static float max_of(const float *l, int32_t n) {
     return TAKE_MAX(m0, m4);
 }
 
-/* The best logit's id; ties go to the lowest, and all-NaN gives 0. */
-static int32_t argmax(const float *l, int32_t n) {
+int32_t sampler_argmax(const float *l, int32_t n) {
     float m = max_of(l, n);
     for (int32_t i = 0; i < n; i++)
         if (l[i] == m) return i;
@@ -433,7 +432,7 @@ static int32_t filter(sampler *s, const float *l) {
         return k;
     }
 
-    int32_t best = argmax(l, n);
+    int32_t best = sampler_argmax(l, n);
     float m = clean(l[best]);
     if (!isfinite(m)) { /* all -inf or NaN, or a +inf */
         c[0] = (cand){m, best};
@@ -477,7 +476,7 @@ static int32_t draw(rl_rng *r, cand *c, int32_t n, float t) {
 
 int32_t sampler_sample(sampler *s, const float *logits) {
     const float *l = penalised(s, logits);
-    if (s->p.temperature <= 0.0f) return argmax(l, s->n_vocab);
+    if (s->p.temperature <= 0.0f) return sampler_argmax(l, s->n_vocab);
     int32_t k = filter(s, l);
     if (k == 1) {
         /* Keep the random stream in step whatever survived. */
@@ -490,7 +489,7 @@ int32_t sampler_sample(sampler *s, const float *logits) {
 int32_t sampler_distribution(sampler *s, const float *logits, int32_t *ids, float *probs) {
     const float *l = penalised(s, logits);
     if (s->p.temperature <= 0.0f) {
-        ids[0] = argmax(l, s->n_vocab);
+        ids[0] = sampler_argmax(l, s->n_vocab);
         probs[0] = 1.0f;
         return 1;
     }

@@ -126,4 +126,8 @@ size_t stop_push(stop_matcher *m, const char *text, size_t len, char *out, bool 
  * (at most stop_max_len(m) bytes). */
 size_t stop_flush(stop_matcher *m, char *out);
 
+/* The best logit's id: ties go to the lowest, all-NaN gives 0 (greedy
+ * decoding; the bench's too). */
+int32_t sampler_argmax(const float *l, int32_t n);
+
 #endif
