@@ -81,6 +81,15 @@ void avx2_to_f16(rl_f16 *dst, const float *src, int64_t n) {
  * at or past n_pos are zeros (never read from the cache). */
 static void kv_block(const kern_attn *a, const void *base, int p0, float *dst) {
     const int hd = a->head_dim;
+    /* the block after next into L1: a task reads one KV head's positions
+     * as one short stream (a few KB per session and layer), too short for
+     * the hardware prefetcher to get ahead of (asm: GCC may drop
+     * _mm_prefetch) */
+    const size_t elem = a->kv_f16 ? 2 : 4, row_bytes = (size_t)hd * elem;
+    for (int k = 16; k < 24 && p0 + k < a->n_pos; k++) {
+        const char *p = (const char *)base + (size_t)(p0 + k) * (size_t)a->stride * elem;
+        for (size_t o = 0; o < row_bytes; o += 64) __asm__ volatile("prefetcht0 %0" : : "m"(p[o]));
+    }
     for (int k = 0; k < 8; k++) {
         int p = p0 + k;
         float *row = dst + (size_t)k * hd;
