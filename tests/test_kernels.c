@@ -555,19 +555,28 @@ static void test_level_choice(void) {
     }
 }
 
-int main(void) {
-    test_level_choice();
+/* Cases are named per level: `build/test_kernels products_avx512`,
+ * `--list` for all of them. */
+static void run_level_case(const char *name, void (*fn)(kern_level), kern_level level) {
+    char buf[64];
+    snprintf(buf, sizeof buf, "%s_%s", name, kern_level_name(level));
+    if (test_selected(buf)) fn(level);
+}
+
+int main(int argc, char **argv) {
+    test_init(argc, argv);
+    RUN(test_level_choice);
     int tested = 0;
     for (int l = 0; l < KERN_LEVEL_COUNT; l++) {
         kern_level level = (kern_level)l;
         if (!kern_level_supported(level) || (level != KERN_REF && !kern_impl_for(level))) continue;
-        printf("level %s\n", kern_level_name(level));
         tested++;
-        test_converters(level);
-        test_products(level);
-        test_multi(level);
-        test_vector_ops(level);
-        test_attention(level);
+        if (!tcase_listing) printf("level %s\n", kern_level_name(level)); /* scripts/test-arm.sh reads these */
+        run_level_case("converters", test_converters, level);
+        run_level_case("products", test_products, level);
+        run_level_case("multi", test_multi, level);
+        run_level_case("vector_ops", test_vector_ops, level);
+        run_level_case("attention", test_attention, level);
     }
     CHECK(tested >= 1);
     return test_report("test_kernels");
