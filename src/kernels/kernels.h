@@ -7,9 +7,9 @@
  * the small vector operations around it (RMS norm, RoPE, softmax, SwiGLU,
  * attention over a KV cache). Each has a plain-C reference version — the
  * oracle, built on quant.h — and, where it pays, SIMD versions for x86
- * (AVX2; the AVX-512 level is reserved, see docs/kernels.md) and Arm (NEON,
- * dotprod, i8mm), chosen once per process from the CPU's features.
- * RACKLLM_KERNELS=ref|avx2|avx512|neon|dotprod|i8mm forces a level (never
+ * (AVX2, AVX-VNNI, AVX-512 VNNI) and Arm (NEON, dotprod, i8mm), chosen once
+ * per process from the CPU's features (docs/kernels.md).
+ * RACKLLM_KERNELS=ref|avx2|avxvnni|avx512|neon|dotprod|i8mm forces a level (never
  * above what the CPU supports), which is how the tests cover every path the
  * machine has.
  *
@@ -42,7 +42,8 @@ typedef enum kern_level {
     KERN_LEVEL_COUNT
 } kern_level;
 
-/* The best level this CPU supports (x86: avx512 needs F/BW/VL/VNNI). */
+/* The best level this CPU supports (x86: avxvnni needs AVX2 + AVX-VNNI,
+ * avx512 F/BW/VL/DQ + VNNI). */
 kern_level kern_detect(void);
 /* kern_detect(), lowered to $RACKLLM_KERNELS if that is set and valid. */
 kern_level kern_default_level(void);
@@ -62,10 +63,11 @@ typedef struct kern_matrix {
 } kern_matrix;
 
 /* Repacks W's weights once into the layout the kernels of this CPU's
- * default level read fastest (AVX2: 8 rows interleaved block by block, as
- * its tiles consume them), beside the original, which stays as it is. Each
- * product then reads the packed copy: no per-call rearranging, and a single
- * sequential stream per 8 rows. Does nothing (0) for a level or type with
+ * default level read fastest (panels of 8 rows interleaved block by block
+ * for AVX2 and AVX-VNNI, 16 for AVX-512, as their tiles consume them),
+ * beside the original, which stays as it is. Each product then reads the
+ * packed copy: no per-call rearranging, and a single sequential stream per
+ * panel. Does nothing (0) for a level or type with
  * no packed layout; -1 with err when memory is short. Results are the same
  * with or without it (bit for bit). */
 int kern_matrix_pack(kern_matrix *W, rl_err *err);
