@@ -134,6 +134,16 @@ typedef struct kern_impl {
     void (*attention)(const kern_attn *a);
 } kern_impl;
 
+/* The activation format each weight type's kernel reads, the same at every
+ * SIMD level: quant_dot_type's values in the kact layout. */
+#define KACT_FORMATS                                                                         \
+    {                                                                                        \
+        [RL_TYPE_Q4_0] = KACT_Q8_0, [RL_TYPE_Q5_0] = KACT_Q8_0, [RL_TYPE_Q8_0] = KACT_Q8_0,   \
+        [RL_TYPE_Q4_1] = KACT_Q8_1, [RL_TYPE_Q5_1] = KACT_Q8_1, [RL_TYPE_Q4_K] = KACT_Q8_K,   \
+        [RL_TYPE_Q5_K] = KACT_Q8_K, [RL_TYPE_Q6_K] = KACT_Q8_K, [RL_TYPE_F32] = KACT_F32,     \
+        [RL_TYPE_F16] = KACT_F16R, [RL_TYPE_BF16] = KACT_BF16R,                              \
+    }
+
 /* kern_matrix_pack for a given level (the tests pack for each level). */
 int kern_matrix_pack_level(kern_matrix *W, kern_level level, rl_err *err);
 

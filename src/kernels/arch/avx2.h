@@ -34,6 +34,11 @@ void avx2_add(float *x, const float *y, int64_t n);
 void avx2_to_f16(rl_f16 *dst, const float *src, int64_t n);
 void avx2_attention(const kern_attn *a);
 
+/* Those entries of a kern_impl table. */
+#define AVX2_VECTOR_OPS                                                                      \
+    .convert_act = avx2_convert_act, .rmsnorm = avx2_rmsnorm, .swiglu = avx2_swiglu,           \
+    .add = avx2_add, .to_f16 = avx2_to_f16, .attention = avx2_attention
+
 /* a + b in int16 lanes, opaque to the compiler: GCC otherwise reassociates
  * a chain of such additions into a tree, which needs a register per
  * product and spills the accumulators of a tile to the stack. */

@@ -691,12 +691,7 @@ const kern_impl IMPL_NAME = {
         [RL_TYPE_Q5_K] = gemm_q5_K, [RL_TYPE_Q6_K] = gemm_q6_K,
         [RL_TYPE_F32] = gemm_f32, [RL_TYPE_F16] = gemm_f16, [RL_TYPE_BF16] = gemm_bf16,
     },
-    .act = {
-        [RL_TYPE_Q4_0] = KACT_Q8_0, [RL_TYPE_Q5_0] = KACT_Q8_0, [RL_TYPE_Q8_0] = KACT_Q8_0,
-        [RL_TYPE_Q4_1] = KACT_Q8_1, [RL_TYPE_Q5_1] = KACT_Q8_1,
-        [RL_TYPE_Q4_K] = KACT_Q8_K, [RL_TYPE_Q5_K] = KACT_Q8_K, [RL_TYPE_Q6_K] = KACT_Q8_K,
-        [RL_TYPE_F32] = KACT_F32, [RL_TYPE_F16] = KACT_F16R, [RL_TYPE_BF16] = KACT_BF16R,
-    },
+    .act = KACT_FORMATS,
     .convert_act = convert_act,
     .rmsnorm = rmsnorm,
     .swiglu = swiglu,
