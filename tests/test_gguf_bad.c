@@ -360,6 +360,51 @@ static void metadata_structure_cases(void) {
     }
 }
 
+/* The entries that cost the reader more memory than their bytes in the
+ * file are capped in number (gguf.h); an array of strings costs 8 bytes per
+ * string, and a big one reads back string for string. */
+static void cost_caps(void) {
+    gg g = gg_new();
+    for (uint32_t i = 0; i <= GGUF_MAX_KV; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%u", i);
+        kv_key(&g, key, GGUF_UINT8);
+        put_u8(&g.kv, 1);
+    }
+    expect_bad_gg("too many keys", &g, 16, "metadata count 65537 is more than the 65536 rackllm reads");
+    gg_free(&g);
+
+    g = gg_new();
+    kv_key(&g, "arrays", GGUF_ARRAY);
+    put_u32(&g.kv, GGUF_ARRAY);
+    put_u64(&g.kv, GGUF_MAX_NESTED + 1ull);
+    uint64_t at = kv_at(&g);
+    for (uint32_t i = 0; i <= GGUF_MAX_NESTED; i++) {
+        put_u32(&g.kv, GGUF_UINT8);
+        put_u64(&g.kv, 0);
+    }
+    expect_bad_gg("too many nested arrays", &g, at, "more than 65536 arrays inside arrays");
+    gg_free(&g);
+
+    g = gg_new();
+    kv_key(&g, "strings", GGUF_ARRAY);
+    put_u32(&g.kv, GGUF_STRING);
+    put_u64(&g.kv, 300000);
+    for (uint32_t i = 0; i < 300000; i++) put_str(&g.kv, i % 7 ? "" : "seven");
+    bytes b = gg_bytes(&g);
+    rl_err err = {0};
+    gguf_file *f = gguf_open_memory(b.p, b.len, "many.gguf", &err);
+    const gguf_value *a = f ? gguf_get_arr(f, "strings", GGUF_STRING) : NULL;
+    CHECKF(a != NULL, "%s", err.msg);
+    bool same = a && a->arr.n == 300000 && !a->arr.items;
+    for (uint32_t i = 0; same && i < 300000; i++) same = gguf_str_eq(gguf_arr_str(a, i), i % 7 ? "" : "seven");
+    CHECK(same);
+    CHECK(a && gguf_arr_str(a, 300000).ptr == NULL);
+    gguf_close(f);
+    free(b.p);
+    gg_free(&g);
+}
+
 /* One tensor info after a valid header; the case says what is wrong. */
 static void tensor_cases(void) {
     gg g = gg_new();
@@ -701,9 +746,9 @@ static void check_metadata(const gguf_file *f) {
     if (ns && ns->arr.items) {
         const gguf_value *x = ns->arr.items;
         CHECK(x[0].type == GGUF_ARRAY && x[0].arr.type == GGUF_STRING && x[0].arr.n == 2);
-        CHECK(x[0].arr.items && gguf_str_eq(x[0].arr.items[0].str, "a") && gguf_str_eq(x[0].arr.items[1].str, "bc"));
+        CHECK(x[0].arr.str_at && gguf_str_eq(gguf_arr_str(&x[0], 0), "a") && gguf_str_eq(gguf_arr_str(&x[0], 1), "bc"));
         CHECK(x[1].type == GGUF_ARRAY && x[1].arr.n == 0);
-        CHECK(x[2].arr.n == 1 && x[2].arr.items && gguf_str_eq(x[2].arr.items[0].str, "d"));
+        CHECK(x[2].arr.n == 1 && x[2].arr.str_at && gguf_str_eq(gguf_arr_str(&x[2], 0), "d"));
     }
     const gguf_value *ni = gguf_get_arr(f, "nest.ints", GGUF_ARRAY);
     CHECK(ni && ni->arr.n == 2 && ni->arr.items);
@@ -832,8 +877,8 @@ static void writer_helpers(void) {
         CHECK(gguf_get_bool(f, "bool", &b) && !b);
         CHECK(gguf_get_str(f, "str", &s) && gguf_str_eq(s, "text"));
         const gguf_value *a = gguf_get_arr(f, "strs", GGUF_STRING);
-        CHECK(a && a->arr.n == 3 && gguf_str_eq(a->arr.items[0].str, "x") && a->arr.items[1].str.len == 0 &&
-              gguf_str_eq(a->arr.items[2].str, "yz"));
+        CHECK(a && a->arr.n == 3 && gguf_str_eq(gguf_arr_str(a, 0), "x") && gguf_arr_str(a, 1).len == 0 &&
+              gguf_str_eq(gguf_arr_str(a, 2), "yz"));
         int64_t iv;
         a = gguf_get_arr(f, "ints", GGUF_INT32);
         CHECK(a && gguf_arr_i64(a, 1, &iv) && iv == -6);
@@ -883,6 +928,7 @@ int main(int argc, char **argv) {
     RUN(header_cases);
     RUN(metadata_cases);
     RUN(metadata_structure_cases);
+    RUN(cost_caps);
     RUN(tensor_cases);
     RUN(tensor_layout_cases);
     if (test_selected("corruption_count")) {

@@ -256,36 +256,6 @@ static const char *render(gguf_str s, uint64_t max, char *buf, size_t cap) {
     return buf;
 }
 
-/* Element i of an array as a value (fixed-size elements are decoded). */
-static bool array_item(const gguf_value *v, uint64_t i, gguf_value *out) {
-    if (v->arr.items) {
-        *out = v->arr.items[i];
-        return true;
-    }
-    int64_t iv;
-    double dv;
-    out->type = v->arr.type;
-    switch (v->arr.type) {
-    case GGUF_FLOAT32: case GGUF_FLOAT64:
-        return gguf_arr_f64(v, i, &out->f64);
-    case GGUF_BOOL:
-        if (!gguf_arr_i64(v, i, &iv)) return false;
-        out->b = iv != 0;
-        return true;
-    case GGUF_UINT64: /* may exceed int64: read through double only for display */
-        if (gguf_arr_i64(v, i, &iv)) { out->u64 = (uint64_t)iv; return true; }
-        if (!gguf_arr_f64(v, i, &dv)) return false;
-        out->type = GGUF_FLOAT64;
-        out->f64 = dv;
-        return true;
-    default:
-        if (!gguf_arr_i64(v, i, &iv)) return false;
-        if (v->arr.type == GGUF_UINT8 || v->arr.type == GGUF_UINT16 || v->arr.type == GGUF_UINT32) out->u64 = (uint64_t)iv;
-        else out->i64 = iv;
-        return true;
-    }
-}
-
 /* ---- text ---- */
 
 /* One metadata value, shortened: strings cut, arrays summarised (the
@@ -304,7 +274,7 @@ static void print_short(FILE *out, const gguf_value *v, bool outer) {
     for (uint64_t i = 0; i < shown; i++) {
         gguf_value item;
         if (i) fputs(", ", out);
-        if (array_item(v, i, &item)) print_short(out, &item, false);
+        if (gguf_arr_get(v, i, &item)) print_short(out, &item, false);
         else fputs("?", out);
     }
     if (shown < v->arr.n) fputs(", ...", out);
@@ -433,7 +403,7 @@ static cJSON *json_value(const gguf_value *v) {
         cJSON *items = cJSON_CreateArray();
         for (uint64_t i = 0; i < shown; i++) {
             gguf_value item;
-            cJSON_AddItemToArray(items, array_item(v, i, &item) ? json_value(&item) : cJSON_CreateNull());
+            cJSON_AddItemToArray(items, gguf_arr_get(v, i, &item) ? json_value(&item) : cJSON_CreateNull());
         }
         if (v->arr.n <= SHORT_ARRAY) return items;
         cJSON *o = cJSON_CreateObject();

@@ -4,10 +4,12 @@
  * Reading walks the file once with a cursor that refuses to step past the
  * end. A count read from the file never sizes an allocation by itself: it is
  * first compared with the bytes that remain (a metadata pair needs at least
- * 13 bytes, a tensor info 32, a string or array element 8), and the index
- * arrays then grow with the entries actually parsed, so a corrupt count in a
- * large file fails at the first entry that is not there instead of asking
- * for gigabytes. Duplicate names are found by sorting (n log n, so no
+ * 13 bytes, a tensor info 32, a string element 8, an array element 12), and
+ * the index arrays then grow with the entries actually parsed, so a corrupt
+ * count in a large file fails at the first entry that is not there instead
+ * of asking for gigabytes. What the index spends per entry is bounded too
+ * (gguf.h): 8 bytes per string of an array, and caps on the entries that
+ * cost more than their bytes in the file. Duplicate names are found by sorting (n log n, so no
  * adversarial file can make the check quadratic). After the walk, tensors are
  * checked against the data section and against each other (no overlaps).
  *
@@ -54,6 +56,7 @@ typedef struct cursor {
     uint64_t off, size;
     const char *path;
     const char *within; /* "metadata 'key'" while a value is read, else NULL */
+    uint64_t n_nested;  /* arrays inside arrays so far (GGUF_MAX_NESTED) */
     rl_err *err;
 } cursor;
 
@@ -177,11 +180,30 @@ static void decode_scalar(uint32_t t, const uint8_t *p, gguf_value *v) {
 
 static int read_value(cursor *c, uint32_t type, gguf_value *v, int depth);
 
-/* Strings and arrays inside an array are parsed into v->arr.items. While
- * they are, arr.n counts the items that exist (zeroed or parsed), so that
- * free_value is safe at any point of failure. */
-static int read_array_items(cursor *c, gguf_value *v, uint64_t n, int depth) {
+/* The strings of an array: each is checked as it is read, and where its
+ * length field lies is kept (8 bytes, no more than the file spends on it). */
+static int read_array_strings(cursor *c, gguf_value *v, uint64_t n) {
     uint64_t cap = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t *at = grow(c, v->arr.str_at, &cap, i + 1, sizeof *at, n);
+        if (!at) return -1;
+        v->arr.str_at = at;
+        at[i] = c->off - (uint64_t)(v->arr.data - c->base);
+        gguf_str s;
+        if (read_str(c, &s, "string")) return -1;
+    }
+    return 0;
+}
+
+/* Arrays inside an array are parsed into v->arr.items. While they are,
+ * arr.n counts the items that exist (zeroed or parsed), so that free_value
+ * is safe at any point of failure. Each costs a gguf_value, more than its
+ * 12 bytes in the file: GGUF_MAX_NESTED of them per file at most. */
+static int read_array_items(cursor *c, gguf_value *v, uint64_t n, int depth) {
+    uint64_t cap = 0, at = c->off;
+    if (n > GGUF_MAX_NESTED - c->n_nested)
+        return bad(c, at, "more than %u arrays inside arrays", GGUF_MAX_NESTED);
+    c->n_nested += n;
     v->arr.n = 0;
     v->arr.items = grow(c, NULL, &cap, 1, sizeof *v->arr.items, RL_MAX(n, 1));
     if (!v->arr.items) return -1;
@@ -208,6 +230,7 @@ static int read_array(cursor *c, gguf_value *v, int depth) {
     v->arr.n = n;
     v->arr.data = c->base + c->off;
     v->arr.items = NULL;
+    v->arr.str_at = NULL;
     if (VTYPE_SIZE[et]) {
         uint64_t bytes;
         const uint8_t *p;
@@ -221,7 +244,7 @@ static int read_array(cursor *c, gguf_value *v, int depth) {
     if (n > remaining(c) / min_elem)
         return bad(c, at + 4, "array of %llu %s cannot fit in the %llu bytes left", (unsigned long long)n,
                    gguf_vtype_name(et), (unsigned long long)remaining(c));
-    return read_array_items(c, v, n, depth);
+    return et == GGUF_STRING ? read_array_strings(c, v, n) : read_array_items(c, v, n, depth);
 }
 
 static int read_value(cursor *c, uint32_t type, gguf_value *v, int depth) {
@@ -237,7 +260,10 @@ static int read_value(cursor *c, uint32_t type, gguf_value *v, int depth) {
 }
 
 static void free_value(gguf_value *v) {
-    if (v->type != GGUF_ARRAY || !v->arr.items) return;
+    if (v->type != GGUF_ARRAY) return;
+    free(v->arr.str_at);
+    v->arr.str_at = NULL;
+    if (!v->arr.items) return;
     for (uint64_t i = 0; i < v->arr.n; i++) free_value(&v->arr.items[i]);
     free(v->arr.items);
     v->arr.items = NULL;
@@ -443,6 +469,12 @@ static int read_header(cursor *c, gguf_file *f, uint64_t *n_tensors, uint64_t *n
     if (*n_tensors > remaining(c) / 32)
         return bad(c, 8, "tensor count %llu cannot fit in the %llu bytes left", (unsigned long long)*n_tensors,
                    (unsigned long long)remaining(c));
+    if (*n_kv > GGUF_MAX_KV)
+        return bad(c, 16, "metadata count %llu is more than the %u rackllm reads", (unsigned long long)*n_kv,
+                   GGUF_MAX_KV);
+    if (*n_tensors > GGUF_MAX_TENSORS)
+        return bad(c, 8, "tensor count %llu is more than the %u rackllm reads", (unsigned long long)*n_tensors,
+                   GGUF_MAX_TENSORS);
     return 0;
 }
 
@@ -618,6 +650,29 @@ static bool arr_elem(const gguf_value *arr, uint64_t i, gguf_value *out) {
     return true;
 }
 
+gguf_str gguf_arr_str(const gguf_value *arr, uint64_t i) {
+    if (arr->type != GGUF_ARRAY || arr->arr.type != GGUF_STRING || i >= arr->arr.n) return (gguf_str){NULL, 0};
+    if (arr->arr.items) return arr->arr.items[i].str; /* built by hand, for the writer */
+    if (!arr->arr.str_at) return (gguf_str){NULL, 0};
+    const uint8_t *p = arr->arr.data + arr->arr.str_at[i];
+    return (gguf_str){(const char *)p + 8, rl_load_u64(p)}; /* checked when read */
+}
+
+bool gguf_arr_get(const gguf_value *arr, uint64_t i, gguf_value *out) {
+    if (arr->type != GGUF_ARRAY || i >= arr->arr.n) return false;
+    if (arr->arr.type == GGUF_STRING) {
+        out->type = GGUF_STRING;
+        out->str = gguf_arr_str(arr, i);
+        return out->str.ptr != NULL;
+    }
+    if (arr->arr.type == GGUF_ARRAY) {
+        if (!arr->arr.items) return false;
+        *out = arr->arr.items[i];
+        return true;
+    }
+    return arr_elem(arr, i, out);
+}
+
 bool gguf_arr_f64(const gguf_value *arr, uint64_t i, double *out) {
     gguf_value v;
     return arr_elem(arr, i, &v) && gguf_value_f64(&v, out);
@@ -669,12 +724,9 @@ void gguf_value_print_json(FILE *out, const gguf_value *v, uint64_t max_items) {
         fputc('[', out);
         for (uint64_t i = 0; i < shown; i++) {
             if (i) fputs(", ", out);
-            if (v->arr.items) gguf_value_print_json(out, &v->arr.items[i], max_items);
-            else {
-                gguf_value e;
-                if (arr_elem(v, i, &e)) gguf_value_print_json(out, &e, max_items);
-                else fputs("null", out);
-            }
+            gguf_value e;
+            if (gguf_arr_get(v, i, &e)) gguf_value_print_json(out, &e, max_items);
+            else fputs("null", out);
         }
         if (shown < n) fprintf(out, "%s\"... %llu more\"", shown ? ", " : "", (unsigned long long)(n - shown));
         fputc(']', out);
@@ -814,10 +866,12 @@ static void put_value(buf *b, const gguf_value *v) {
     case GGUF_ARRAY:
         buf_u32(b, v->arr.type);
         buf_u64(b, v->arr.n);
-        if (v->arr.items) {
-            for (uint64_t i = 0; i < v->arr.n; i++) put_value(b, &v->arr.items[i]);
-        } else {
+        if (VTYPE_SIZE[v->arr.type]) {
             buf_put(b, v->arr.data, v->arr.n * VTYPE_SIZE[v->arr.type]);
+        } else {
+            gguf_value e;
+            for (uint64_t i = 0; i < v->arr.n; i++)
+                if (gguf_arr_get(v, i, &e)) put_value(b, &e);
         }
         break;
     default: break;

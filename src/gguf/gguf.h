@@ -10,8 +10,12 @@
  * overflow-safe arithmetic before it is used, and any violation is reported
  * as one line naming the file, the byte offset and what is wrong. Strings and
  * tensor data point into the mapping (nothing is copied); only the index of
- * metadata values and tensor infos is allocated, and its size is bounded by
- * the file's size.
+ * metadata values and tensor infos is allocated, and it stays small beside
+ * the file however the file is crafted: an array of strings costs 8 bytes
+ * per string (where each string takes at least 8 bytes of the file), and the
+ * entries that cost more than the file spends on them are capped in number
+ * (GGUF_MAX_KV metadata pairs, GGUF_MAX_NESTED arrays inside arrays,
+ * GGUF_MAX_TENSORS tensors).
  *
  * The writer is used by `synth`, `quantize` and the tests. It reproduces a
  * file it has read byte for byte when given the same metadata and tensors in
@@ -28,6 +32,9 @@
 
 #define GGUF_MAX_DIMS 4
 #define GGUF_DEFAULT_ALIGNMENT 32
+#define GGUF_MAX_KV (1u << 16)       /* metadata pairs: real files have ~50 */
+#define GGUF_MAX_NESTED (1u << 16)   /* arrays inside arrays, in all: real files have none */
+#define GGUF_MAX_TENSORS (1u << 20)  /* tensors: real files have up to a few thousand */
 
 typedef enum gguf_vtype {
     GGUF_UINT8 = 0,
@@ -64,8 +71,13 @@ struct gguf_value {
         struct {
             uint32_t type;      /* element type */
             uint64_t n;         /* element count */
-            const uint8_t *data;/* fixed-size elements: raw little-endian, maybe unaligned */
-            gguf_value *items;  /* STRING / ARRAY elements: parsed, n of them */
+            const uint8_t *data;/* the first element in the mapping (fixed-size elements:
+                                   raw little-endian, maybe unaligned) */
+            gguf_value *items;  /* ARRAY elements: parsed, n of them (else NULL; a value
+                                   built by hand for the writer may hold STRING ones here) */
+            uint64_t *str_at;   /* STRING elements read from a file: where each one's
+                                   length field is, in bytes from data; read them with
+                                   gguf_arr_str */
         } arr;
     };
 };
@@ -130,6 +142,12 @@ bool gguf_value_f64(const gguf_value *v, double *out);
 /* Element i of a numeric array as double / as int64 (false if not numeric). */
 bool gguf_arr_f64(const gguf_value *arr, uint64_t i, double *out);
 bool gguf_arr_i64(const gguf_value *arr, uint64_t i, int64_t *out);
+/* Element i of an array of strings ({NULL, 0} if it is not one or i is out
+ * of range). */
+gguf_str gguf_arr_str(const gguf_value *arr, uint64_t i);
+/* Element i of any array as a value (scalars widened as in gguf_value);
+ * false if i is out of range. */
+bool gguf_arr_get(const gguf_value *arr, uint64_t i, gguf_value *out);
 
 bool gguf_str_eq(gguf_str s, const char *cstr);
 const char *gguf_vtype_name(uint32_t t);

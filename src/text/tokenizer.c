@@ -193,7 +193,7 @@ static uint8_t attr_of_type(int64_t type) {
 static int load_texts(tokenizer *t, const gguf_file *f, const gguf_value *tokens, rl_err *err) {
     uint64_t total = 0;
     for (int32_t i = 0; i < t->n_vocab; i++) {
-        uint64_t len = tokens->arr.items[i].str.len;
+        uint64_t len = gguf_arr_str(tokens, (uint64_t)i).len;
         if (len > UINT32_MAX / 2)
             return tok_load_fail(err, f, KEY_TOKENS, "token %d is %llu bytes long", i, (unsigned long long)len);
         total += (len ? len : 24) + 1;
@@ -205,7 +205,7 @@ static int load_texts(tokenizer *t, const gguf_file *f, const gguf_value *tokens
     if (!hashes) return -1;
     uint64_t at = 0;
     for (int32_t i = 0; i < t->n_vocab; i++) {
-        gguf_str s = tokens->arr.items[i].str;
+        gguf_str s = gguf_arr_str(tokens, (uint64_t)i);
         char *dst = t->text + at;
         size_t len = s.len;
         if (len) memcpy(dst, s.ptr, len);

@@ -139,9 +139,9 @@ static int load_merges(tok_bpe *m, const gguf_file *f, rl_err *err) {
     m->n_merges = (int32_t)arr->arr.n;
     uint64_t total = 1;
     for (int32_t i = 0; i < m->n_merges; i++) {
-        if (arr->arr.items[i].str.len > UINT32_MAX / 2)
+        if (gguf_arr_str(arr, (uint64_t)i).len > UINT32_MAX / 2)
             return tok_load_fail(err, f, KEY_MERGES, "merge %d is too long", i);
-        total += arr->arr.items[i].str.len + 1;
+        total += gguf_arr_str(arr, (uint64_t)i).len + 1;
     }
     size_t n = (size_t)m->n_merges + 1;
     m->merges = rl_calloc(total, 1, err);
@@ -155,7 +155,7 @@ static int load_merges(tok_bpe *m, const gguf_file *f, rl_err *err) {
     if (!hashes) return -1;
     uint64_t at = 0;
     for (int32_t i = 0; i < m->n_merges; i++) {
-        gguf_str s = arr->arr.items[i].str;
+        gguf_str s = gguf_arr_str(arr, (uint64_t)i);
         char *dst = m->merges + at;
         if (s.len) memcpy(dst, s.ptr, s.len);
         m->merge_off[i] = at;
