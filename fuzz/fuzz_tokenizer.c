@@ -84,7 +84,7 @@ static int exercise(const tokenizer *t, const uint8_t *data, size_t size, int sp
     int same = (size_t)len == size && memcmp(back, data, size) == 0;
 
     tok_stream s = {0};
-    int cap = tok_stream_bound(t);
+    size_t cap = tok_stream_bound(t);
     char *out = malloc((size_t)cap);
     for (int i = 0; i < n; i++) {
         int k = tok_stream_push(t, &s, ids[i], out, cap);

@@ -486,6 +486,37 @@ static void test_bad_metadata(void) {
     }
 }
 
+/* A token string or a merge past TOK_MAX_TOKEN_LEN is refused (sizes
+ * computed from a token stay small); one of exactly the cap loads, and the
+ * stream's bound covers it. */
+static void test_size_caps(void) {
+    char *longest = malloc(TOK_MAX_TOKEN_LEN + 2);
+    memset(longest, 'x', TOK_MAX_TOKEN_LEN + 1);
+    longest[TOK_MAX_TOKEN_LEN + 1] = 0;
+    for (int variant = 0; variant < 3; variant++) {
+        longest[TOK_MAX_TOKEN_LEN + (variant == 0)] = 0; /* variant 0: one byte too long */
+        const char *tokens[] = {"a", "b", longest};
+        gguf_writer *w = gguf_writer_new(3);
+        gguf_writer_add_str(w, "tokenizer.ggml.model", "gpt2");
+        gguf_writer_add_arr_str(w, "tokenizer.ggml.tokens", tokens, 3);
+        char *merge = malloc(2 * TOK_MAX_TOKEN_LEN + 3);
+        snprintf(merge, 2 * TOK_MAX_TOKEN_LEN + 3, "%s %s%s", longest, longest, variant == 2 ? "x" : "");
+        gguf_writer_add_arr_str(w, "tokenizer.ggml.merges", (const char *[]){"a b", merge}, 2);
+        free(merge);
+        rl_err err = {0};
+        tokenizer *t = load_written(w, &err);
+        if (variant == 1) {
+            CHECKF(t != NULL, "%s", err.msg);
+            CHECK(t && tok_max_token_bytes(t) == TOK_MAX_TOKEN_LEN && tok_stream_bound(t) >= 3 * TOK_MAX_TOKEN_LEN);
+        } else {
+            const char *want = variant == 0 ? "token 2 is 16385 bytes long (at most 16384)" : "merge 1 is too long";
+            CHECKF(t == NULL && strstr(err.msg, want), "\"%s\" lacks \"%s\"", err.msg, want);
+        }
+        tok_free(t);
+    }
+    free(longest);
+}
+
 /* ---------------------------------------------------------------- real vocabularies */
 
 static void test_special_tokens(void) {
@@ -580,7 +611,7 @@ static void test_special_tokens(void) {
 static void stream_expect(const tokenizer *t, const int32_t *ids, int n, const int *bytes_after,
                           const char *want) {
     tok_stream s = {0};
-    int cap = tok_stream_bound(t);
+    size_t cap = tok_stream_bound(t);
     char *out = malloc((size_t)cap), all[256];
     int total = 0;
     for (int i = 0; i < n; i++) {
@@ -717,7 +748,8 @@ static void test_round_trip(void) {
         /* Streaming gives the same bytes (the text is valid UTF-8), with
          * spm's space prefix left in. */
         tok_stream st = {0};
-        int cap = tok_stream_bound(t), total = 0;
+        size_t cap = tok_stream_bound(t);
+        int total = 0;
         char *out = malloc((size_t)cap), *all = malloc(len + 16);
         bool pushed = true;
         for (int i = 0; i < n; i++) {
@@ -753,6 +785,7 @@ int main(int argc, char **argv) {
     RUN(test_spm_by_hand);
     RUN(test_bpe_by_hand);
     RUN(test_bad_metadata);
+    RUN(test_size_caps);
     RUN(test_special_tokens);
     RUN(test_stream);
     RUN(test_round_trip);

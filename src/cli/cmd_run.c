@@ -165,7 +165,7 @@ static int generate(gen *g, const char *const *extra_stops, text *reply) {
     rl_err err = {0};
     const tokenizer *tok = g->m->tok;
     tok_stream ts = {0};
-    int cap = tok_stream_bound(tok);
+    size_t cap = tok_stream_bound(tok);
     char *piece = malloc((size_t)cap), *out = malloc((size_t)cap + STOP_MAX_LEN);
     if (!piece || !out) {
         free(piece);

@@ -97,9 +97,9 @@ static void print_tokens(const tokenizer *t, const int32_t *ids, int n, bool ids
         fputs("]\n", stdout);
         return;
     }
-    char *piece = malloc((size_t)tok_max_token_bytes(t) + 1);
+    char *piece = malloc(tok_max_token_bytes(t) + 1);
     for (int i = 0; i < n && piece; i++) {
-        int len = tok_token_bytes(t, ids[i], true, piece, tok_max_token_bytes(t) + 1);
+        int len = tok_token_bytes(t, ids[i], true, piece, (int)tok_max_token_bytes(t) + 1);
         printf("%6d  '", ids[i]);
         print_escaped(stdout, piece, len);
         fputs("'\n", stdout);

@@ -102,7 +102,7 @@ typedef struct partition {
     double *pace_first;   /* prefill_budget's scratch, max_run each */
     int *pace_gen;
     char *piece, *out; /* one token's text; what the stop matcher lets out */
-    int piece_cap;
+    size_t piece_cap;
 
     /* stats_lock */
     pthread_mutex_t stats_lock;

@@ -109,8 +109,8 @@ static int start_partitions(sched *s, rl_err *err) {
         cond_init_mono(&p->wake);
         sched_part_stats_init(p);
         p->piece_cap = tok_stream_bound(s->m->tok) + 8;
-        p->piece = malloc((size_t)p->piece_cap);
-        p->out = malloc((size_t)p->piece_cap + STOP_MAX_LEN + 8);
+        p->piece = malloc(p->piece_cap);
+        p->out = malloc(p->piece_cap + STOP_MAX_LEN + 8);
         if (!p->piece || !p->out) return rl_fail(err, RL_ERR_INTERNAL, "out of memory");
         if (pthread_create(&p->thread, NULL, part_main, p) != 0)
             return rl_fail(err, RL_ERR_INTERNAL, "cannot start partition thread %d", i);

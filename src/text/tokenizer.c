@@ -194,8 +194,9 @@ static int load_texts(tokenizer *t, const gguf_file *f, const gguf_value *tokens
     uint64_t total = 0;
     for (int32_t i = 0; i < t->n_vocab; i++) {
         uint64_t len = gguf_arr_str(tokens, (uint64_t)i).len;
-        if (len > UINT32_MAX / 2)
-            return tok_load_fail(err, f, KEY_TOKENS, "token %d is %llu bytes long", i, (unsigned long long)len);
+        if (len > TOK_MAX_TOKEN_LEN)
+            return tok_load_fail(err, f, KEY_TOKENS, "token %d is %llu bytes long (at most %d)", i,
+                                 (unsigned long long)len, TOK_MAX_TOKEN_LEN);
         total += (len ? len : 24) + 1;
     }
     t->text = rl_calloc(total ? total : 1, 1, err);
@@ -419,8 +420,9 @@ static int load(tokenizer *t, const gguf_file *f, rl_err *err) {
     const gguf_value *tokens;
     if (tok_get_array(f, KEY_TOKENS, true, GGUF_STRING, GGUF_STRING, "string", &tokens, err)) return -1;
     if (tokens->arr.n == 0) return tok_load_fail(err, f, KEY_TOKENS, "empty vocabulary");
-    if (tokens->arr.n >= INT32_MAX / 4)
-        return tok_load_fail(err, f, KEY_TOKENS, "%llu tokens is too many", (unsigned long long)tokens->arr.n);
+    if (tokens->arr.n > TOK_MAX_VOCAB)
+        return tok_load_fail(err, f, KEY_TOKENS, "%llu tokens is too many (at most %d)",
+                             (unsigned long long)tokens->arr.n, TOK_MAX_VOCAB);
     t->n_vocab = (int32_t)tokens->arr.n;
 
     if (load_texts(t, f, tokens, err) || load_scores_and_types(t, f, err)) return -1;

@@ -52,6 +52,13 @@
 struct gguf_file;
 typedef struct tokenizer tokenizer;
 
+/* What a vocabulary may hold, so that a crafted file cannot make loading
+ * (or any size computed from a token) unbounded: real vocabularies have up
+ * to ~260K tokens of at most a few hundred bytes (Llama 3: 128,256 tokens,
+ * the longest 256 bytes; 280,147 merges). */
+#define TOK_MAX_VOCAB (1 << 22)       /* tokens (and merges) */
+#define TOK_MAX_TOKEN_LEN (1 << 14)   /* bytes of a token's string (a merge: two and a space) */
+
 typedef enum { TOK_KIND_SPM = 0, TOK_KIND_BPE = 1 } tok_kind;
 
 /* Reads tokenizer.ggml.* from the file. Copies what it needs: the file may
@@ -90,8 +97,9 @@ const char *tok_piece(const tokenizer *t, int32_t id, size_t *len);
  * range. */
 int tok_token_bytes(const tokenizer *t, int32_t id, bool special, char *buf, int cap);
 
-/* The most bytes tok_token_bytes ever returns for this vocabulary. */
-int tok_max_token_bytes(const tokenizer *t);
+/* The most bytes tok_token_bytes ever returns for this vocabulary (at most
+ * TOK_MAX_TOKEN_LEN). */
+size_t tok_max_token_bytes(const tokenizer *t);
 
 /* Id of an exact vocabulary string, -1 if absent. */
 int32_t tok_find(const tokenizer *t, const char *piece, size_t len);
@@ -111,7 +119,7 @@ typedef struct tok_stream {
 } tok_stream;
 
 /* Room that always suffices for one tok_stream_push / tok_stream_flush. */
-int tok_stream_bound(const tokenizer *t);
+size_t tok_stream_bound(const tokenizer *t);
 
 /* Appends the text of `id` to out and returns the bytes written. Special
  * tokens are written as their text (<|eot_id|>): a caller that hides them
@@ -119,9 +127,9 @@ int tok_stream_bound(const tokenizer *t);
  * character are held until the next token; bytes that can never form a
  * character are replaced by U+FFFD. Returns -1, consuming nothing, if the
  * output does not fit in cap (tok_stream_bound bytes always do). */
-int tok_stream_push(const tokenizer *t, tok_stream *s, int32_t id, char *out, int cap);
+int tok_stream_push(const tokenizer *t, tok_stream *s, int32_t id, char *out, size_t cap);
 /* Ends the stream: an unfinished character still held becomes U+FFFD.
  * Returns the bytes written (at most 3), -1 if cap < 3. */
-int tok_stream_flush(tok_stream *s, char *out, int cap);
+int tok_stream_flush(tok_stream *s, char *out, size_t cap);
 
 #endif

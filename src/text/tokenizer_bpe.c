@@ -134,13 +134,15 @@ static int32_t merge_rank(const tok_bpe *m, const char *a, size_t alen, const ch
 static int load_merges(tok_bpe *m, const gguf_file *f, rl_err *err) {
     const gguf_value *arr;
     if (tok_get_array(f, KEY_MERGES, true, GGUF_STRING, GGUF_STRING, "string", &arr, err)) return -1;
-    if (arr->arr.n >= INT32_MAX / 4)
-        return tok_load_fail(err, f, KEY_MERGES, "%llu merges is too many", (unsigned long long)arr->arr.n);
+    if (arr->arr.n > TOK_MAX_VOCAB)
+        return tok_load_fail(err, f, KEY_MERGES, "%llu merges is too many (at most %d)",
+                             (unsigned long long)arr->arr.n, TOK_MAX_VOCAB);
     m->n_merges = (int32_t)arr->arr.n;
     uint64_t total = 1;
     for (int32_t i = 0; i < m->n_merges; i++) {
-        if (gguf_arr_str(arr, (uint64_t)i).len > UINT32_MAX / 2)
-            return tok_load_fail(err, f, KEY_MERGES, "merge %d is too long", i);
+        if (gguf_arr_str(arr, (uint64_t)i).len > 2 * TOK_MAX_TOKEN_LEN + 1)
+            return tok_load_fail(err, f, KEY_MERGES, "merge %d is too long (at most two tokens of %d bytes)", i,
+                                 TOK_MAX_TOKEN_LEN);
         total += gguf_arr_str(arr, (uint64_t)i).len + 1;
     }
     size_t n = (size_t)m->n_merges + 1;

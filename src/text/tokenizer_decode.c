@@ -28,7 +28,7 @@ int tok_token_bytes(const tokenizer *t, int32_t id, bool special, char *buf, int
     return (int)n;
 }
 
-int tok_max_token_bytes(const tokenizer *t) { return (int)t->max_piece_len; }
+size_t tok_max_token_bytes(const tokenizer *t) { return t->max_piece_len; }
 
 /* ---------------------------------------------------------------- decoding */
 
@@ -76,11 +76,11 @@ int tok_utf8_check(const uint8_t *s, size_t n) {
     return need;
 }
 
-int tok_stream_bound(const tokenizer *t) { return 3 * ((int)t->max_piece_len + 3); }
+size_t tok_stream_bound(const tokenizer *t) { return 3 * ((size_t)t->max_piece_len + 3); }
 
 static const char REPLACEMENT[3] = {(char)0xEF, (char)0xBF, (char)0xBD};
 
-int tok_stream_push(const tokenizer *t, tok_stream *s, int32_t id, char *out, int cap) {
+int tok_stream_push(const tokenizer *t, tok_stream *s, int32_t id, char *out, size_t cap) {
     size_t len;
     const char *piece = piece_bytes(t, id, true, &len);
     if (len == 0) return 0;
@@ -99,7 +99,7 @@ int tok_stream_push(const tokenizer *t, tok_stream *s, int32_t id, char *out, in
             s->n_pending = w;
             return n_out;
         }
-        if (n_out + (r > 0 ? r : 3) > cap) return -1;
+        if ((size_t)n_out + (size_t)(r > 0 ? r : 3) > cap) return -1;
         if (r > 0) memcpy(out + n_out, window, (size_t)r), n_out += r, i += r;
         else memcpy(out + n_out, REPLACEMENT, 3), n_out += 3, i += -r;
     }
@@ -107,7 +107,7 @@ int tok_stream_push(const tokenizer *t, tok_stream *s, int32_t id, char *out, in
     return n_out;
 }
 
-int tok_stream_flush(tok_stream *s, char *out, int cap) {
+int tok_stream_flush(tok_stream *s, char *out, size_t cap) {
     if (cap < 3) return -1;
     if (s->n_pending == 0) return 0;
     s->n_pending = 0;
