@@ -406,6 +406,18 @@ static void find_byte_tokens(tokenizer *t) {
     }
 }
 
+/* Whether every byte of any text ends up in some id (then no id stands for
+ * more than the longest token string, or 4 bytes for an unknown character):
+ * spm with an unknown token or all 256 byte pieces, bpe with a token for
+ * every byte's stand-in. */
+static bool never_drops(const tokenizer *t) {
+    if (t->kind == TOK_KIND_BPE) return tok_bpe_all_bytes(t);
+    if (t->unk >= 0) return true;
+    for (int b = 0; b < 256; b++)
+        if (t->byte_token[b] < 0) return false;
+    return true;
+}
+
 static int load(tokenizer *t, const gguf_file *f, rl_err *err) {
     gguf_str model;
     if (!gguf_find(f, KEY_MODEL))
@@ -438,7 +450,9 @@ static int load(tokenizer *t, const gguf_file *f, rl_err *err) {
     }
     if (load_special_ids(t, f, err)) return -1;
     find_eog(t);
-    return build_pieces(t, err) || collect_specials(t, err) ? -1 : 0;
+    if (build_pieces(t, err) || collect_specials(t, err)) return -1;
+    t->bytes_per_id = never_drops(t) ? RL_MAX((size_t)t->max_text_len, 4) : 0;
+    return 0;
 }
 
 tokenizer *tok_load(const gguf_file *f, rl_err *err) {
@@ -515,11 +529,24 @@ static int frag_push(fragments *a, fragment f, rl_err *err) {
     return 0;
 }
 
+/* Whether [pos, pos + n) overlaps one of the plain ranges (sorted, not
+ * overlapping): a binary search for the first range that ends after pos. */
+static bool in_plain(const tok_encode_opts *o, size_t pos, size_t n) {
+    size_t lo = 0, hi = o->n_plain;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (o->plain[mid].off + o->plain[mid].len <= pos) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < o->n_plain && o->plain[lo].off < pos + n && o->plain[lo].len > 0;
+}
+
 /* Cuts every occurrence of special token `id` out of the text fragments of
  * `in`, appending the result to `out` (llama.cpp's tokenizer_st_partition,
- * one token at a time, longest tokens first). */
-static int cut_special(const tokenizer *t, int32_t id, const char *text, const fragments *in,
-                       fragments *out, rl_err *err) {
+ * one token at a time, longest tokens first). With `keep_plain`, an
+ * occurrence that touches a plain range stays text. */
+static int cut_special(const tokenizer *t, int32_t id, const char *text, const fragments *in, fragments *out,
+                       const tok_encode_opts *keep_plain, rl_err *err) {
     const char *needle = tok_text(t, id);
     size_t nlen = t->texts[id].len;
     out->n = 0;
@@ -529,31 +556,37 @@ static int cut_special(const tokenizer *t, int32_t id, const char *text, const f
             if (frag_push(out, fr, err)) return -1;
             continue;
         }
-        size_t at = fr.off, end = fr.off + fr.len;
+        size_t at = fr.off, from = fr.off, end = fr.off + fr.len;
         for (;;) {
-            const char *hit = memmem(text + at, end - at, needle, nlen);
+            const char *hit = memmem(text + from, end - from, needle, nlen);
             if (!hit) break;
             size_t pos = (size_t)(hit - text);
+            if (keep_plain && in_plain(keep_plain, pos, nlen)) {
+                from = pos + 1; /* text here: look further on */
+                continue;
+            }
             if (pos > at && frag_push(out, (fragment){-1, at, pos - at}, err)) return -1;
             if (frag_push(out, (fragment){id, pos, nlen}, err)) return -1;
-            at = pos + nlen;
+            at = from = pos + nlen;
         }
         if (at < end && frag_push(out, (fragment){-1, at, end - at}, err)) return -1;
     }
     return 0;
 }
 
-static int partition(const tokenizer *t, const char *text, size_t len, bool parse_special, fragments *a,
+static int partition(const tokenizer *t, const char *text, size_t len, const tok_encode_opts *o, fragments *a,
                      fragments *b, rl_err *err) {
     a->n = 0;
     if (len == 0) return 0;
     if (frag_push(a, (fragment){-1, 0, len}, err)) return -1;
-    if (!parse_special && !t->has_user_defined) return 0;
+    if (!o->parse_special && !t->has_user_defined) return 0;
     for (int32_t i = 0; i < t->n_specials; i++) {
         int32_t id = t->specials[i];
-        /* Without parse_special only user-defined tokens are cut out. */
-        if (!parse_special && (t->attrs[id] & (TOK_ATTR_CONTROL | TOK_ATTR_UNKNOWN))) continue;
-        if (cut_special(t, id, text, a, b, err)) return -1;
+        /* Without parse_special only user-defined tokens are cut out; in
+         * the plain ranges too. */
+        bool special = (t->attrs[id] & (TOK_ATTR_CONTROL | TOK_ATTR_UNKNOWN)) != 0;
+        if (!o->parse_special && special) continue;
+        if (cut_special(t, id, text, a, b, special && o->n_plain ? o : NULL, err)) return -1;
         fragments tmp = *a;
         *a = *b;
         *b = tmp;
@@ -561,17 +594,24 @@ static int partition(const tokenizer *t, const char *text, size_t len, bool pars
     return 0;
 }
 
-static int encode(const tokenizer *t, const char *text, size_t len, bool add_bos, bool parse_special,
-                  tok_ids *out, rl_err *err) {
+bool tok_ids_surely_over(const tokenizer *t, tok_ids *a, size_t bytes) {
+    if (!a->limit || !t->bytes_per_id || a->over) return a->over;
+    size_t room = a->limit >= a->n ? a->limit - a->n : 0;
+    if (bytes / t->bytes_per_id > room) a->over = true; /* needs more than bytes / per ids */
+    return a->over;
+}
+
+static int encode(const tokenizer *t, const char *text, size_t len, const tok_encode_opts *o, tok_ids *out,
+                  rl_err *err) {
     fragments a = {0}, b = {0};
     tok_work w = {0};
     int rc = 0;
-    if (add_bos && t->bos >= 0) rc = tok_ids_push(out, t->bos, err);
-    if (!rc) rc = partition(t, text, len, parse_special, &a, &b, err);
+    if (o->add_bos && t->bos >= 0) rc = tok_ids_push(out, t->bos, err);
+    if (!rc && !tok_ids_surely_over(t, out, len)) rc = partition(t, text, len, o, &a, &b, err);
     /* spm puts a space before the text at the start and after each
      * special token (llama.cpp's is_prev_special). */
     bool prev_special = true;
-    for (size_t i = 0; !rc && i < a.n; i++) {
+    for (size_t i = 0; !rc && i < a.n && !tok_ids_over(out); i++) {
         fragment fr = a.v[i];
         if (fr.token >= 0) {
             rc = tok_ids_push(out, fr.token, err);
@@ -589,18 +629,24 @@ static int encode(const tokenizer *t, const char *text, size_t len, bool add_bos
     return rc;
 }
 
-int tok_encode(const tokenizer *t, const char *text, size_t len, bool add_bos, bool parse_special,
-               int32_t *out, int cap, rl_err *err) {
+int tok_encode_with(const tokenizer *t, const char *text, size_t len, const tok_encode_opts *o, int32_t *out,
+                    int cap, rl_err *err) {
     if (len > (size_t)INT_MAX / 4)
         return rl_fail(err, RL_ERR_INPUT, "text of %zu bytes is too long to tokenize", len);
     if (!text && len) return rl_fail(err, RL_ERR_INPUT, "tokenize: no text");
-    tok_ids ids = {0};
-    if (encode(t, text, len, add_bos, parse_special, &ids, err)) {
+    tok_ids ids = {.limit = o->max_ids > 0 ? (size_t)o->max_ids : 0};
+    if (encode(t, text, len, o, &ids, err)) {
         free(ids.v);
         return -1;
     }
     if (cap > 0 && out) memcpy(out, ids.v, RL_MIN(ids.n, (size_t)cap) * sizeof *out);
-    int n = (int)ids.n;
+    int n = tok_ids_over(&ids) ? o->max_ids + 1 : (int)ids.n;
     free(ids.v);
     return n;
+}
+
+int tok_encode(const tokenizer *t, const char *text, size_t len, bool add_bos, bool parse_special,
+               int32_t *out, int cap, rl_err *err) {
+    tok_encode_opts o = {.add_bos = add_bos, .parse_special = parse_special};
+    return tok_encode_with(t, text, len, &o, out, cap, err);
 }

@@ -87,6 +87,29 @@ bool tok_is_control(const tokenizer *t, int32_t id); /* false for ids out of ran
 int tok_encode(const tokenizer *t, const char *text, size_t len, bool add_bos, bool parse_special,
                int32_t *out, int cap, rl_err *err);
 
+/* A byte range of a text. */
+typedef struct tok_range {
+    size_t off, len;
+} tok_range;
+
+typedef struct tok_encode_opts {
+    bool add_bos;           /* BOS first, when the vocabulary has one */
+    bool parse_special;     /* control tokens' strings become those tokens ... */
+    const tok_range *plain; /* ... except where they touch one of these ranges (sorted,
+                               not overlapping): there the text is plain, as without
+                               parse_special (a chat message's content in its template) */
+    size_t n_plain;
+    int max_ids;            /* > 0: stop as soon as the text surely needs more ids than
+                               this, and return max_ids + 1 (the ids before are written) */
+} tok_encode_opts;
+
+/* tok_encode with options. With max_ids the work stops at the limit: after
+ * the fragment or word that passes it, or before one whose length alone
+ * needs more ids than are left (no id stands for more bytes than the
+ * longest token string), so a huge text costs little more than the limit. */
+int tok_encode_with(const tokenizer *t, const char *text, size_t len, const tok_encode_opts *o, int32_t *out,
+                    int cap, rl_err *err);
+
 /* The vocabulary string of a token (as stored: "▁the", "<0x0A>", "Ġthe"),
  * NUL-terminated; NULL for an id out of range. */
 const char *tok_piece(const tokenizer *t, int32_t id, size_t *len);

@@ -231,6 +231,14 @@ static size_t put_stand_in(unsigned b, char *out) {
     return 2;
 }
 
+bool tok_bpe_all_bytes(const tokenizer *t) {
+    for (unsigned b = 0; b < 256; b++) {
+        char s[4];
+        if (tok_lookup(t, s, put_stand_in(b, s)) < 0) return false;
+    }
+    return true;
+}
+
 size_t tok_bpe_decode_text(const char *s, size_t len, char *out) {
     size_t n = 0;
     for (size_t i = 0; i < len;) {
@@ -360,10 +368,12 @@ int tok_bpe_encode(const tokenizer *t, tok_work *w, const char *text, size_t len
             start = m0 + tok_utf8_len((uint8_t)w->text.v[m0]);
             continue;
         }
+        if (tok_ids_surely_over(t, out, m1 - gap) || tok_ids_over(out)) return 0; /* past the limit */
         if (m0 > gap && encode_word(t, w, gap, m0 - gap, out, err)) return -1;
         if (encode_word(t, w, m0, m1 - m0, out, err)) return -1;
         gap = start = m1;
     }
+    if (tok_ids_surely_over(t, out, n - gap) || tok_ids_over(out)) return 0;
     if (gap < n && encode_word(t, w, gap, n - gap, out, err)) return -1;
     return 0;
 }

@@ -93,6 +93,8 @@ struct tokenizer {
     bool has_user_defined;
 
     int32_t bos, eos, eot, eom, unk; /* -1 = none */
+    size_t bytes_per_id;   /* most bytes of text one id stands for; 0 if some byte
+                              has no token and is dropped (no bound then) */
     bool add_bos;
     bool add_space_prefix; /* spm: " " before the text, removed again by tok_decode */
     int32_t byte_token[256]; /* spm byte fallback: id of <0xNN> (or the byte itself), -1 */
@@ -117,11 +119,25 @@ int tok_get_array(const struct gguf_file *f, const char *key, bool required, uin
                   const char *expected, const struct gguf_value **out, rl_err *err);
 
 /* ---- growable arrays for one encode call ---- */
+/* The ids so far. With a limit (> 0) the encoder stops as soon as more than
+ * `limit` ids are certain: after a fragment or word that passes it, or
+ * before one whose bytes alone need more ids than the room left
+ * (tok_ids_surely_over). */
 typedef struct tok_ids {
     int32_t *v;
     size_t n, cap;
+    size_t limit; /* 0: none */
+    bool over;    /* the text needs more than limit ids */
 } tok_ids;
 int tok_ids_push(tok_ids *a, int32_t id, rl_err *err);
+static inline bool tok_ids_over(tok_ids *a) {
+    if (a->limit && a->n > a->limit) a->over = true;
+    return a->over;
+}
+/* Whether `bytes` more bytes of text surely pass the limit: every id stands
+ * for at most tok_bytes_per_id bytes of the text (when no byte is ever
+ * dropped, tok_bytes_per_id > 0). Marks the ids over if so. */
+bool tok_ids_surely_over(const tokenizer *t, tok_ids *a, size_t bytes);
 
 /* Byte buffer. */
 typedef struct tok_buf {
@@ -187,6 +203,8 @@ void tok_bpe_free(tok_bpe *b);
 void tok_bpe_free_match(void *match); /* tok_work.match */
 int tok_bpe_encode(const tokenizer *t, tok_work *w, const char *text, size_t len, tok_ids *out,
                    rl_err *err);
+/* Whether every byte has a token (its stand-in), so none is ever dropped. */
+bool tok_bpe_all_bytes(const tokenizer *t);
 /* Bytes of a byte-level BPE string ("Ġthe" -> " the"), appended to out
  * (which has room for len bytes: decoding never grows a string). */
 size_t tok_bpe_decode_text(const char *s, size_t len, char *out);

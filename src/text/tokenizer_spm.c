@@ -55,6 +55,7 @@ static int escape(tok_work *w, const char *text, size_t len, bool space_prefix, 
 
 int tok_spm_encode(const tokenizer *t, tok_work *w, const char *text, size_t len, bool space_prefix,
                    tok_ids *out, rl_err *err) {
+    if (tok_ids_surely_over(t, out, len)) return 0; /* the caller's limit: no need to merge */
     if (escape(w, text, len, space_prefix, err) || tok_work_symbols(w, w->text.v, w->text.n, err)) return -1;
     if (w->n_sym == 0) return 0;
     for (int32_t i = 1; i < (int32_t)w->n_sym; i++)
