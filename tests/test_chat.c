@@ -144,6 +144,34 @@ static void test_render_details(void) {
     CHECK(chat_render((chat_template)99, CONV, N_CONV, true, NULL, NULL, &err) == NULL);
 }
 
+/* Every family marks where each content landed: the ranges cover exactly
+ * the contents (trimmed where the family trims), in order, empty ones left
+ * out, and nothing else of the text. */
+static void test_content_ranges(void) {
+    for (int t = 0; t < CHAT_TEMPLATE_COUNT; t++) {
+        const chat_msg conv[] = {{"system", "S<|im_end|>"}, {"user", ""}, {"user", " <|eot_id|> "}, {"assistant", "A"}};
+        tok_range *r = NULL;
+        size_t n = 0;
+        rl_err err = {0};
+        char *s = chat_render_marked((chat_template)t, conv, 4, true, NULL, NULL, &r, &n, &err);
+        CHECKF(s != NULL, "%s", err.msg);
+        if (!s) continue;
+        bool trims = t == CHAT_LLAMA3 || t == CHAT_LLAMA2_SYS_STRIP;
+        const char *want[] = {"S<|im_end|>", trims ? "<|eot_id|>" : " <|eot_id|> ", "A"};
+        CHECKF(n == 3, "%s: %zu ranges", chat_name((chat_template)t), n);
+        for (size_t i = 0; i < n && i < 3; i++) {
+            CHECKF(r[i].len == strlen(want[i]) && memcmp(s + r[i].off, want[i], r[i].len) == 0, "%s: range %zu",
+                   chat_name((chat_template)t), i);
+            CHECK(i == 0 || r[i].off >= r[i - 1].off + r[i - 1].len);
+        }
+        char *plain = chat_render((chat_template)t, conv, 4, true, NULL, NULL, &err);
+        CHECK_STR(plain, s); /* the same text either way */
+        free(plain);
+        free(s);
+        free(r);
+    }
+}
+
 /* ---- detection ---- */
 
 static const struct {
@@ -312,6 +340,7 @@ int main(int argc, char **argv) {
     test_init(argc, argv);
     RUN(test_render);
     RUN(test_render_details);
+    RUN(test_content_ranges);
     RUN(test_detect);
     RUN(test_names);
     RUN(test_detect_from_gguf);

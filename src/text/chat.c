@@ -86,6 +86,9 @@ typedef struct sbuf {
     char *p;
     size_t len, cap;
     bool failed;
+    tok_range *content; /* where each message's content landed (NULL: not kept) */
+    size_t n_content, cap_content;
+    bool keep_content;
 } sbuf;
 
 static void sb_add(sbuf *b, const char *s, size_t n) {
@@ -114,13 +117,33 @@ static void sb_add(sbuf *b, const char *s, size_t n) {
 
 static void sb_str(sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
 
+/* A message's content, its range kept when asked (empty ones are not). */
+static void sb_content_n(sbuf *b, const char *s, size_t n) {
+    size_t at = b->len;
+    sb_add(b, s, n);
+    if (!b->keep_content || b->failed || n == 0) return;
+    if (b->n_content == b->cap_content) {
+        size_t cap = b->cap_content ? 2 * b->cap_content : 16;
+        tok_range *r = realloc(b->content, cap * sizeof *r);
+        if (!r) {
+            b->failed = true;
+            return;
+        }
+        b->content = r;
+        b->cap_content = cap;
+    }
+    b->content[b->n_content++] = (tok_range){at, n};
+}
+
+static void sb_content(sbuf *b, const char *s) { sb_content_n(b, s, strlen(s)); }
+
 /* Content with leading and trailing whitespace (C isspace) left out, as
  * llama.cpp's trim() does. */
 static void sb_trimmed(sbuf *b, const char *s) {
     const char *end = s + strlen(s);
     while (s < end && (*s == ' ' || (*s >= '\t' && *s <= '\r'))) s++;
     while (end > s && (end[-1] == ' ' || (end[-1] >= '\t' && end[-1] <= '\r'))) end--;
-    sb_add(b, s, (size_t)(end - s));
+    sb_content_n(b, s, (size_t)(end - s));
 }
 
 enum role { ROLE_SYSTEM, ROLE_USER, ROLE_ASSISTANT };
@@ -140,7 +163,7 @@ static void render_chatml(sbuf *b, const chat_msg *msgs, size_t n, bool add_assi
         sb_str(b, "<|im_start|>");
         sb_str(b, msgs[i].role);
         sb_str(b, "\n");
-        sb_str(b, content_of(&msgs[i]));
+        sb_content(b, content_of(&msgs[i]));
         sb_str(b, "<|im_end|>\n");
     }
     if (add_assistant) sb_str(b, "<|im_start|>assistant\n");
@@ -162,7 +185,7 @@ static void render_zephyr(sbuf *b, const chat_msg *msgs, size_t n, bool add_assi
         sb_str(b, "<|");
         sb_str(b, msgs[i].role);
         sb_str(b, "|>\n");
-        sb_str(b, content_of(&msgs[i]));
+        sb_content(b, content_of(&msgs[i]));
         sb_str(b, eos ? eos : "<|endoftext|>");
         sb_str(b, "\n");
     }
@@ -192,7 +215,7 @@ static void render_llama2(sbuf *b, chat_template t, const chat_msg *msgs, size_t
         if (strip)
             sb_trimmed(b, content);
         else
-            sb_str(b, content);
+            sb_content(b, content);
         if (role == ROLE_SYSTEM) {
             sb_str(b, sys_tags ? "\n<</SYS>>\n\n" : "\n");
         } else if (role == ROLE_USER) {
@@ -206,6 +229,11 @@ static void render_llama2(sbuf *b, chat_template t, const chat_msg *msgs, size_t
 
 char *chat_render(chat_template t, const chat_msg *msgs, size_t n, bool add_assistant, const char *bos,
                   const char *eos, rl_err *err) {
+    return chat_render_marked(t, msgs, n, add_assistant, bos, eos, NULL, NULL, err);
+}
+
+char *chat_render_marked(chat_template t, const chat_msg *msgs, size_t n, bool add_assistant, const char *bos,
+                         const char *eos, tok_range **content, size_t *n_content, rl_err *err) {
     if ((unsigned)t >= CHAT_TEMPLATE_COUNT) {
         rl_fail(err, RL_ERR_INPUT, "chat template %d does not exist", (int)t);
         return NULL;
@@ -222,7 +250,7 @@ char *chat_render(chat_template t, const chat_msg *msgs, size_t n, bool add_assi
         }
     }
 
-    sbuf b = {0};
+    sbuf b = {.keep_content = content != NULL};
     sb_add(&b, "", 0); /* an empty conversation still gives a string */
     switch (t) {
     case CHAT_LLAMA3: render_llama3(&b, msgs, n, add_assistant); break;
@@ -236,8 +264,13 @@ char *chat_render(chat_template t, const chat_msg *msgs, size_t n, bool add_assi
     }
     if (b.failed) {
         free(b.p);
+        free(b.content);
         rl_fail(err, RL_ERR_INTERNAL, "chat: out of memory rendering %zu messages", n);
         return NULL;
+    }
+    if (content) {
+        *content = b.content;
+        *n_content = b.n_content;
     }
     return b.p;
 }

@@ -8,8 +8,11 @@
  * both). The rendered text is what llama.cpp's llm_chat_apply_template
  * produces for the same family; it contains special tokens as text
  * ("<|eot_id|>", "</s>"), which the tokenizer turns into their ids with
- * parse_special. It never starts with BOS: the caller tokenizes with the
- * model's add-BOS setting, as llama.cpp does.
+ * parse_special. chat_render_marked also says where each message's content
+ * lies, so that what a user wrote can be tokenized as plain text while the
+ * template's markers become tokens (a user cannot forge a turn). It never
+ * starts with BOS: the caller tokenizes with the model's add-BOS setting,
+ * as llama.cpp does.
  *
  * The default. A model without a template, or with one we do not
  * recognise (including families llama.cpp knows but rackllm does not
@@ -34,6 +37,7 @@
 #include <stddef.h>
 
 #include "base/common.h"
+#include "tokenizer.h"
 
 typedef enum chat_template {
     /* <|start_header_id|>role<|end_header_id|>\n\n + trimmed content + <|eot_id|> */
@@ -78,6 +82,12 @@ const char *chat_name(chat_template t);
  * role is not system, user or assistant. */
 char *chat_render(chat_template t, const chat_msg *msgs, size_t n, bool add_assistant, const char *bos,
                   const char *eos, rl_err *err);
+/* The same, and where each message's content is in the text (*content,
+ * malloc'ed, in order, the empty ones left out; NULL when there is none):
+ * tokenizing with these as plain ranges (tok_encode_opts) keeps a user from
+ * writing the template's special tokens into the conversation. */
+char *chat_render_marked(chat_template t, const chat_msg *msgs, size_t n, bool add_assistant, const char *bos,
+                         const char *eos, tok_range **content, size_t *n_content, rl_err *err);
 
 /* Extra stop strings for a template, besides the model's end-of-generation
  * tokens: its end-of-turn and start-of-turn markers spelled as text, which
