@@ -97,6 +97,37 @@ static void test_full_context(const model *m) {
     engine_close(e);
 }
 
+/* A sequence with a context of its own (engine_seq_add_ctx): full at 10
+ * positions in an engine of 256, with the same tokens a sequence of the
+ * engine's context makes up to there; its memory is counted smaller. */
+static void test_own_context(const model *m) {
+    rl_err err = {0};
+    int32_t ids[8], want[12];
+    int n = ids_from(300, ids, 5);
+    solo(m, ids, n, 12, want);
+    engine_params ep = engine_default_params();
+    ep.n_ctx = 256;
+    ep.n_threads = 1;
+    engine *e = engine_open(m, &ep, &err);
+    sampler_params sp = sampler_default_params();
+    sp.temperature = 0;
+    engine_seq *s = engine_seq_add_ctx(e, ids, n, &sp, 10, &err);
+    CHECKF(s != NULL, "%s", err.msg);
+    int32_t got[12];
+    int produced = 0;
+    for (int i = 0; s && i < 40 && engine_seq_get_state(s) != SEQ_FULL; i++) {
+        CHECK(engine_step(e, &err) >= 0);
+        produced += engine_seq_take(s, &got[produced]);
+    }
+    CHECK(s && engine_seq_get_state(s) == SEQ_FULL);
+    CHECK_EQ_INT(produced, 10 - n + 1);
+    CHECK(memcmp(got, want, (size_t)produced * sizeof *got) == 0);
+    CHECK(engine_seq_add_ctx(e, ids, n, &sp, 4, &err) == NULL && err.code == RL_ERR_INPUT);
+    CHECK(engine_seq_bytes(e, 10) < engine_seq_bytes(e, 0) && engine_seq_bytes(e, 0) == engine_seq_bytes(e, 256));
+    CHECK(engine_seq_bytes(e, 0) > 256 * (uint64_t)m->shape.n_layer * 2 * m->shape.n_head_kv * m->shape.head_dim * 2);
+    engine_close(e);
+}
+
 static void test_budget_and_batching(const model *m) {
     rl_err err = {0};
     int32_t p1[64], p2[64], want1[24], want2[24];
@@ -158,6 +189,7 @@ int main(int argc, char **argv) {
     if (!m) return test_report("test_engine");
     RUN_WITH(test_errors, m);
     RUN_WITH(test_full_context, m);
+    RUN_WITH(test_own_context, m);
     RUN_WITH(test_budget_and_batching, m);
     model_free(m);
     free(data);

@@ -134,13 +134,28 @@ int engine_attention_cost(engine *e, double *seconds_per_token, rl_err *err) {
     return forward_attention_cost(e->fw, seconds_per_token, err);
 }
 
+uint64_t engine_seq_bytes(const engine *e, int n_ctx) {
+    if (n_ctx <= 0 || n_ctx > e->p.n_ctx) n_ctx = e->p.n_ctx;
+    uint64_t n_vocab = e->m->shape.n_vocab;
+    /* KV cache; input; logits; the sampler's candidates and, with
+     * penalties, its counts by token and its window of the context */
+    return forward_kv_bytes(e->m, n_ctx, !e->p.kv_f32) + 4 * (uint64_t)n_ctx + 4 * n_vocab + 8 * n_vocab +
+           12 * n_vocab + 8 * (uint64_t)n_ctx + sizeof(engine_seq);
+}
+
 engine_seq *engine_seq_add(engine *e, const int32_t *prompt, int n, const sampler_params *sp, rl_err *err) {
+    return engine_seq_add_ctx(e, prompt, n, sp, 0, err);
+}
+
+engine_seq *engine_seq_add_ctx(engine *e, const int32_t *prompt, int n, const sampler_params *sp, int n_ctx,
+                               rl_err *err) {
+    if (n_ctx <= 0 || n_ctx > e->p.n_ctx) n_ctx = e->p.n_ctx;
     if (n < 1) {
         rl_fail(err, RL_ERR_INPUT, "the prompt is empty");
         return NULL;
     }
-    if (n > e->p.n_ctx) {
-        rl_fail(err, RL_ERR_INPUT, "the prompt has %d tokens, more than the context of %d", n, e->p.n_ctx);
+    if (n > n_ctx) {
+        rl_fail(err, RL_ERR_INPUT, "the prompt has %d tokens, more than the context of %d", n, n_ctx);
         return NULL;
     }
     int slot = -1;
@@ -154,10 +169,10 @@ engine_seq *engine_seq_add(engine *e, const int32_t *prompt, int n, const sample
     if (!s) return NULL;
     s->e = e;
     s->slot = slot;
-    s->kv.n_ctx = e->p.n_ctx;
-    uint64_t kv_bytes = forward_kv_bytes(e->m, e->p.n_ctx, !e->p.kv_f32);
+    s->kv.n_ctx = n_ctx;
+    uint64_t kv_bytes = forward_kv_bytes(e->m, n_ctx, !e->p.kv_f32);
     s->kv.data = malloc(kv_bytes); /* untouched pages cost nothing until used */
-    s->input = malloc((size_t)e->p.n_ctx * sizeof *s->input);
+    s->input = malloc((size_t)n_ctx * sizeof *s->input);
     s->logits = malloc((size_t)e->m->shape.n_vocab * sizeof *s->logits);
     if (!s->kv.data || !s->input || !s->logits) {
         rl_fail(err, RL_ERR_INTERNAL, "out of memory for a sequence (%llu bytes of KV cache)",

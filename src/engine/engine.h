@@ -68,6 +68,14 @@ kernels *engine_kernels(engine *e);
  * if the prompt is empty or does not fit the context, or (RL_ERR_INTERNAL)
  * if max_seqs are active or memory is short. */
 engine_seq *engine_seq_add(engine *e, const int32_t *prompt, int n, const sampler_params *sp, rl_err *err);
+/* The same with a context of its own, n_ctx <= the engine's (0: the
+ * engine's): its KV cache holds that many positions, and it is full (SEQ_FULL)
+ * there. A server that knows how far a session may go allocates no more. */
+engine_seq *engine_seq_add_ctx(engine *e, const int32_t *prompt, int n, const sampler_params *sp, int n_ctx,
+                               rl_err *err);
+/* The most memory a sequence of n_ctx positions (0: the engine's context)
+ * allocates: KV cache, input, logits, sampler. */
+uint64_t engine_seq_bytes(const engine *e, int n_ctx);
 
 /* More input for a sequence (manual sequences; or a chat's next turn). */
 int engine_seq_feed(engine_seq *s, const int32_t *tokens, int n, rl_err *err);
