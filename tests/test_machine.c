@@ -101,6 +101,9 @@ static void test_cpus_and_memory(void) {
     for (int i = 1; i < n; i++) CHECK(cpus[i] > cpus[i - 1]);
     CHECK(machine_online_cpus() >= n);
     CHECK(machine_memory_bytes() > (1u << 20));
+    uint64_t avail = machine_available_bytes();
+    CHECKF(avail > (1u << 20) && avail <= machine_memory_bytes(), "available %llu of %llu",
+           (unsigned long long)avail, (unsigned long long)machine_memory_bytes());
 }
 
 /* Partition i of k over t threads: first thread and count. */

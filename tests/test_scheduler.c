@@ -160,6 +160,8 @@ static void test_cost(void) {
 
 /* ---- the real scheduler ---- */
 
+enum { TEXT_SLACK = 1 << 16 }; /* a session's prompt and text buffers, beside its engine sequence */
+
 static sched_params base_params(int capacity, int queue) {
     sched_params p = sched_default_params();
     p.capacity = capacity;
@@ -348,6 +350,66 @@ static void test_context(void) {
     if (!s) return;
     sched_get_stats(s, &st);
     CHECK(st.ctx_cost > 0 && st.ctx_cost < 1);
+    sched_free(s);
+}
+
+/* Admission by memory: a budget of two sessions at the full context (256
+ * tokens; capacity 4 by count, context free). Two such run, a third waits
+ * for memory although the count has room; a short one (max_tokens 8)
+ * still fits beside them, and its engine sequence holds only its reach; a
+ * request that needs more than the whole budget is refused at submit. */
+static void test_memory(void) {
+    rl_err err = {0};
+    sched_params p = base_params(4, 2);
+    p.step_delay = 0.002;
+    sched *s = sched_new(M, &p, &err);
+    CHECKF(s != NULL, "%s", err.msg);
+    if (!s) return;
+    sched_stats st;
+    sched_get_stats(s, &st);
+    uint64_t full = st.mem_session;
+    CHECK(full > 0 && st.mem_budget > 2 * full && st.capacity_memory >= 2 && st.weights_bytes == M->weight_bytes);
+    CHECK(st.mem_available > 0 && st.mem_budget <= st.mem_available);
+    sched_free(s);
+
+    p.mem_limit = 2 * full + full / 2; /* room for two full, and a short one */
+    s = sched_new(M, &p, &err);
+    CHECKF(s != NULL, "%s", err.msg);
+    if (!s) return;
+    sched_get_stats(s, &st);
+    CHECK_EQ_INT(st.mem_budget, p.mem_limit);
+    CHECK_EQ_INT(st.capacity_memory, 2);
+    sched_request r = greedy_request(0), shorter = greedy_request(8);
+    sched_session *ss[4] = {0};
+    for (int i = 0; i < 3; i++) CHECK_EQ_INT(sched_submit(s, &r, &ss[i], &err), i < 2 ? SCHED_RUN : SCHED_QUEUED);
+    CHECK_EQ_INT(sched_blocking_limit(s, N_PROMPT, 0), SCHED_LIMIT_MEMORY);
+    CHECK_EQ_INT(sched_blocking_limit(s, N_PROMPT, 8), SCHED_LIMIT_NONE);
+    sched_get_stats(s, &st);
+    CHECK(st.mem_reserved >= 2 * full - 2 * TEXT_SLACK && st.mem_reserved <= 2 * full + 2 * TEXT_SLACK);
+    sched_cancel(s, ss[2]); /* out of the queue: the short one is next */
+    sched_release(s, ss[2]);
+    CHECK_EQ_INT(sched_submit(s, &shorter, &ss[3], &err), SCHED_RUN);
+    char text[8192];
+    sched_progress pr;
+    read_all(ss[3], text, sizeof text, &pr);
+    CHECK_EQ_INT(pr.n_generated, 8);
+    for (int i = 0; i < 4; i++)
+        if (i != 2) sched_release(s, ss[i]);
+    CHECK(sched_wait_idle(s, 30));
+    sched_get_stats(s, &st);
+    CHECK_EQ_INT(st.mem_reserved, 0);
+    sched_free(s);
+
+    p.mem_limit = full / 2; /* not even one full session */
+    s = sched_new(M, &p, &err);
+    CHECKF(s != NULL, "%s", err.msg);
+    if (!s) return;
+    sched_session *one = NULL;
+    CHECK_EQ_INT(sched_submit(s, &r, &one, &err), -1);
+    CHECKF(err.code == RL_ERR_INPUT && strstr(err.msg, "ask for fewer max_tokens"), "%s", err.msg);
+    CHECK_EQ_INT(sched_submit(s, &shorter, &one, &err), SCHED_RUN);
+    read_all(one, text, sizeof text, &pr);
+    sched_release(s, one);
     sched_free(s);
 }
 
@@ -602,6 +664,7 @@ int main(int argc, char **argv) {
     CHECK(N_PROMPT > 5 && N_PROMPT < 64);
     RUN(test_admission);
     RUN(test_context);
+    RUN(test_memory);
     RUN(test_stop_and_eos);
     RUN(test_cancel_and_timeout);
     RUN(test_drain);

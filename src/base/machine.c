@@ -160,6 +160,77 @@ uint64_t machine_memory_bytes(void) {
     return pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
 }
 
+/* The first number in a file (a /proc or /sys value), or false. */
+static bool read_number(const char *path, const char *after, uint64_t *out) {
+    FILE *f = fopen(path, "r");
+    if (!f) return false;
+    char line[256];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f)) {
+        const char *p = after ? (strncmp(line, after, strlen(after)) == 0 ? line + strlen(after) : NULL) : line;
+        unsigned long long v;
+        if (p && sscanf(p, " %llu", &v) == 1) {
+            *out = v;
+            found = true;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+/* Room left in the cgroup whose memory files are in dir (limit - usage);
+ * false when it has no limit. */
+static bool cgroup_room(const char *dir, const char *limit_file, const char *usage_file, uint64_t *room) {
+    char path[700];
+    uint64_t limit, used;
+    snprintf(path, sizeof path, "%s/%s", dir, limit_file);
+    if (!read_number(path, NULL, &limit) || limit >= (1ull << 60)) return false; /* "max", or v1's "none" */
+    snprintf(path, sizeof path, "%s/%s", dir, usage_file);
+    if (!read_number(path, NULL, &used)) used = 0;
+    *room = limit > used ? limit - used : 0;
+    return true;
+}
+
+/* The memory cgroup's directory from /proc/self/cgroup: "0::/path" (v2)
+ * or "N:memory:/path" (v1). */
+static bool own_cgroup(bool v2, char *out, size_t cap) {
+    FILE *f = fopen("/proc/self/cgroup", "r");
+    if (!f) return false;
+    char line[512];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = 0;
+        const char *tag = v2 ? "0::" : ":memory:";
+        const char *p = v2 ? (strncmp(line, tag, 3) == 0 ? line + 3 : NULL) : strstr(line, tag);
+        if (p && !v2) p += strlen(tag);
+        if (p) {
+            snprintf(out, cap, "%s%s", v2 ? "/sys/fs/cgroup" : "/sys/fs/cgroup/memory", p);
+            found = true;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+uint64_t machine_available_bytes(void) {
+    uint64_t kb = 0, avail = 0, room;
+    if (read_number("/proc/meminfo", "MemAvailable:", &kb)) avail = kb * 1024;
+    char dir[600];
+    const struct { bool v2; const char *root, *limit, *usage; } groups[] = {
+        {true, "/sys/fs/cgroup", "memory.max", "memory.current"},
+        {false, "/sys/fs/cgroup/memory", "memory.limit_in_bytes", "memory.usage_in_bytes"},
+    };
+    for (size_t i = 0; i < sizeof groups / sizeof *groups; i++) {
+        bool own = own_cgroup(groups[i].v2, dir, sizeof dir);
+        for (int k = 0; k < 2; k++) { /* the process's own group, then the mount's root (a container's) */
+            const char *d = k == 0 ? (own ? dir : NULL) : groups[i].root;
+            if (d && cgroup_room(d, groups[i].limit, groups[i].usage, &room) && (avail == 0 || room < avail))
+                avail = room;
+        }
+    }
+    return avail;
+}
+
 /* ---- partitions ---- */
 
 int machine_split(int threads, int parts, int index, int *first) {

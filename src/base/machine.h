@@ -75,6 +75,12 @@ int machine_online_cpus(void);
 /* Physical memory in bytes (0 if unknown). */
 uint64_t machine_memory_bytes(void);
 
+/* Memory this process could still take without swapping or an OOM kill:
+ * the kernel's MemAvailable (/proc/meminfo), or less if the process's
+ * memory cgroup (v2 memory.max, v1 memory.limit_in_bytes) leaves less room
+ * above what the cgroup uses now. 0 if unknown. */
+uint64_t machine_available_bytes(void);
+
 /* Partition `index` of `parts` over `threads` threads: its first thread
  * (*first) and how many it has (returned). Partitions are contiguous and
  * the first threads % parts of them have one thread more. */

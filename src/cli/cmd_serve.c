@@ -57,6 +57,8 @@ static void usage(FILE *out) {
             "      --ctx-cost US       microseconds a step spends per token of context its sessions\n"
             "                          hold (default: measured at start-up); admission reserves each\n"
             "                          request's prompt + max_tokens (or the whole context) by it\n"
+            "      --mem-limit BYTES   memory all sessions' KV caches may take, each at the context it\n"
+            "                          reserves (default: 90%% of what is available at start-up)\n"
             "      --timeout S         seconds a client may stall sending or reading (default 30)\n"
             "      --max-body BYTES    request body limit (default 1048576)\n"
             "      --drain-timeout S   on SIGTERM, seconds running sessions may take to finish (default 30)\n"
@@ -94,6 +96,7 @@ static int parse(int argc, char **argv, serve_opts *o, rl_err *err) {
         FLAG_STR("chat-template", 0, &o->chat_template),
         FLAG_INT("prefill-chunk", 0, &o->sp.prefill_chunk, 1, 65536),
         FLAG_NUM("ctx-cost", 0, &ctx_cost_us, 1e-6, 1e9),
+        FLAG_U64("mem-limit", 0, &o->sp.mem_limit, 1 << 20, 0),
         FLAG_INT("timeout", 0, &o->timeout, 1, 1000000),
         FLAG_INT("max-body", 0, &max_body, 1024, 1 << 30),
         FLAG_NUM("drain-timeout", 0, &o->drain_timeout, 0, 1e6),

@@ -3,7 +3,8 @@
  *
  * A request is admitted to the least loaded partition with room in both
  * its capacity (sched_ctl) and its step time with every reservation of
- * context (sched_cost, sched_capacity.c); otherwise it waits in the
+ * context (sched_cost, sched_capacity.c), when the memory budget holds it
+ * beside every admitted session; otherwise it waits in the
  * bounded FIFO queue until a slot frees or queue_timeout passes, or is
  * rejected (the server's 429). Draining rejects the queue and admits no
  * more. The queue, the partitions' counts and a session's phase are
@@ -20,13 +21,20 @@ int sched_total_capacity_locked(const sched *s) {
     return c;
 }
 
-/* Whether p can take one more session reserving ctx tokens: room under
- * its capacity and, with every reservation, a step that keeps the floor
- * (a partition with no session can always take one: there is no one else
- * to protect). */
-static bool has_room_locked(const sched *s, const partition *p, int ctx) {
-    if (p->n_assigned >= p->ctl.cap) return false;
-    return p->n_assigned == 0 || sched_cost_fits(&s->cost, p->n_assigned + 1, p->ctx_load + ctx);
+/* What keeps a session reserving ctx tokens and mem bytes out of p:
+ * its capacity, or its step with every reservation of context missing the
+ * floor (a partition with no session can always take one: there is no one
+ * else to protect), or the memory budget (all partitions share it). */
+static sched_limit limit_locked(const sched *s, const partition *p, int ctx, uint64_t mem) {
+    if (p->n_assigned >= p->ctl.cap) return SCHED_LIMIT_SESSIONS;
+    if (p->n_assigned > 0 && !sched_cost_fits(&s->cost, p->n_assigned + 1, p->ctx_load + ctx))
+        return SCHED_LIMIT_CONTEXT;
+    if (s->mem_budget && s->mem_used + mem > s->mem_budget) return SCHED_LIMIT_MEMORY;
+    return SCHED_LIMIT_NONE;
+}
+
+static bool has_room_locked(const sched *s, const partition *p, const sched_session *ss) {
+    return limit_locked(s, p, ss->ctx_reserved, ss->mem_need) == SCHED_LIMIT_NONE;
 }
 
 /* The least loaded partition with room for ss, or NULL. */
@@ -34,7 +42,7 @@ static partition *pick_locked(sched *s, const sched_session *ss) {
     partition *best = NULL;
     for (int i = 0; i < s->K; i++) {
         partition *p = &s->parts[i];
-        if (has_room_locked(s, p, ss->ctx_reserved) &&
+        if (has_room_locked(s, p, ss) &&
             (!best || p->n_assigned < best->n_assigned ||
              (p->n_assigned == best->n_assigned && p->ctx_load < best->ctx_load)))
             best = p;
@@ -52,6 +60,7 @@ static void assign_locked(sched *s, partition *p, sched_session *ss) {
     p->inbox_tail = ss;
     p->n_assigned++;
     p->ctx_load += ss->ctx_reserved;
+    s->mem_used += ss->mem_need;
     s->admitted++;
     pthread_cond_signal(&p->wake);
 }
@@ -96,6 +105,42 @@ void sched_admit_queue_locked(sched *s) {
     pthread_cond_broadcast(&s->cond);
 }
 
+/* The context a request may reach: a session ends at max_tokens or a full
+ * context, whichever is first. */
+static int reach_of(const sched *s, int n_prompt, int max_tokens) {
+    int64_t reach = (int64_t)n_prompt + (max_tokens > 0 ? max_tokens : s->n_ctx);
+    return (int)RL_MIN(reach, (int64_t)s->n_ctx);
+}
+
+/* The memory a session reaching ctx tokens may allocate: its engine
+ * sequence, its prompt and text buffer. */
+static uint64_t mem_of(const sched *s, int ctx, int n_prompt) {
+    return engine_seq_bytes(s->parts[0].e, ctx) + 4 * (uint64_t)n_prompt + TEXT_INITIAL;
+}
+
+sched_limit sched_blocking_limit(sched *s, int n_prompt, int max_tokens) {
+    int ctx = reach_of(s, n_prompt, max_tokens);
+    uint64_t mem = mem_of(s, ctx, n_prompt);
+    sched_limit worst = SCHED_LIMIT_NONE;
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < s->K; i++) {
+        sched_limit l = limit_locked(s, &s->parts[i], ctx, mem);
+        if (l == SCHED_LIMIT_NONE) {
+            worst = l;
+            break;
+        }
+        if (l > worst) worst = l; /* the most telling: memory, context, then sessions */
+    }
+    pthread_mutex_unlock(&s->lock);
+    return worst;
+}
+
+void sched_reserve_memory(sched *s, uint64_t bytes) {
+    pthread_mutex_lock(&s->lock);
+    if (s->mem_budget) s->mem_budget = s->mem_budget > bytes ? s->mem_budget - bytes : 1;
+    pthread_mutex_unlock(&s->lock);
+}
+
 int sched_submit(sched *s, const sched_request *r, sched_session **out, rl_err *err) {
     *out = NULL;
     if (r->n_prompt < 1) return rl_fail(err, RL_ERR_INPUT, "the prompt is empty");
@@ -119,9 +164,17 @@ int sched_submit(sched *s, const sched_request *r, sched_session **out, rl_err *
     memcpy(ss->prompt, r->prompt, (size_t)r->n_prompt * sizeof *ss->prompt);
     ss->n_prompt = r->n_prompt;
     ss->max_tokens = r->max_tokens;
-    /* a session ends at max_tokens or a full context, whichever is first */
-    int64_t reach = (int64_t)r->n_prompt + (r->max_tokens > 0 ? r->max_tokens : s->n_ctx);
-    ss->ctx_reserved = (int)RL_MIN(reach, (int64_t)s->n_ctx);
+    ss->ctx_reserved = reach_of(s, r->n_prompt, r->max_tokens);
+    ss->mem_need = mem_of(s, ss->ctx_reserved, r->n_prompt);
+    if (s->mem_budget && ss->mem_need > s->mem_budget) {
+        int ctx = ss->ctx_reserved;
+        double need = (double)ss->mem_need;
+        sched_session_free(ss);
+        return rl_fail(err, RL_ERR_INPUT,
+                       "the context this request may reach (%d tokens) needs %.0f MiB of memory, more than the "
+                       "%.0f MiB this server has for all its sessions: ask for fewer max_tokens",
+                       ctx, need / 1048576.0, (double)s->mem_budget / 1048576.0);
+    }
     ss->sp = r->sp;
     ss->ignore_eos = r->ignore_eos;
     if (r->n_stops > 0) {

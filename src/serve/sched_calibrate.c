@@ -3,13 +3,15 @@
  * is given: the cost of a prompt token (the prefill chunk), the capacity
  * (N sessions per partition decoding together, N doubled then bisected,
  * each keeping the floor with HEADROOM), the step time t(n) and the cost
- * per token of context that admission counts (sched_cost). Each
+ * per token of context that admission counts (sched_cost), and the memory
+ * budget of the sessions (once the engines are open). Each
  * measurement is a start-up command every partition thread runs on its own
  * engine (scheduler.c posts them).
  */
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "base/machine.h"
 #include "sched_internal.h"
 
 int sched_part_open(partition *p, int max_seqs, int max_batch, rl_err *err) {
@@ -48,7 +50,7 @@ int sched_part_probe(partition *p, double *per_token, rl_err *err) {
     int32_t ids[PROBE_TOKENS];
     int n = RL_MIN(PROBE_TOKENS, engine_n_ctx(p->e));
     filler(ids, n, (int32_t)p->s->m->shape.n_vocab, 0);
-    engine_seq *q = engine_seq_add(p->e, ids, n, NULL, err);
+    engine_seq *q = engine_seq_add_ctx(p->e, ids, n, NULL, n, err); /* a cache of its size: --ctx may be huge */
     if (!q) return -1;
     double t0 = rl_now();
     int r = engine_step(p->e, err);
@@ -59,9 +61,11 @@ int sched_part_probe(partition *p, double *per_token, rl_err *err) {
     return 0;
 }
 
-/* n sessions decoding together: the slowest one's tok/s. */
+/* n sessions decoding together: the slowest one's tok/s. Their caches
+ * hold what a trial reaches (a few dozen positions), not the whole
+ * context, which may be larger than memory. */
 int sched_part_trial(partition *p, int n, double *rate, rl_err *err) {
-    int n_ctx = engine_n_ctx(p->e);
+    int n_ctx = RL_MIN(engine_n_ctx(p->e), TRIAL_CTX);
     int plen = RL_MAX(1, RL_MIN(8, n_ctx / 4));
     int max_steps = n_ctx - plen - 2;
     engine_seq **seqs = rl_calloc((size_t)n, sizeof *seqs, err);
@@ -72,7 +76,7 @@ int sched_part_trial(partition *p, int n, double *rate, rl_err *err) {
     for (int i = 0; i < n; i++) {
         filler(ids, plen, (int32_t)p->s->m->shape.n_vocab, i + 1);
         sp.seed = (uint64_t)i + 1;
-        if (!(seqs[i] = engine_seq_add(p->e, ids, plen, &sp, err))) goto done;
+        if (!(seqs[i] = engine_seq_add_ctx(p->e, ids, plen, &sp, n_ctx, err))) goto done;
     }
     int steps = 0;
     bool prefilling = true;
@@ -167,6 +171,26 @@ static int configure_context(sched *s, bool measured_cap, int per_part, rl_err *
     return 0;
 }
 
+/* The memory budget: given, or MEM_SHARE of what is available now, with
+ * the weights loaded and the engines' buffers allocated (0: unknown, no
+ * limit); and what one session at the full context may take. */
+static void configure_memory(sched *s) {
+    const sched_params *p = &s->p;
+    s->mem_session = engine_seq_bytes(s->parts[0].e, 0) + TEXT_INITIAL;
+    s->mem_available = machine_available_bytes();
+    s->mem_budget = p->mem_limit ? p->mem_limit : (uint64_t)((double)s->mem_available * MEM_SHARE);
+    if (!p->log) return;
+    if (!s->mem_budget) {
+        fprintf(p->log, "memory: the available memory is unknown; sessions are not limited by it\n");
+        return;
+    }
+    uint64_t fit = s->mem_budget / s->mem_session;
+    fprintf(p->log, "memory: %.0f MiB for sessions (%s); one at the full %d tokens may take %.1f MiB: %llu of them "
+                    "fit%s\n", (double)s->mem_budget / 1048576.0, p->mem_limit ? "given" : "of what is available",
+            s->n_ctx, (double)s->mem_session / 1048576.0, (unsigned long long)fit,
+            fit < (uint64_t)s->capacity_base ? "; requests that state max_tokens reserve less" : "");
+}
+
 /* Capacity, prefill chunk and engines, by measuring what is not given. */
 int sched_configure(sched *s, rl_err *err) {
     const sched_params *p = &s->p;
@@ -212,5 +236,7 @@ int sched_configure(sched *s, rl_err *err) {
     }
     if (sched_run_cmd(s, CMD_OPEN, RL_MAX(most, 1), RL_MAX(most, 1) + s->chunk, 0, err)) return -1;
     s->n_ctx = engine_n_ctx(s->parts[0].e);
-    return configure_context(s, measure_cap, most, err);
+    if (configure_context(s, measure_cap, most, err)) return -1;
+    configure_memory(s);
+    return 0;
 }

@@ -26,6 +26,7 @@
 #include "text/tokenizer.h"
 
 #define PROBE_TOKENS 32      /* prompt tokens timed to size the prefill chunk */
+#define TRIAL_CTX 128        /* context of a calibration trial's sessions (they reach < 80) */
 #define CHUNK_SHARE 0.25     /* a chunk may cost this share of a floor period */
 #define HEADROOM 1.1         /* calibration: sessions must decode this x the floor,
                                 leaving time in every period for new prompts */
@@ -33,6 +34,7 @@
                                 x the floor's schedule */
 #define PREFILL_STARVE 1.0   /* s without prompt progress before 1 token is forced */
 #define TEXT_INITIAL 4096    /* a session's text buffer at first */
+#define MEM_SHARE 0.9        /* of the memory available at start, what sessions may take */
 
 enum phase { PH_QUEUED, PH_ASSIGNED, PH_RUNNING, PH_DONE, PH_REJECTED };
 enum cmd { CMD_NONE, CMD_OPEN, CMD_PROBE, CMD_TRIAL, CMD_ATTN, CMD_SERVE, CMD_QUIT };
@@ -42,6 +44,7 @@ struct sched_session {
     int32_t *prompt;
     int n_prompt, max_tokens;
     int ctx_reserved; /* the context it may reach: what admission counts */
+    uint64_t mem_need; /* what it may allocate (its engine sequence at ctx_reserved, its text) */
     sampler_params sp;
     bool ignore_eos;
     stop_matcher *stop; /* NULL: no stop strings */
@@ -131,6 +134,7 @@ struct sched {
     rl_err cmd_err;
 
     int capacity_base, chunk, n_ctx;
+    uint64_t mem_available, mem_budget, mem_used, mem_session; /* (mem_used: sched.lock) */
     sched_cost cost;  /* step time by sessions and context (set at start) */
     double per_token; /* seconds per prompt token in a step (probe) */
     uint64_t admitted, rej_full, rej_timeout, rej_draining, queue_cancelled;

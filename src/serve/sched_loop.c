@@ -44,6 +44,7 @@ static void finish_session(partition *p, int i, sched_finish why, const char *ms
     ss->phase = PH_DONE;
     p->n_assigned--;
     p->ctx_load -= ss->ctx_reserved;
+    s->mem_used -= ss->mem_need;
     double dur = rl_now() - ss->t_submit;
     s->mean_duration = s->mean_duration > 0 ? 0.9 * s->mean_duration + 0.1 * dur : dur;
     sched_admit_queue_locked(s);
@@ -67,7 +68,7 @@ static void start_sessions(partition *p, sched_session *list) {
             continue;
         }
         rl_err err = {0};
-        ss->seq = engine_seq_add(p->e, ss->prompt, ss->n_prompt, &ss->sp, &err);
+        ss->seq = engine_seq_add_ctx(p->e, ss->prompt, ss->n_prompt, &ss->sp, ss->ctx_reserved, &err);
         if (!ss->seq) {
             finish_session(p, i, SCHED_FINISH_ERROR, err.msg);
             continue;

@@ -52,6 +52,12 @@ void sched_get_stats(sched *s, sched_stats *o) {
     o->capacity_base = s->capacity_base;
     o->capacity = sched_total_capacity_locked(s);
     o->ctx_cost = s->cost.per_token;
+    o->mem_available = s->mem_available;
+    o->mem_budget = s->mem_budget;
+    o->mem_reserved = s->mem_used;
+    o->mem_session = s->mem_session;
+    o->weights_bytes = s->m->weight_bytes;
+    o->capacity_memory = s->mem_budget && s->mem_session ? (int)RL_MIN(s->mem_budget / s->mem_session, 1u << 30) : -1;
     for (int i = 0; i < s->K; i++) {
         o->active += s->parts[i].n_assigned;
         o->ctx_reserved += s->parts[i].ctx_load;

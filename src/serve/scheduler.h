@@ -25,7 +25,13 @@
  * prompt plus max_tokens, or the whole context without max_tokens), and a
  * partition takes one more session only if its step with all reservations
  * still keeps the floor (a partition with none running always takes one).
- * A request is admitted when a partition has room in both, waits in a
+ * Memory counts as well: a session allocates its KV cache (and buffers)
+ * for the context it reserves, and all sessions together stay within a
+ * budget (mem_limit, or MEM_SHARE of the memory available at start, when
+ * the weights are loaded and the engines open), so that long sessions at a
+ * large context cannot run the machine out of memory; a request that needs
+ * more than the whole budget is refused at submit.
+ * A request is admitted when a partition has room in all three, waits in a
  * bounded FIFO queue otherwise (for at most queue_timeout seconds), and is
  * rejected beyond that (the server's 429).
  * Every partition measures its sessions' tok/s live (over their last
@@ -87,6 +93,7 @@ typedef struct sched_params {
     double step_delay;    /* seconds to pause after each step (tests: a slower machine) */
     double recover_seconds; /* healthy this long before capacity + 1 (<= 0: SCHED_RECOVER_SECONDS) */
     double ctx_cost;      /* seconds a step spends per token of context (0: measured at start) */
+    uint64_t mem_limit;   /* bytes all sessions may allocate (0: MEM_SHARE of what is available at start) */
     FILE *log;            /* start-up messages (calibration); NULL: none */
 } sched_params;
 
@@ -174,6 +181,22 @@ bool sched_wait_idle(sched *s, double max_wait);
 /* Seconds a rejected client should wait before retrying (>= 1). */
 int sched_retry_after(sched *s);
 
+/* What keeps a request (n_prompt tokens, max_tokens as in sched_request)
+ * out right now: the memory the admitted sessions hold, the context they
+ * reserve, or every session taken (of the partitions' reasons, the first
+ * of these); SCHED_LIMIT_NONE if a partition has room. */
+typedef enum sched_limit {
+    SCHED_LIMIT_NONE = 0,
+    SCHED_LIMIT_SESSIONS,
+    SCHED_LIMIT_CONTEXT,
+    SCHED_LIMIT_MEMORY,
+} sched_limit;
+sched_limit sched_blocking_limit(sched *s, int n_prompt, int max_tokens);
+
+/* Keeps `bytes` of the memory budget for the rest of the process (the
+ * HTTP server's request buffers), once, before any request. */
+void sched_reserve_memory(sched *s, uint64_t bytes);
+
 /* ---- figures for /health and /metrics ---- */
 
 #define SCHED_HIST_BUCKETS 12 /* finite upper bounds; +Inf is implicit */
@@ -191,6 +214,12 @@ typedef struct sched_stats {
     int capacity_base;      /* calibrated or given (after max_sessions) */
     double ctx_reserved;    /* tokens of context the admitted sessions may reach */
     double ctx_cost;        /* seconds a step spends per token of context */
+    uint64_t mem_available; /* bytes available to the process at start (0: unknown) */
+    uint64_t mem_budget;    /* bytes all sessions may allocate (0: no limit) */
+    uint64_t mem_reserved;  /* what the admitted sessions may allocate */
+    uint64_t mem_session;   /* what one session at the full context may allocate */
+    uint64_t weights_bytes; /* the model's tensors */
+    int capacity_memory;    /* sessions at the full context the budget holds */
     int capacity;           /* now: lowered while sessions fall below the floor */
     int active;             /* sessions admitted and not finished */
     int active_peak;        /* most sessions ever in the engines at once */

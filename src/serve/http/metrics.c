@@ -119,6 +119,14 @@ char *metrics_render(const metrics *m, const sched_stats *st) {
     gauge(&b, "rackllm_context_cost_seconds",
           "Seconds a step spends per token of context its sessions hold (attention; measured at start).",
           st->ctx_cost);
+    gauge(&b, "rackllm_memory_available_bytes", "Memory available to the process at start (0: unknown).",
+          (double)st->mem_available);
+    gauge(&b, "rackllm_memory_budget_bytes", "Memory all sessions may allocate (0: no limit).", (double)st->mem_budget);
+    gauge(&b, "rackllm_memory_reserved_bytes", "Memory the admitted sessions may allocate (KV caches at their reach).",
+          (double)st->mem_reserved);
+    gauge(&b, "rackllm_memory_session_bytes", "Memory one session at the full context may allocate.",
+          (double)st->mem_session);
+    gauge(&b, "rackllm_weights_bytes", "The model's tensors.", (double)st->weights_bytes);
     head(&b, "rackllm_session_tokens_per_second", "gauge",
          "Measured tok/s of running sessions over their last tokens (slowest and mean).");
     out(&b, "rackllm_session_tokens_per_second{stat=\"min\"} %.17g\n", st->tps_min);

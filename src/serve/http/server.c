@@ -158,6 +158,14 @@ static enum MHD_Result health(request *r) {
     cJSON_AddNumberToObject(o, "context", st.n_ctx);
     cJSON_AddNumberToObject(o, "context_reserved_tokens", st.ctx_reserved);
     cJSON_AddNumberToObject(o, "context_cost_seconds_per_token", st.ctx_cost);
+    cJSON *mem = cJSON_AddObjectToObject(o, "memory");
+    cJSON_AddNumberToObject(mem, "available_bytes", (double)st.mem_available);
+    cJSON_AddNumberToObject(mem, "budget_bytes", (double)st.mem_budget);
+    cJSON_AddNumberToObject(mem, "reserved_bytes", (double)st.mem_reserved);
+    cJSON_AddNumberToObject(mem, "session_bytes", (double)st.mem_session);
+    cJSON_AddNumberToObject(mem, "weights_bytes", (double)st.weights_bytes);
+    if (st.capacity_memory >= 0) cJSON_AddNumberToObject(o, "capacity_memory", st.capacity_memory);
+    else cJSON_AddNullToObject(o, "capacity_memory");
     char *json = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return answer_json(r, st.draining ? 503 : 200, json);
