@@ -3,13 +3,15 @@
  * the cost of context and prefill pacing on made-up measurements, then the
  * real thing on a tiny synthetic model (tiny_shape.h, built in memory):
  * admission (run, queue, reject), texts identical to a lone engine's, stop
- * strings, cancellation, queue timeout, drain and abort, calibration, and
- * capacity lowered below the floor and recovered.
+ * strings, cancellation, queue timeout, drain and abort, calibration,
+ * capacity lowered below the floor and recovered, admission by memory, and
+ * the news a reader that does not wait in a thread is given.
  *
  * Sessions are kept running long enough to be seen by a step delay (the
  * scheduler's simulated slower machine), never by sleeping in the test:
  * every wait here is on the scheduler's own condition, with a deadline.
  */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -413,6 +415,60 @@ static void test_memory(void) {
     sched_free(s);
 }
 
+/* News for readers that do not wait in a thread: a queued session is told
+ * when it leaves the queue (admitted, or rejected when its wait runs out:
+ * sched_expire_queue), every session of its text and its end; nothing
+ * after sched_release. */
+typedef struct news_log {
+    atomic_int admission, text, end;
+} news_log;
+
+static void count_news(void *ctx, sched_news what) {
+    news_log *n = ctx;
+    if (what == SCHED_NEWS_ADMISSION) atomic_fetch_add(&n->admission, 1);
+    if (what == SCHED_NEWS_TEXT) atomic_fetch_add(&n->text, 1);
+    if (what == SCHED_NEWS_END) atomic_fetch_add(&n->end, 1);
+}
+
+static void test_notify(void) {
+    rl_err err = {0};
+    sched_params p = base_params(1, 2);
+    p.queue_timeout = 0.5;
+    p.step_delay = 0.02;
+    sched *s = sched_new(M, &p, &err);
+    CHECKF(s != NULL, "%s", err.msg);
+    if (!s) return;
+    news_log logs[3] = {0};
+    sched_session *ss[3] = {0};
+    for (int i = 0; i < 3; i++) {
+        sched_request r = greedy_request(i == 0 ? 20 : 5);
+        r.notify = count_news;
+        r.notify_ctx = &logs[i];
+        CHECK_EQ_INT(sched_submit(s, &r, &ss[i], &err), i == 0 ? SCHED_RUN : SCHED_QUEUED);
+    }
+    double end = rl_now() + 30; /* the third waits out its 0.5 s; the first runs 20 tokens (>= 0.4 s) */
+    while (atomic_load(&logs[2].admission) == 0 && rl_now() < end) {
+        sched_expire_queue(s);
+        nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL); /* a poll with a deadline */
+    }
+    CHECK_EQ_INT(sched_wait_admission(s, ss[2], 0), SCHED_REJECT_TIMEOUT);
+    char text[8192];
+    sched_progress pr;
+    read_all(ss[0], text, sizeof text, &pr);
+    CHECK_EQ_INT(atomic_load(&logs[0].end), 1);
+    CHECKF(atomic_load(&logs[0].text) >= 1 && atomic_load(&logs[0].admission) == 0, "%d %d", atomic_load(&logs[0].text), atomic_load(&logs[0].admission)); /* ran at once */
+    CHECK_EQ_INT(sched_wait_admission(s, ss[1], 30), SCHED_RUN); /* the second took the slot */
+    CHECK_EQ_INT(atomic_load(&logs[1].admission), 1);
+    sched_release(s, ss[1]); /* gone mid-way: no news after this */
+    int text_then = atomic_load(&logs[1].text), end_then = atomic_load(&logs[1].end);
+    CHECK(sched_wait_idle(s, 30));
+    CHECK(atomic_load(&logs[1].text) == text_then && atomic_load(&logs[1].end) == end_then);
+    CHECK_EQ_INT(atomic_load(&logs[2].admission), 1);
+    sched_release(s, ss[0]);
+    sched_release(s, ss[2]);
+    sched_free(s);
+}
+
 static void test_stop_and_eos(void) {
     rl_err err = {0};
     sched_params p = base_params(2, 0);
@@ -665,6 +721,7 @@ int main(int argc, char **argv) {
     RUN(test_admission);
     RUN(test_context);
     RUN(test_memory);
+    RUN(test_notify);
     RUN(test_stop_and_eos);
     RUN(test_cancel_and_timeout);
     RUN(test_drain);

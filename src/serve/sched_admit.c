@@ -51,6 +51,7 @@ static partition *pick_locked(sched *s, const sched_session *ss) {
 }
 
 static void assign_locked(sched *s, partition *p, sched_session *ss) {
+    bool was_queued = ss->admit == SCHED_QUEUED; /* (a new session is PH_QUEUED by its zeroes) */
     ss->phase = PH_ASSIGNED;
     ss->admit = SCHED_RUN;
     ss->part = p->index;
@@ -63,6 +64,7 @@ static void assign_locked(sched *s, partition *p, sched_session *ss) {
     s->mem_used += ss->mem_need;
     s->admitted++;
     pthread_cond_signal(&p->wake);
+    if (was_queued) sched_session_notify(ss, SCHED_NEWS_ADMISSION);
 }
 
 static void unqueue_locked(sched *s, sched_session *ss) {
@@ -85,12 +87,19 @@ void sched_reject_queued_locked(sched *s, sched_session *ss, sched_admit why) {
     ss->admit = why;
     if (why == SCHED_REJECT_TIMEOUT) s->rej_timeout++;
     if (why == SCHED_REJECT_DRAINING) s->rej_draining++;
+    sched_session_notify(ss, SCHED_NEWS_ADMISSION);
     sched_session_unqueued(ss);
 }
 
 static void expire_queue_locked(sched *s, double now) {
     while (s->q_head && now - s->q_head->t_submit >= s->p.queue_timeout)
         sched_reject_queued_locked(s, s->q_head, SCHED_REJECT_TIMEOUT);
+}
+
+void sched_expire_queue(sched *s) {
+    pthread_mutex_lock(&s->lock);
+    expire_queue_locked(s, rl_now());
+    pthread_mutex_unlock(&s->lock);
 }
 
 /* Gives free slots to the head of the queue. */
@@ -177,6 +186,8 @@ int sched_submit(sched *s, const sched_request *r, sched_session **out, rl_err *
     }
     ss->sp = r->sp;
     ss->ignore_eos = r->ignore_eos;
+    ss->notify = r->notify;
+    ss->notify_ctx = r->notify_ctx;
     if (r->n_stops > 0) {
         ss->stop = stop_new(r->stops, r->n_stops, err);
         if (!ss->stop) {
@@ -253,6 +264,7 @@ void sched_cancel(sched *s, sched_session *ss) {
 void sched_release(sched *s, sched_session *ss) {
     if (!ss) return;
     pthread_mutex_lock(&ss->lock);
+    ss->notify = NULL; /* the reader is leaving */
     bool done = ss->done;
     pthread_mutex_unlock(&ss->lock);
     if (!done) sched_cancel(s, ss);

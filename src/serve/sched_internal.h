@@ -49,6 +49,8 @@ struct sched_session {
     bool ignore_eos;
     stop_matcher *stop; /* NULL: no stop strings */
     double t_submit;
+    void (*notify)(void *ctx, sched_news what); /* session.lock: cleared at release */
+    void *notify_ctx;
 
     /* sched.lock */
     enum phase phase;
@@ -204,6 +206,8 @@ void sched_session_unref(sched_session *ss);
 void sched_session_unqueued(sched_session *ss);
 void sched_session_push(sched_session *ss, const char *bytes, size_t n);
 void sched_session_end(sched_session *ss, sched_finish why, const char *msg);
+/* Tells the reader (under session.lock, which it takes). */
+void sched_session_notify(sched_session *ss, sched_news what);
 
 /* sched_stats.c */
 void sched_part_stats_init(partition *p);

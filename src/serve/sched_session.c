@@ -54,6 +54,13 @@ void sched_session_push(sched_session *ss, const char *bytes, size_t n) {
     ss->n_gen_pub = ss->n_gen;
     ss->ttft = ss->t_first > 0 ? ss->t_first - ss->t_submit : 0;
     pthread_cond_signal(&ss->cond);
+    if (ss->notify) ss->notify(ss->notify_ctx, SCHED_NEWS_TEXT);
+    pthread_mutex_unlock(&ss->lock);
+}
+
+void sched_session_notify(sched_session *ss, sched_news what) {
+    pthread_mutex_lock(&ss->lock);
+    if (ss->notify) ss->notify(ss->notify_ctx, what);
     pthread_mutex_unlock(&ss->lock);
 }
 
@@ -65,6 +72,7 @@ void sched_session_end(sched_session *ss, sched_finish why, const char *msg) {
     ss->ttft = ss->t_first > 0 ? ss->t_first - ss->t_submit : 0;
     if (msg) snprintf(ss->error, sizeof ss->error, "%s", msg);
     pthread_cond_broadcast(&ss->cond);
+    if (ss->notify) ss->notify(ss->notify_ctx, SCHED_NEWS_END);
     pthread_mutex_unlock(&ss->lock);
 }
 

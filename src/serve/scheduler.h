@@ -41,7 +41,10 @@
  * calibrated value, after recover_seconds at or above the floor (or idle).
  *
  * Threads and locks. HTTP threads call sched_submit / sched_wait_admission /
- * sched_read / sched_release; partition threads do everything else. Shared
+ * sched_read / sched_release; partition threads do everything else. A
+ * reader need not wait in a thread: a request may name a notify function,
+ * which the scheduler calls when its session has news (left the queue,
+ * text, its end), so an event-driven server resumes the connection then. Shared
  * state goes through exactly these locks (taken in this order, never the
  * reverse):
  *  - sched.lock: the admission queue, each partition's inbox and counts and
@@ -102,6 +105,13 @@ sched_params sched_default_params(void);
 typedef struct sched sched;
 typedef struct sched_session sched_session;
 
+/* News of a session for its reader (sched_request.notify). */
+typedef enum sched_news {
+    SCHED_NEWS_ADMISSION = 1, /* it left the queue: admitted, or rejected */
+    SCHED_NEWS_TEXT = 2,      /* text to read */
+    SCHED_NEWS_END = 4,       /* it ended */
+} sched_news;
+
 /* What a session should generate. Everything is copied at submit. */
 typedef struct sched_request {
     const int32_t *prompt;
@@ -111,6 +121,12 @@ typedef struct sched_request {
     const char *const *stops;  /* stop strings (none of their bytes are output) */
     int n_stops;
     bool ignore_eos;           /* keep going past end-of-generation tokens */
+    /* Called with news of the session (NULL: none), from the scheduler's
+     * threads, under its locks (sched.lock, then session.lock): it may only
+     * wake the reader, never call the scheduler. Never called again once
+     * sched_release has returned. */
+    void (*notify)(void *ctx, sched_news what);
+    void *notify_ctx;
 } sched_request;
 
 typedef enum sched_admit {
@@ -170,6 +186,11 @@ size_t sched_read(sched_session *ss, char *buf, size_t cap, double max_wait, sch
 void sched_cancel(sched *s, sched_session *ss);
 /* The reader is done with the session (cancels it if it is not done). */
 void sched_release(sched *s, sched_session *ss);
+
+/* Rejects the queued requests whose wait ran out (queue_timeout) now; a
+ * server whose readers do not wait in sched_wait_admission calls it every
+ * fraction of a second. */
+void sched_expire_queue(sched *s);
 
 /* Shutdown, in two steps: stop admitting (queued requests are rejected as
  * draining), then, if running sessions do not finish in time, abort them. */
