@@ -3,7 +3,8 @@
 # stories260K (no chat template: the default applies): response shapes
 # (OpenAI's), streaming and whole answers that agree with each other and
 # with `rackllm run`, sampling fields, stop strings, usage, and every error
-# class (400 naming the field, 401, 404, 405, 413, 429 with Retry-After);
+# class (400 naming the field, 401, 404, 405, 413 and a chunked body past
+# the limit closed, 429 with Retry-After);
 # then promtool accepts /metrics and its counts add up.
 set -u
 . "$(dirname "$0")/server_lib.sh"
@@ -143,7 +144,9 @@ check "405 on health" "405" "$(curl -s -o /dev/null -w '%{http_code}' -X DELETE 
 head -c 20000 /dev/zero | tr '\0' 'a' | sed 's/^/{"model":"stories260K","prompt":"/; s/$/"}/' >"$TMP/big.json"
 check "413" "413" "$(curl -s -o "$TMP/e.json" -w '%{http_code}' "$A/v1/completions" -H "$J" --data-binary "@$TMP/big.json")"
 check "413 error object" "request_too_large" "$(jq -r .error.code "$TMP/e.json")"
-check "413 chunked upload" "413" "$(curl -s -o /dev/null -w '%{http_code}' "$A/v1/completions" -H "$J" -H 'Transfer-Encoding: chunked' --data-binary "@$TMP/big.json")"
+# a chunked body says its size only as it comes: past the limit the connection closes at once
+check "chunked upload past the limit: closed" "000" "$(curl -s -o /dev/null -w '%{http_code}' "$A/v1/completions" -H "$J" -H 'Transfer-Encoding: chunked' --data-binary "@$TMP/big.json")"
+check "closed, counted" "1" "$(metric "$A" 'rackllm_connections_closed_total{reason="body_too_large"}')"
 check "still serving after errors" "ok" "$(health "$A" .status)"
 
 # ---- 429: the capacity is taken and there is no queue ----
@@ -182,7 +185,7 @@ check "unknown template exit" "2" "$?"
 # ---- /metrics: promtool accepts it, and it counted what happened ----
 curl -s "$A/metrics" >"$TMP/metrics.txt"
 check_true "promtool check metrics" promtool check metrics <"$TMP/metrics.txt"
-check "requests 413 counted" "2" "$(metric "$A" 'rackllm_requests_total{endpoint="completions",code="413"}')"
+check "requests 413 counted" "1" "$(metric "$A" 'rackllm_requests_total{endpoint="completions",code="413"}')"
 check "requests 404 counted" "1" "$(metric "$A" 'rackllm_requests_total{endpoint="other",code="404"}')"
 n200=$(metric "$A" 'rackllm_requests_total{endpoint="chat_completions",code="200"}')
 check "chat 200 counted" "4" "$n200"

@@ -22,9 +22,9 @@
 
 typedef struct serve_opts {
     const char *model_path, *host, *api_key, *chat_template, *name;
-    int port, timeout;
+    int port;
     double drain_timeout;
-    long max_body;
+    server_params hp;
     sched_params sp;
 } serve_opts;
 
@@ -59,8 +59,20 @@ static void usage(FILE *out) {
             "                          request's prompt + max_tokens (or the whole context) by it\n"
             "      --mem-limit BYTES   memory all sessions' KV caches may take, each at the context it\n"
             "                          reserves (default: 90%% of what is available at start-up)\n"
-            "      --timeout S         seconds a client may stall sending or reading (default 30)\n"
-            "      --max-body BYTES    request body limit (default 1048576)\n"
+            "      --timeout S         seconds a connection may be idle while answered (default 30)\n"
+            "      --header-timeout S  seconds for a request's head, from the connection's start or the\n"
+            "                          end of the previous answer, however slowly it comes (default 10)\n"
+            "      --body-timeout S    seconds for a request's body, from the end of its head (default 30)\n"
+            "      --max-body BYTES    request body limit (default 1048576); a chunked body past it\n"
+            "                          closes the connection at once\n"
+            "      --max-connections N connections in all (default 512; beyond: refused at once)\n"
+            "      --max-connections-per-ip N\n"
+            "                          connections from one client address (default 64)\n"
+            "      --http-threads N    threads serving every connection (default 2)\n"
+            "      --prep-threads N    threads that parse and tokenize requests before admission, at the\n"
+            "                          lowest CPU priority (default 1)\n"
+            "      --abort-on-close    a client that half-closes its socket counts as gone (default: it\n"
+            "                          is answered; use this only if no client ever half-closes)\n"
             "      --drain-timeout S   on SIGTERM, seconds running sessions may take to finish (default 30)\n"
             "      --step-delay MS     pause after every step: simulates a slower machine (testing)\n"
             "  -h, --help              this help\n");
@@ -71,7 +83,8 @@ static int parse(int argc, char **argv, serve_opts *o, rl_err *err) {
     memset(o, 0, sizeof *o);
     o->host = "127.0.0.1";
     o->port = 8080;
-    o->timeout = 30;
+    o->hp = (server_params){.timeout = 30, .max_connections = 512, .max_per_ip = 64, .header_timeout = 10,
+                            .body_timeout = 30, .http_threads = 2, .prep_threads = 1};
     o->drain_timeout = 30;
     o->sp = sched_default_params();
     o->sp.queue_max = 16;
@@ -97,13 +110,20 @@ static int parse(int argc, char **argv, serve_opts *o, rl_err *err) {
         FLAG_INT("prefill-chunk", 0, &o->sp.prefill_chunk, 1, 65536),
         FLAG_NUM("ctx-cost", 0, &ctx_cost_us, 1e-6, 1e9),
         FLAG_U64("mem-limit", 0, &o->sp.mem_limit, 1 << 20, 0),
-        FLAG_INT("timeout", 0, &o->timeout, 1, 1000000),
+        FLAG_INT("timeout", 0, &o->hp.timeout, 1, 1000000),
+        FLAG_NUM("header-timeout", 0, &o->hp.header_timeout, 0.1, 1e6),
+        FLAG_NUM("body-timeout", 0, &o->hp.body_timeout, 0.1, 1e6),
         FLAG_INT("max-body", 0, &max_body, 1024, 1 << 30),
+        FLAG_INT("max-connections", 0, &o->hp.max_connections, 1, 1000000),
+        FLAG_INT("max-connections-per-ip", 0, &o->hp.max_per_ip, 1, 1000000),
+        FLAG_INT("http-threads", 0, &o->hp.http_threads, 1, 1024),
+        FLAG_INT("prep-threads", 0, &o->hp.prep_threads, 1, 1024),
+        FLAG_BOOL("abort-on-close", 0, &o->hp.abort_on_close),
         FLAG_NUM("drain-timeout", 0, &o->drain_timeout, 0, 1e6),
         FLAG_NUM("step-delay", 0, &delay_ms, 0, 1e6),
     };
     int first, rc = cli_parse(argc, argv, flags, (int)RL_ARRAY_LEN(flags), usage, &first, err);
-    o->max_body = max_body;
+    o->hp.max_body = (size_t)max_body;
     o->sp.step_delay = delay_ms / 1000;
     o->sp.ctx_cost = ctx_cost_us * 1e-6;
     if (rc) return rc;
@@ -158,8 +178,12 @@ int cmd_serve(int argc, char **argv) {
     char name[256];
     if (o.name) snprintf(name, sizeof name, "%s", o.name);
     else model_name(o.model_path, name, sizeof name);
-    server_params hp = {.host = o.host, .port = o.port, .api_key = o.api_key, .model_id = name,
-                        .tmpl = (chat_template)tmpl, .max_body = (size_t)o.max_body, .timeout = o.timeout};
+    server_params hp = o.hp;
+    hp.host = o.host;
+    hp.port = o.port;
+    hp.api_key = o.api_key;
+    hp.model_id = name;
+    hp.tmpl = (chat_template)tmpl;
     server *sv = server_start(m, s, &hp, &err);
     if (!sv) {
         sched_free(s);

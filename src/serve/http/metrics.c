@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const int CODES[METRICS_N_CODES - 1] = {200, 400, 401, 404, 405, 408, 413, 429, 500, 503};
+static const int CODES[METRICS_N_CODES - 1] = {200, 204, 400, 401, 403, 404, 405, 408, 413, 415, 429, 500, 503};
 static const char *const ENDPOINTS[EP_COUNT] = {"chat_completions", "completions", "models",
                                                 "health", "metrics", "other"};
 
@@ -19,6 +19,12 @@ void metrics_count(metrics *m, metrics_endpoint ep, int status) {
     while (i < METRICS_N_CODES - 1 && CODES[i] != status) i++;
     atomic_fetch_add_explicit(&m->requests[ep][i], 1, memory_order_relaxed);
 }
+
+void metrics_close_count(metrics *m, metrics_close why) {
+    atomic_fetch_add_explicit(&m->closed[why], 1, memory_order_relaxed);
+}
+
+void metrics_cut(metrics *m, bool headers) { metrics_close_count(m, headers ? CLOSE_HEADER_TIMEOUT : CLOSE_BODY_TIMEOUT); }
 
 /* A growing text. */
 typedef struct buf {
@@ -79,7 +85,24 @@ static void histogram(buf *b, const char *name, const char *help, const sched_hi
     out(b, "%s_sum %.17g\n%s_count %llu\n", name, h->sum, name, (unsigned long long)h->count);
 }
 
-char *metrics_render(const metrics *m, const sched_stats *st) {
+static void http_figures(buf *b, const metrics *m, const http_stats *hs) {
+    static const char *const CLOSE[CLOSE_COUNT] = {"limit", "header_timeout", "body_timeout", "body_too_large"};
+    head(b, "rackllm_connections_closed_total", "counter",
+         "Connections the server closed on its own: over a connection limit, past a deadline, a body too large.");
+    for (int i = 0; i < CLOSE_COUNT; i++)
+        out(b, "rackllm_connections_closed_total{reason=\"%s\"} %llu\n", CLOSE[i],
+            (unsigned long long)atomic_load_explicit(&m->closed[i], memory_order_relaxed));
+    gauge(b, "rackllm_connections", "Open HTTP connections.", hs->connections);
+    gauge(b, "rackllm_requests_parked", "Requests waiting (prep, queue, next token) without a thread.", hs->parked);
+    gauge(b, "rackllm_prep_queue_length", "Requests waiting to be parsed and tokenized.", hs->prep.queued);
+    gauge(b, "rackllm_prep_running", "Requests being parsed and tokenized now (at most --prep-threads).",
+          hs->prep.running);
+    gauge(b, "rackllm_prep_running_peak", "Most requests parsed and tokenized at once since start.",
+          hs->prep.running_peak);
+    counter(b, "rackllm_prep_done_total", "Requests parsed and tokenized.", hs->prep.done);
+}
+
+char *metrics_render(const metrics *m, const sched_stats *st, const http_stats *hs) {
     buf b = {.cap = 8192};
     b.s = malloc(b.cap);
     if (!b.s) return NULL;
@@ -132,6 +155,7 @@ char *metrics_render(const metrics *m, const sched_stats *st) {
     out(&b, "rackllm_session_tokens_per_second{stat=\"min\"} %.17g\n", st->tps_min);
     out(&b, "rackllm_session_tokens_per_second{stat=\"mean\"} %.17g\n", st->tps_mean);
     gauge(&b, "rackllm_draining", "1 while shutting down.", st->draining);
+    http_figures(&b, m, hs);
 
     counter(&b, "rackllm_admitted_total", "Requests given a session slot.", st->admitted);
     head(&b, "rackllm_rejections_total", "counter", "Requests turned away, by reason.");

@@ -5,14 +5,28 @@
  *   POST /v1/chat/completions, POST /v1/completions   (SSE or whole JSON)
  *   GET  /v1/models, /v1/models/ID, /health, /metrics
  *
- * Each connection has its own thread (libmicrohttpd's thread-per-connection
- * mode): a request parses and validates its body, renders the chat
- * template, tokenizes, and asks the scheduler for a slot — waiting in its
- * thread while queued — then streams the session's text as it comes. A
- * client that goes away is noticed at the latest at its session's next
- * token (the socket is polled for hang-up before every write, and every
- * quarter second while waiting), and its session leaves the engine before
- * the following step.
+ * Threads. libmicrohttpd runs a small pool of threads (--http-threads),
+ * each with its own epoll over its share of the connections; no connection
+ * has a thread of its own, and no HTTP thread ever blocks. A request that
+ * must wait — for its prep, for a session slot, for its next token — is
+ * parked: its connection is suspended until the scheduler, the prep pool or
+ * the watcher wakes it (http_internal.h, watch.c). So a slow or idle
+ * client costs a socket and a little memory, never a thread.
+ *
+ * What a client can take is bounded, the way nginx and HAProxy bound it:
+ * connections in all and per client address (refused at accept beyond
+ * them), absolute deadlines for a request's head and for its body
+ * (however slowly the bytes trickle), an idle timeout while it is
+ * answered, a body size (a chunked body past it closes the connection at
+ * once), and the pre-admission work — parsing, the chat template,
+ * tokenizing, which stops at the context — runs on --prep-threads threads
+ * at the lowest CPU priority, never on the decoders' cores' time.
+ *
+ * A client that goes away is noticed at its stream's next write (a reset)
+ * or by the watcher while its request waits (the socket reports the
+ * hang-up); a client that only half-closes is served (--abort-on-close
+ * makes a half-close count as gone, for deployments whose clients never
+ * half-close). Its session leaves the engine before the following step.
  *
  * Shutdown (server_shutdown): the listening socket closes, new requests on
  * open connections get 503, queued ones 503, running sessions finish
@@ -22,6 +36,7 @@
 #ifndef RACKLLM_SERVER_H
 #define RACKLLM_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "base/common.h"
@@ -30,14 +45,21 @@
 #include "text/chat.h"
 
 typedef struct server_params {
-    const char *host;      /* IPv4 or IPv6 address, or "localhost" (default 127.0.0.1) */
-    int port;              /* 0: any free port (see server_port) */
-    const char *api_key;   /* NULL: no authentication */
-    const char *model_id;  /* the name clients use in "model" */
-    chat_template tmpl;    /* how chat messages become a prompt */
-    size_t max_body;       /* request body limit in bytes (0: 1 MiB) */
-    int timeout;           /* seconds a connection may stall (0: 30) */
-    int max_connections;   /* (0: 512) */
+    const char *host;          /* IPv4 or IPv6 address, or "localhost" (default 127.0.0.1) */
+    int port;                  /* 0: any free port (see server_port) */
+    const char *api_key;       /* NULL: no authentication */
+    const char *model_id;      /* the name clients use in "model" */
+    chat_template tmpl;        /* how chat messages become a prompt */
+    size_t max_body;           /* request body limit in bytes (0: 1 MiB) */
+    int timeout;               /* seconds a connection may be idle while answered (0: 30) */
+    int max_connections;       /* in all (0: 512) */
+    int max_per_ip;            /* from one client address (0: 64) */
+    double header_timeout;     /* seconds for a request's head, from the connection's start
+                                  or the end of the previous answer (0: 10) */
+    double body_timeout;       /* seconds for its body, from the end of its head (0: 30) */
+    int http_threads;          /* libmicrohttpd's pool (0: 2) */
+    int prep_threads;          /* pre-admission work (0: 1) */
+    bool abort_on_close;       /* a half-close counts as gone */
 } server_params;
 
 typedef struct server server;
