@@ -142,7 +142,7 @@ W=$URL
 port=${W##*:}
 # a request that stops half way through its body is cut after --timeout
 exec 3<>"/dev/tcp/127.0.0.1/$port"
-printf 'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"mo' >&3
+printf 'POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n{"mo' >&3
 t0=$SECONDS
 timeout 20 cat <&3 >/dev/null
 check "stalled upload cut by the timeout" "yes" "$([ $((SECONDS - t0)) -le 10 ] && echo yes)"
@@ -151,7 +151,7 @@ exec 3<&-
 # runs to its end and frees it
 exec 4<>"/dev/tcp/127.0.0.1/$port"
 body='{"model":"stories260K","messages":[{"role":"user","content":"Hi"}],"max_tokens":40,"stream":true,"ignore_eos":true}'
-printf 'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s' "${#body}" "$body" >&4
+printf 'POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s' "${#body}" "$body" >&4
 check_true "the silent reader was admitted" wait_until 10 metric_is "$W" rackllm_admitted_total 1
 check_true "its slot frees without it reading" wait_until 20 health_is "$W" .active_sessions 0
 check "it ran whole" "40" "$(metric "$W" rackllm_completion_tokens_total)"

@@ -16,12 +16,13 @@
 #include <string.h>
 
 #include "commands.h"
+#include "serve/http/guard.h"
 #include "serve/http/server.h"
 #include "serve/scheduler.h"
 #include "text/chat.h"
 
 typedef struct serve_opts {
-    const char *model_path, *host, *api_key, *chat_template, *name;
+    const char *model_path, *host, *api_key, *api_key_file, *chat_template, *name, *allowed_hosts, *cors_origins;
     int port;
     double drain_timeout;
     server_params hp;
@@ -37,7 +38,13 @@ static void usage(FILE *out) {
             "as it can keep at the floor speed, queues a few more, and answers 429 beyond.\n"
             "\n"
             "  -m, --model FILE        GGUF model (llama architecture)\n"
-            "      --host ADDR         address to listen on (default 127.0.0.1)\n"
+            "      --host ADDR         address to listen on (default 127.0.0.1); one beyond loopback\n"
+            "                          needs --api-key or --insecure\n"
+            "      --insecure          listen beyond loopback without an API key\n"
+            "      --allowed-hosts L   without a key, Host names accepted besides IP addresses and\n"
+            "                          localhost (comma-separated; DNS rebinding is refused)\n"
+            "      --cors-origins L    web origins that may use the API, e.g. https://chat.example.com\n"
+            "                          (comma-separated; * with a key only); others get 403\n"
             "      --port N            port (default 8080; 0: any free port, printed)\n"
             "      --name NAME         model name clients use (default: the file name without .gguf)\n"
             "      --floor TPS         tokens/s every session is promised (default 10)\n"
@@ -49,7 +56,15 @@ static void usage(FILE *out) {
             "  -c, --ctx N             context per session (default: the model's, at most 4096)\n"
             "      --queue N           requests that may wait for a slot (default 16; 0: none)\n"
             "      --queue-timeout S   seconds a request may wait (default 30)\n"
-            "      --api-key KEY       require 'Authorization: Bearer KEY' on /v1 (or $RACKLLM_API_KEY)\n"
+            "      --api-key-file F    require 'Authorization: Bearer KEY' on /v1, KEY the first line of F\n"
+            "                          (or $RACKLLM_API_KEY; printable ASCII, no spaces, 1-512 bytes)\n"
+            "      --api-key KEY       the same, KEY given here (other users can see it in ps until the\n"
+            "                          server has started: prefer the file or the variable)\n"
+            "      --protect-metrics   /metrics needs the key too (/health never does)\n"
+            "      --special-in-content\n"
+            "                          special tokens written in chat messages (<|eot_id|>...) become\n"
+            "                          tokens, as in llama-server (default: text, so no user can forge a\n"
+            "                          turn)\n"
             "      --chat-template N   llama3 | llama2 | llama2-sys | llama2-sys-bos | llama2-sys-strip |\n"
             "                          zephyr | chatml (default: the model's; ChatML if unrecognised)\n"
             "      --prefill-chunk N   prompt tokens per step (default: measured, a quarter of a floor\n"
@@ -88,8 +103,6 @@ static int parse(int argc, char **argv, serve_opts *o, rl_err *err) {
     o->drain_timeout = 30;
     o->sp = sched_default_params();
     o->sp.queue_max = 16;
-    o->api_key = getenv("RACKLLM_API_KEY");
-    if (o->api_key && !*o->api_key) o->api_key = NULL;
     int max_body = 1 << 20;
     double delay_ms = 0, ctx_cost_us = 0;
     const cli_flag flags[] = {
@@ -106,6 +119,9 @@ static int parse(int argc, char **argv, serve_opts *o, rl_err *err) {
         FLAG_INT("queue", 0, &o->sp.queue_max, 0, 1000000),
         FLAG_NUM("queue-timeout", 0, &o->sp.queue_timeout, 0.001, 1e6),
         FLAG_STR("api-key", 0, &o->api_key),
+        FLAG_STR("api-key-file", 0, &o->api_key_file),
+        FLAG_BOOL("protect-metrics", 0, &o->hp.protect_metrics),
+        FLAG_BOOL("special-in-content", 0, &o->hp.content_special),
         FLAG_STR("chat-template", 0, &o->chat_template),
         FLAG_INT("prefill-chunk", 0, &o->sp.prefill_chunk, 1, 65536),
         FLAG_NUM("ctx-cost", 0, &ctx_cost_us, 1e-6, 1e9),
@@ -119,6 +135,9 @@ static int parse(int argc, char **argv, serve_opts *o, rl_err *err) {
         FLAG_INT("http-threads", 0, &o->hp.http_threads, 1, 1024),
         FLAG_INT("prep-threads", 0, &o->hp.prep_threads, 1, 1024),
         FLAG_BOOL("abort-on-close", 0, &o->hp.abort_on_close),
+        FLAG_BOOL("insecure", 0, &o->hp.insecure),
+        FLAG_STR("allowed-hosts", 0, &o->allowed_hosts),
+        FLAG_STR("cors-origins", 0, &o->cors_origins),
         FLAG_NUM("drain-timeout", 0, &o->drain_timeout, 0, 1e6),
         FLAG_NUM("step-delay", 0, &delay_ms, 0, 1e6),
     };
@@ -132,6 +151,28 @@ static int parse(int argc, char **argv, serve_opts *o, rl_err *err) {
     return 0;
 }
 
+/* Overwrites the key's bytes in argv, so that ps shows stars from now on. */
+static void hide_in_argv(int argc, char **argv, const char *key) {
+    for (int i = 1; i < argc; i++)
+        if (key >= argv[i] && key < argv[i] + strlen(argv[i]) + 1) memset((char *)key, '*', strlen(key));
+}
+
+/* The API key (*owned, malloc'ed, NULL for none) from --api-key-file,
+ * --api-key or $RACKLLM_API_KEY, at most one of them; an empty one is
+ * refused wherever it comes from. */
+static int find_key(const serve_opts *o, int argc, char **argv, char **owned, rl_err *err) {
+    const char *env = getenv("RACKLLM_API_KEY");
+    *owned = NULL;
+    if (o->api_key && o->api_key_file) return rl_fail(err, RL_ERR_INPUT, "give --api-key or --api-key-file, not both");
+    if (o->api_key_file) return guard_key_from_file(o->api_key_file, owned, err);
+    const char *key = o->api_key ? o->api_key : env;
+    if (!key) return 0;
+    if (guard_key_check(key, o->api_key ? "--api-key" : "RACKLLM_API_KEY", err)) return -1;
+    if (!(*owned = strdup(key))) return rl_fail(err, RL_ERR_INTERNAL, "out of memory");
+    if (o->api_key) hide_in_argv(argc, argv, o->api_key);
+    return 0;
+}
+
 /* The model's name for clients: the file name without directory and .gguf. */
 static void model_name(const char *path, char *out, size_t cap) {
     const char *base = strrchr(path, '/');
@@ -141,11 +182,24 @@ static void model_name(const char *path, char *out, size_t cap) {
     snprintf(out, cap, "%.*s", (int)n, base);
 }
 
+static int serve(serve_opts *o, const char *key);
+
 int cmd_serve(int argc, char **argv) {
     serve_opts o;
     rl_err err = {0};
     int rc = parse(argc, argv, &o, &err);
     if (rc) return rc == CLI_HELP ? 0 : cli_fail(&err);
+    char *key = NULL;
+    if (find_key(&o, argc, argv, &key, &err)) return cli_fail(&err);
+    rc = serve(&o, key);
+    free(key);
+    return rc;
+}
+
+/* The server's life, from the model's load to the end of its drain. */
+static int serve(serve_opts *op, const char *key) {
+    serve_opts o = *op;
+    rl_err err = {0};
     int tmpl = -1;
     if (o.chat_template && (tmpl = chat_from_name(o.chat_template)) < 0)
         return cli_usage_error("unknown chat template '%s' (llama3, llama2, llama2-sys, llama2-sys-bos, "
@@ -181,9 +235,11 @@ int cmd_serve(int argc, char **argv) {
     server_params hp = o.hp;
     hp.host = o.host;
     hp.port = o.port;
-    hp.api_key = o.api_key;
+    hp.api_key = key;
     hp.model_id = name;
     hp.tmpl = (chat_template)tmpl;
+    hp.allowed_hosts = o.allowed_hosts;
+    hp.cors_origins = o.cors_origins;
     server *sv = server_start(m, s, &hp, &err);
     if (!sv) {
         sched_free(s);

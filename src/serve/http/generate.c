@@ -217,6 +217,7 @@ static enum MHD_Result start_stream(request *r) {
     MHD_add_response_header(resp, "Content-Type", "text/event-stream");
     MHD_add_response_header(resp, "Cache-Control", "no-cache");
     MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+    http_cors_headers(r, resp);
     enum MHD_Result rc = MHD_queue_response(r->conn, 200, resp);
     MHD_destroy_response(resp);
     metrics_count(&r->sv->metrics, r->ep, 200);

@@ -30,6 +30,7 @@
 #include <stdbool.h>
 
 #include "api.h"
+#include "guard.h"
 #include "metrics.h"
 #include "prep.h"
 #include "server.h"
@@ -76,13 +77,14 @@ struct server {
     long started;
     char bos[64], eos[64];
     prep *prep;
+    guard_list allowed_hosts, cors_origins;
 
     pthread_mutex_t lock; /* see above */
     pthread_cond_t cond;  /* inflight reached zero */
     int inflight;         /* requests being answered */
     struct request *parked;
     conn_rec *conns;
-    int n_parked, n_conns;
+    int n_parked, n_conns, n_conns_peak;
     pthread_t watcher;
     bool watching, watch_stop;
     int watch_fd;         /* an eventfd: wakes the watcher at once */
@@ -98,6 +100,7 @@ typedef struct request {
     size_t len, cap;
     bool too_big, answered;
     req_state state;
+    const char *cors_origin; /* an allowed Origin: the answers say it may read them */
 
     /* sv->lock */
     bool parked, wake_pending, gone;
@@ -140,6 +143,8 @@ enum MHD_Result http_answer(request *r, int status, const char *type, char *body
 enum MHD_Result http_answer_error(request *r, const api_error *e, int retry_after);
 enum MHD_Result http_fail(request *r, int status, const char *type, const char *param, const char *code,
                           const char *msg);
+/* The CORS headers of an answer to an allowed Origin. */
+void http_cors_headers(request *r, struct MHD_Response *resp);
 /* The client hung up (or, with --abort-on-close, half-closed). */
 bool http_client_gone(request *r);
 

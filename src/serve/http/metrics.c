@@ -93,6 +93,8 @@ static void http_figures(buf *b, const metrics *m, const http_stats *hs) {
         out(b, "rackllm_connections_closed_total{reason=\"%s\"} %llu\n", CLOSE[i],
             (unsigned long long)atomic_load_explicit(&m->closed[i], memory_order_relaxed));
     gauge(b, "rackllm_connections", "Open HTTP connections.", hs->connections);
+    gauge(b, "rackllm_connections_peak", "Most HTTP connections open at once since start (at most --max-connections).",
+          hs->connections_peak);
     gauge(b, "rackllm_requests_parked", "Requests waiting (prep, queue, next token) without a thread.", hs->parked);
     gauge(b, "rackllm_prep_queue_length", "Requests waiting to be parsed and tokenized.", hs->prep.queued);
     gauge(b, "rackllm_prep_running", "Requests being parsed and tokenized now (at most --prep-threads).",

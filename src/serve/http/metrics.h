@@ -47,6 +47,7 @@ typedef struct metrics {
 /* The HTTP side's figures now. */
 typedef struct http_stats {
     int connections;  /* open */
+    int connections_peak; /* most open at once since start */
     int parked;       /* requests waiting without a thread */
     prep_stats prep;
 } http_stats;

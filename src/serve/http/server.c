@@ -36,6 +36,7 @@ enum MHD_Result http_answer(request *r, int status, const char *type, char *body
     if (retry_after) MHD_add_response_header(resp, "Retry-After", retry_after);
     if (allow) MHD_add_response_header(resp, "Allow", allow);
     if (status == 401) MHD_add_response_header(resp, "WWW-Authenticate", "Bearer");
+    http_cors_headers(r, resp);
     enum MHD_Result rc = MHD_queue_response(r->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
     metrics_count(&r->sv->metrics, r->ep, status);
@@ -64,6 +65,12 @@ enum MHD_Result http_fail(request *r, int status, const char *type, const char *
     return http_answer_error(r, &e, 0);
 }
 
+void http_cors_headers(request *r, struct MHD_Response *resp) {
+    if (!r->cors_origin) return;
+    MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->cors_origin);
+    MHD_add_response_header(resp, "Vary", "Origin");
+}
+
 /* ---- the connection ---- */
 
 bool http_client_gone(request *r) {
@@ -76,15 +83,45 @@ bool http_client_gone(request *r) {
 
 static bool authorized(request *r) {
     const char *key = r->sv->p.api_key;
-    if (!key) return true;
-    const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization");
-    if (!h || strncasecmp(h, "Bearer ", 7) != 0) return false;
-    h += 7;
-    while (*h == ' ') h++;
-    size_t a = strlen(h), b = strlen(key);
-    unsigned diff = (unsigned)(a ^ b);
-    for (size_t i = 0; i < a; i++) diff |= (unsigned)(h[i] ^ key[i % (b ? b : 1)]); /* constant time */
-    return diff == 0;
+    return !key || guard_bearer_ok(MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization"), key);
+}
+
+static const char *header(request *r, const char *name) {
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+/* Host and Origin (guard.h): the answer refusing the request, or MHD_YES
+ * with *pass set. An allowed Origin is kept for the CORS headers. */
+static enum MHD_Result check_sender(request *r, bool *pass) {
+    server *sv = r->sv;
+    *pass = false;
+    const char *origin = header(r, "Origin"), *host = header(r, "Host");
+    if (origin && !guard_origin_ok(origin, &sv->cors_origins))
+        return http_fail(r, 403, "invalid_request_error", NULL, "origin_not_allowed",
+                         "requests from this web origin are not allowed (--cors-origins lists those that are)");
+    r->cors_origin = origin;
+    if (!sv->p.api_key && host && !guard_host_ok(host, &sv->allowed_hosts))
+        return http_fail(r, 403, "invalid_request_error", NULL, "host_not_allowed",
+                         "this server has no API key and answers only requests addressed to this machine (an IP "
+                         "address or localhost, or a name on --allowed-hosts)");
+    *pass = true;
+    return MHD_YES;
+}
+
+/* A CORS preflight from an allowed origin (check_sender let it through). */
+static enum MHD_Result preflight(request *r) {
+    if (!r->cors_origin) return http_fail(r, 405, "invalid_request_error", NULL, NULL, "use GET or POST");
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+    if (!resp) return MHD_NO;
+    http_cors_headers(r, resp);
+    MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    MHD_add_response_header(resp, "Access-Control-Allow-Headers", "Authorization, Content-Type");
+    MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+    enum MHD_Result rc = MHD_queue_response(r->conn, 204, resp);
+    MHD_destroy_response(resp);
+    metrics_count(&r->sv->metrics, r->ep, 204);
+    r->answered = true;
+    return rc;
 }
 
 /* ---- /health, /metrics ---- */
@@ -132,6 +169,7 @@ static enum MHD_Result metrics_page(request *r) {
     http_stats hs = {.prep = prep_get_stats(sv->prep)};
     pthread_mutex_lock(&sv->lock);
     hs.connections = sv->n_conns;
+    hs.connections_peak = sv->n_conns_peak;
     hs.parked = sv->n_parked;
     pthread_mutex_unlock(&sv->lock);
     char *text = metrics_render(&sv->metrics, &st, &hs);
@@ -163,10 +201,18 @@ static enum MHD_Result models(request *r, const char *url, bool get) {
 
 static enum MHD_Result dispatch(request *r, const char *url, const char *method) {
     server *sv = r->sv;
-    bool get = !strcmp(method, "GET") || !strcmp(method, "HEAD"), post = !strcmp(method, "POST");
+    bool get = !strcmp(method, "GET") || !strcmp(method, "HEAD"), post = !strcmp(method, "POST"), pass;
+    enum MHD_Result refused = check_sender(r, &pass);
+    if (!pass) return refused;
+    if (!strcmp(method, "OPTIONS") && r->ep != EP_OTHER) return preflight(r);
     switch (r->ep) {
     case EP_HEALTH: return get ? health(r) : http_fail(r, 405, "invalid_request_error", NULL, NULL, "use GET");
-    case EP_METRICS: return get ? metrics_page(r) : http_fail(r, 405, "invalid_request_error", NULL, NULL, "use GET");
+    case EP_METRICS:
+        if (sv->p.protect_metrics && !authorized(r))
+            return http_fail(r, 401, "invalid_request_error", NULL, "invalid_api_key",
+                             "a valid API key is required on /metrics (--protect-metrics): send 'Authorization: "
+                             "Bearer KEY'");
+        return get ? metrics_page(r) : http_fail(r, 405, "invalid_request_error", NULL, NULL, "use GET");
     case EP_OTHER:
         return http_fail(r, 404, "invalid_request_error", NULL, "not_found",
                          "no such endpoint (try /v1/chat/completions, /v1/completions, /v1/models, /health, /metrics)");
@@ -177,6 +223,9 @@ static enum MHD_Result dispatch(request *r, const char *url, const char *method)
                          "a valid API key is required: send 'Authorization: Bearer KEY'");
     if (r->ep == EP_MODELS) return models(r, url, get);
     if (!post) return http_fail(r, 405, "invalid_request_error", NULL, NULL, "use POST");
+    if (!sv->p.api_key && !guard_json_type(header(r, "Content-Type")))
+        return http_fail(r, 415, "invalid_request_error", NULL, "unsupported_media_type",
+                         "send the body as Content-Type: application/json");
     if (r->too_big) {
         char msg[128];
         snprintf(msg, sizeof msg, "the request body is larger than %zu bytes", sv->p.max_body);
@@ -372,6 +421,28 @@ static int start_daemon(server *sv, rl_err *err) {
     return 0;
 }
 
+/* Who may talk to the server: the lists parsed, and no server open to the
+ * network without a key unless that is asked for. */
+static int check_policy(server *sv, rl_err *err) {
+    const server_params *p = &sv->p;
+    if (guard_list_parse(p->allowed_hosts, "allowed-hosts", &sv->allowed_hosts, err) ||
+        guard_list_parse(p->cors_origins, "cors-origins", &sv->cors_origins, err) ||
+        guard_origins_check(&sv->cors_origins, err))
+        return -1;
+    if (p->protect_metrics && !p->api_key)
+        return rl_fail(err, RL_ERR_INPUT, "--protect-metrics needs an API key (--api-key-file or --api-key)");
+    if (p->api_key && guard_key_check(p->api_key, "the API key", err)) return -1;
+    if (!p->api_key && guard_list_has(&sv->cors_origins, "*", false))
+        return rl_fail(err, RL_ERR_INPUT, "--cors-origins '*' lets every web page use a server without an API key: "
+                                          "give --api-key, or list the origins");
+    if (!p->api_key && !p->insecure && !guard_is_loopback(p->host))
+        return rl_fail(err, RL_ERR_INPUT,
+                       "--host %s listens beyond this machine, and without --api-key anyone who reaches it may use "
+                       "it: give --api-key-file (or --api-key), or --insecure if that is what you want",
+                       p->host);
+    return 0;
+}
+
 server *server_start(const model *m, sched *s, const server_params *p, rl_err *err) {
     server *sv = rl_calloc(1, sizeof *sv, err);
     if (!sv) return NULL;
@@ -390,7 +461,8 @@ server *server_start(const model *m, sched *s, const server_params *p, rl_err *e
     pthread_cond_init(&sv->cond, NULL);
     /* request bodies and what parsing them holds: kept out of the sessions' memory */
     sched_reserve_memory(s, ((uint64_t)sv->p.max_connections + 4ull * (uint64_t)sv->p.prep_threads) * sv->p.max_body);
-    if (!(sv->prep = prep_start(sv->p.prep_threads, gen_prep, err)) || watch_start(sv, err) || start_daemon(sv, err)) {
+    if (check_policy(sv, err) || !(sv->prep = prep_start(sv->p.prep_threads, gen_prep, err)) || watch_start(sv, err) ||
+        start_daemon(sv, err)) {
         server_free(sv);
         return NULL;
     }
@@ -433,6 +505,8 @@ void server_free(server *sv) {
     watch_stop(sv);
     watch_wake_all(sv);        /* libmicrohttpd must have no suspended connection when it stops */
     if (sv->d) MHD_stop_daemon(sv->d);
+    guard_list_free(&sv->allowed_hosts);
+    guard_list_free(&sv->cors_origins);
     pthread_mutex_destroy(&sv->lock);
     pthread_cond_destroy(&sv->cond);
     free(sv);

@@ -13,6 +13,13 @@
  * the watcher wakes it (http_internal.h, watch.c). So a slow or idle
  * client costs a socket and a little memory, never a thread.
  *
+ * Who may talk to it (guard.h): with --api-key, whoever sends the key;
+ * without one, only this machine — the server refuses to listen beyond
+ * loopback unless told --insecure — and of this machine, not a web page:
+ * a Host that does not name this machine (DNS rebinding), an Origin not on
+ * --cors-origins (the allow-list also answers CORS preflights) and a POST
+ * that is not application/json (a page's form or text/plain) are refused.
+ *
  * What a client can take is bounded, the way nginx and HAProxy bound it:
  * connections in all and per client address (refused at accept beyond
  * them), absolute deadlines for a request's head and for its body
@@ -60,6 +67,12 @@ typedef struct server_params {
     int http_threads;          /* libmicrohttpd's pool (0: 2) */
     int prep_threads;          /* pre-admission work (0: 1) */
     bool abort_on_close;       /* a half-close counts as gone */
+    bool insecure;             /* listen beyond loopback without a key */
+    const char *allowed_hosts; /* "a,b": more Host names accepted without a key (NULL: none) */
+    const char *cors_origins;  /* "https://a,https://b" or "*": origins that may use the API (NULL: none) */
+    bool protect_metrics;      /* /metrics needs the API key too */
+    bool content_special;      /* special tokens written in chat messages become tokens (llama-server's
+                                  way; default: they stay text, so a user cannot forge a turn) */
 } server_params;
 
 typedef struct server server;

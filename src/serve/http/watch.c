@@ -109,7 +109,7 @@ void watch_connection(server *sv, struct MHD_Connection *c, void **socket_contex
             if (sv->conns) sv->conns->prev = cr;
             sv->conns = cr;
             *socket_context = cr;
-            sv->n_conns++;
+            if (++sv->n_conns > sv->n_conns_peak) sv->n_conns_peak = sv->n_conns;
         }
     } else if (!started && cr) {
         if (cr->prev) cr->prev->next = cr->next;
