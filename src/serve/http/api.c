@@ -145,6 +145,7 @@ static int parse_prompt(const cJSON *root, api_request *r, api_error *err) {
     if (cJSON_IsArray(p) && cJSON_GetArraySize(p) == 1 && cJSON_IsString(cJSON_GetArrayItem(p, 0)))
         p = cJSON_GetArrayItem(p, 0);
     if (!cJSON_IsString(p)) return bad(err, "prompt", "'prompt' must be a string (or an array of one string)");
+    if (!*p->valuestring) return bad(err, "prompt", "'prompt' is empty: there is nothing to continue");
     return (r->prompt = dup_str(p->valuestring, err)) ? 0 : -1;
 }
 
@@ -183,6 +184,21 @@ static int refuse_unsupported(const cJSON *root, api_kind kind, api_error *err) 
     if (echo && !cJSON_IsFalse(echo)) return bad(err, "echo", "'echo' is not supported");
     const cJSON *suffix = field(root, "suffix");
     if (suffix && !(cJSON_IsString(suffix) && !*suffix->valuestring)) return bad(err, "suffix", "'suffix' is not supported");
+    const cJSON *bias = field(root, "logit_bias");
+    if (bias && !(cJSON_IsObject(bias) && !bias->child)) return bad(err, "logit_bias", "'logit_bias' is not supported");
+    const cJSON *top = field(root, "top_logprobs");
+    if (top && !(cJSON_IsNumber(top) && top->valuedouble == 0))
+        return bad(err, "top_logprobs", "'top_logprobs' is not supported");
+    const cJSON *best = field(root, "best_of");
+    if (best && !(cJSON_IsNumber(best) && best->valuedouble == 1))
+        return bad(err, "best_of", "'best_of' must be 1 (one choice per request)");
+    static const char *const OTHER[] = {"audio", "prediction", "web_search_options"};
+    for (size_t i = 0; i < sizeof OTHER / sizeof OTHER[0]; i++)
+        if (field(root, OTHER[i])) return bad(err, OTHER[i], "'%s' is not supported", OTHER[i]);
+    const cJSON *mod = field(root, "modalities");
+    if (mod && !(cJSON_IsArray(mod) && cJSON_GetArraySize(mod) == 1 && cJSON_IsString(mod->child) &&
+                 !strcmp(mod->child->valuestring, "text")))
+        return bad(err, "modalities", "only the \"text\" modality is supported");
     const cJSON *fmt = field(root, "response_format");
     if (fmt) {
         const cJSON *type = cJSON_GetObjectItemCaseSensitive(fmt, "type");
@@ -230,10 +246,26 @@ static int parse_stream(const cJSON *root, api_request *r, api_error *err) {
     return 0;
 }
 
+/* Whether a JSON text holds U+0000: a NUL byte, or the escape \u0000
+ * (a string would end there, silently, once parsed). Backslashes occur
+ * only in strings, so pairs are read as escapes wherever they are. */
+static bool holds_nul(const char *s, size_t len) {
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == 0) return true;
+        if (s[i] != '\\' || i + 1 >= len) continue;
+        if (s[i + 1] == 'u' && i + 5 < len && !memcmp(s + i + 2, "0000", 4)) return true;
+        i++;
+    }
+    return false;
+}
+
 int api_parse_request(api_kind kind, const char *body, size_t len, api_request *out, api_error *err) {
     memset(out, 0, sizeof *out);
     out->kind = kind;
     out->sp = sampler_default_params();
+    if (holds_nul(body, len))
+        return bad(err, NULL, "the body holds the character U+0000 (\\u0000), which no prompt, message or stop "
+                              "string may contain");
     cJSON *root = cJSON_ParseWithLengthOpts(body, len, NULL, false);
     if (!root) return bad(err, NULL, "the body is not valid JSON");
     int rc = -1;
