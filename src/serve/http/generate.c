@@ -28,26 +28,32 @@ enum { SSE_ROLE, SSE_TEXT, SSE_END };
 /* ---- prep ---- */
 
 /* The prompt's tokens, at most cap - 1 (room for one more): the chat
- * template rendered (special tokens parsed), or the completion prompt as
- * plain text. */
+ * template rendered — its markers become special tokens, the messages'
+ * content stays text unless --special-in-content — or the completion
+ * prompt as plain text. */
 static int prompt_tokens(server *sv, const api_request *q, int32_t *ids, int cap, int *n, api_error *e) {
     char *text = NULL;
     const char *src = q->prompt;
     const char *param = q->kind == API_CHAT ? "messages" : "prompt";
     rl_err err = {0};
+    tok_range *plain = NULL;
+    size_t n_plain = 0;
     if (q->kind == API_CHAT) {
         chat_msg *msgs = calloc((size_t)q->n_messages, sizeof *msgs);
         if (!msgs) return api_fail(e, 500, "server_error", NULL, NULL, "out of memory");
         for (int i = 0; i < q->n_messages; i++) msgs[i] = (chat_msg){q->messages[i].role, q->messages[i].content};
-        text = chat_render(sv->p.tmpl, msgs, (size_t)q->n_messages, true, sv->bos, sv->eos, &err);
+        text = chat_render_marked(sv->p.tmpl, msgs, (size_t)q->n_messages, true, sv->bos, sv->eos, &plain, &n_plain,
+                                  &err);
         free(msgs);
         if (!text) return api_fail(e, 400, "invalid_request_error", param, NULL, "%s", err.msg);
         src = text;
     }
     tok_encode_opts o = {.add_bos = tok_add_bos(sv->m->tok), .parse_special = q->kind == API_CHAT,
+                         .plain = sv->p.content_special ? NULL : plain, .n_plain = sv->p.content_special ? 0 : n_plain,
                          .max_ids = cap - 1};
     *n = tok_encode_with(sv->m->tok, src, strlen(src), &o, ids, cap, &err);
     free(text);
+    free(plain);
     if (*n < 0) return api_fail(e, 400, "invalid_request_error", param, NULL, "%s", err.msg);
     if (*n == 0) return api_fail(e, 400, "invalid_request_error", param, NULL, "the prompt is empty");
     if (*n >= cap)
