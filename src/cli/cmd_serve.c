@@ -66,7 +66,8 @@ static void usage(FILE *out) {
             "                          tokens, as in llama-server (default: text, so no user can forge a\n"
             "                          turn)\n"
             "      --chat-template N   llama3 | llama2 | llama2-sys | llama2-sys-bos | llama2-sys-strip |\n"
-            "                          zephyr | chatml (default: the model's; ChatML if unrecognised)\n"
+            "                          zephyr | chatml: a built-in (default: the model's own template,\n"
+            "                          interpreted; ChatML if it has none)\n"
             "      --prefill-chunk N   prompt tokens per step (default: measured, a quarter of a floor\n"
             "                          period's compute)\n"
             "      --ctx-cost US       microseconds a step spends per token of context its sessions\n"
@@ -216,16 +217,22 @@ static int serve(serve_opts *op, const char *key) {
     model_load_params lp = {.progress = true, .prefault = true};
     model *m = model_load(o.model_path, &lp, &err);
     if (!m) return cli_fail(&err);
+    /* The model's own template, interpreted; one it cannot render stops
+     * the start (never a silent fallback): --chat-template picks a built-in. */
+    chat_jinja *jinja = NULL;
     if (tmpl < 0) {
         tmpl = (int)chat_detect(m->chat_template);
-        if (chat_recognise(m->chat_template) < 0)
-            fprintf(stderr, "rackllm serve: %s; chat uses the default template (%s)\n",
-                    m->chat_template ? "the model's chat template is not one rackllm renders" : "the model has no chat template",
-                    chat_name((chat_template)tmpl));
+        if (m->chat_template && !(jinja = chat_jinja_load(m->chat_template, &err))) {
+            model_free(m);
+            return cli_fail(&err);
+        }
+        if (!m->chat_template)
+            fprintf(stderr, "rackllm serve: the model has no chat template; chat uses the default template (%s)\n", chat_name((chat_template)tmpl));
     }
     o.sp.log = stderr;
     sched *s = sched_new(m, &o.sp, &err);
     if (!s) {
+        chat_jinja_free(jinja);
         model_free(m);
         return cli_fail(&err);
     }
@@ -238,11 +245,13 @@ static int serve(serve_opts *op, const char *key) {
     hp.api_key = key;
     hp.model_id = name;
     hp.tmpl = (chat_template)tmpl;
+    hp.jinja = jinja;
     hp.allowed_hosts = o.allowed_hosts;
     hp.cors_origins = o.cors_origins;
     server *sv = server_start(m, s, &hp, &err);
     if (!sv) {
         sched_free(s);
+        chat_jinja_free(jinja);
         model_free(m);
         return cli_fail(&err);
     }
@@ -251,7 +260,7 @@ static int serve(serve_opts *op, const char *key) {
     fprintf(stderr,
             "rackllm serve: model %s, %s chat template; capacity %d session%s at >= %g tok/s (%s), %d partition%s, "
             "queue %d (%g s), context %d, prefill chunk %d\n",
-            name, chat_name((chat_template)tmpl), st.capacity_base, st.capacity_base == 1 ? "" : "s", st.floor_tps,
+            name, jinja ? "the model's own" : chat_name((chat_template)tmpl), st.capacity_base, st.capacity_base == 1 ? "" : "s", st.floor_tps,
             o.sp.capacity > 0 ? "given" : "calibrated", st.partitions, st.partitions == 1 ? "" : "s", st.queue_max,
             o.sp.queue_timeout, st.n_ctx, st.prefill_chunk);
     const char *shown = strchr(o.host, ':') ? "[%s]" : "%s";
@@ -268,6 +277,7 @@ static int serve(serve_opts *op, const char *key) {
     server_free(sv);
     sched_get_stats(s, &st);
     sched_free(s);
+    chat_jinja_free(jinja);
     model_free(m);
     fprintf(stderr, "rackllm serve: stopped (%llu sessions served, %llu tokens generated)\n",
             (unsigned long long)st.admitted, (unsigned long long)st.completion_tokens);

@@ -14,7 +14,9 @@
  * starts with BOS: the caller tokenizes with the model's add-BOS setting,
  * as llama.cpp does.
  *
- * The default. A model without a template, or with one we do not
+ * The default (of `rackllm run`, and of `serve` for a model without a
+ * template: `serve` interprets a model's own template, chat_jinja below).
+ * A model without a template, or with one we do not
  * recognise (including families llama.cpp knows but rackllm does not
  * render: Mistral v1/v3/v7, Phi, Gemma, ...), gets ChatML. It is llama.cpp's
  * own fallback (llama_chat_apply_template with no template, llama-server
@@ -95,5 +97,26 @@ char *chat_render_marked(chat_template t, const chat_msg *msgs, size_t n, bool a
  * default template, or one that starts the user's next turn itself).
  * NULL-terminated, static. */
 const char *const *chat_stop_strings(chat_template t);
+
+/* ---- the model's own template, interpreted (jinja.h) ----
+ * What `serve` renders by default: the GGUF's tokenizer.chat_template run
+ * by the Jinja interpreter, as llama.cpp, vLLM and Ollama do, with the
+ * variables transformers' apply_chat_template passes (messages,
+ * add_generation_prompt, bos_token, eos_token, tools=None,
+ * documents=None). */
+typedef struct chat_jinja chat_jinja;
+
+/* Parses the template and renders a probe conversation (system, user,
+ * assistant, user; fewer roles when the template refuses some with
+ * raise_exception, as Gemma's refuses a system message): NULL with err
+ * naming the construct it cannot render. */
+chat_jinja *chat_jinja_load(const char *source, rl_err *err);
+void chat_jinja_free(chat_jinja *t);
+
+/* Renders the messages; with strip_bos a leading BOS text is left out (the
+ * tokenizer adds BOS itself), as llama.cpp does. NULL with RL_ERR_INPUT
+ * and the template's message when it refuses the conversation. */
+char *chat_jinja_render(const chat_jinja *t, const chat_msg *msgs, size_t n, bool add_generation_prompt,
+                        const char *bos, const char *eos, bool strip_bos, rl_err *err);
 
 #endif

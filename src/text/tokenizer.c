@@ -594,6 +594,59 @@ static int partition(const tokenizer *t, const char *text, size_t len, const tok
     return 0;
 }
 
+/* The bytes of text's first UTF-8 character (1 for a stray byte). */
+static size_t first_char_len(const char *s, size_t n) {
+    size_t k = 1;
+    while (k < n && ((unsigned char)s[k] & 0xC0) == 0x80 && k < 4) k++;
+    return k;
+}
+
+/* src with the joiner after the first character of every occurrence of
+ * needle, in one pass; NULL if none occurs or memory is short (*oom). */
+static char *break_one(const char *src, const char *needle, size_t nlen, const char *joiner, size_t jlen, bool *oom) {
+    size_t count = 0, len = strlen(src);
+    for (const char *p = src; (p = strstr(p, needle)) != NULL; p += nlen) count++;
+    if (count == 0) return NULL;
+    char *out = malloc(len + count * jlen + 1), *w = out;
+    if (!out) {
+        *oom = true;
+        return NULL;
+    }
+    size_t first = first_char_len(needle, nlen);
+    const char *p = src, *hit;
+    while ((hit = strstr(p, needle)) != NULL) {
+        size_t before = (size_t)(hit - p);
+        memcpy(w, p, before + first), w += before + first;
+        memcpy(w, joiner, jlen), w += jlen;
+        memcpy(w, hit + first, nlen - first), w += nlen - first;
+        p = hit + nlen;
+    }
+    memcpy(w, p, strlen(p) + 1);
+    return out;
+}
+
+char *tok_break_special(const tokenizer *t, const char *text, rl_err *err) {
+    static const char JOINER[] = "\xE2\x81\xA0"; /* U+2060 */
+    char *cur = NULL; /* the broken copy so far (NULL: none needed yet) */
+    bool oom = false;
+    for (int32_t i = 0; i < t->n_specials && !oom; i++) {
+        int32_t id = t->specials[i];
+        size_t nlen = t->texts[id].len;
+        if (!(t->attrs[id] & (TOK_ATTR_CONTROL | TOK_ATTR_UNKNOWN)) || nlen == 0) continue;
+        char *next = break_one(cur ? cur : text, tok_text(t, id), nlen, JOINER, sizeof JOINER - 1, &oom);
+        if (next) {
+            free(cur);
+            cur = next;
+        }
+    }
+    if (oom) {
+        free(cur);
+        rl_fail(err, RL_ERR_INTERNAL, "out of memory");
+        return NULL;
+    }
+    return cur;
+}
+
 bool tok_ids_surely_over(const tokenizer *t, tok_ids *a, size_t bytes) {
     if (!a->limit || !t->bytes_per_id || a->over) return a->over;
     size_t room = a->limit >= a->n ? a->limit - a->n : 0;

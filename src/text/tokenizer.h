@@ -103,6 +103,16 @@ typedef struct tok_encode_opts {
                                this, and return max_ids + 1 (the ids before are written) */
 } tok_encode_opts;
 
+/* A copy of text in which every control token's string (what parse_special
+ * would make a token: "<|eot_id|>", "<|im_start|>" ...) is broken by a
+ * WORD JOINER (U+2060) after its first character, so that no tokenization
+ * can make it that token; NULL (and no error) when the text holds none, or
+ * on a failed allocation (err set). For text that goes through a template
+ * whose output is then tokenized with parse_special: a chat message's
+ * content, where the template may move or rewrite it so that its place in
+ * the output is not known (chat_jinja). */
+char *tok_break_special(const tokenizer *t, const char *text, rl_err *err);
+
 /* tok_encode with options. With max_ids the work stops at the limit: after
  * the fragment or word that passes it, or before one whose length alone
  * needs more ids than are left (no id stands for more bytes than the

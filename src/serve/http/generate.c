@@ -27,6 +27,52 @@ enum { SSE_ROLE, SSE_TEXT, SSE_END };
 
 /* ---- prep ---- */
 
+/* A chat through a built-in template, and where each message's content
+ * lies in the text (to be tokenized as plain text). */
+static char *render_builtin(server *sv, const api_request *q, tok_range **plain, size_t *n_plain, rl_err *err) {
+    chat_msg *msgs = calloc((size_t)q->n_messages, sizeof *msgs);
+    if (!msgs) {
+        rl_fail(err, RL_ERR_INTERNAL, "out of memory");
+        return NULL;
+    }
+    for (int i = 0; i < q->n_messages; i++) msgs[i] = (chat_msg){q->messages[i].role, q->messages[i].content};
+    char *text = chat_render_marked(sv->p.tmpl, msgs, (size_t)q->n_messages, true, sv->bos, sv->eos, plain, n_plain,
+                                    err);
+    free(msgs);
+    return text;
+}
+
+/* A chat through the model's own template. The template may move or
+ * rewrite a message's content, so its place in the output is not known:
+ * instead, unless --special-in-content, control-token strings written in a
+ * message are broken (tok_break_special) before rendering, so that they
+ * stay text when the whole output is tokenized with special tokens. */
+static char *render_own(server *sv, const api_request *q, rl_err *err) {
+    size_t n = (size_t)q->n_messages;
+    chat_msg *msgs = calloc(n, sizeof *msgs);
+    char **broken = calloc(n, sizeof *broken);
+    char *text = NULL;
+    if (!msgs || !broken) {
+        rl_fail(err, RL_ERR_INTERNAL, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *content = q->messages[i].content;
+        if (!sv->p.content_special && content) {
+            err->code = RL_ERR_NONE;
+            broken[i] = tok_break_special(sv->m->tok, content, err);
+            if (!broken[i] && err->code != RL_ERR_NONE) goto done;
+        }
+        msgs[i] = (chat_msg){q->messages[i].role, broken[i] ? broken[i] : content};
+    }
+    text = chat_jinja_render(sv->p.jinja, msgs, n, true, sv->bos, sv->eos, tok_add_bos(sv->m->tok), err);
+done:
+    for (size_t i = 0; broken && i < n; i++) free(broken[i]);
+    free(broken);
+    free(msgs);
+    return text;
+}
+
 /* The prompt's tokens, at most cap - 1 (room for one more): the chat
  * template rendered — its markers become special tokens, the messages'
  * content stays text unless --special-in-content — or the completion
@@ -39,13 +85,11 @@ static int prompt_tokens(server *sv, const api_request *q, int32_t *ids, int cap
     tok_range *plain = NULL;
     size_t n_plain = 0;
     if (q->kind == API_CHAT) {
-        chat_msg *msgs = calloc((size_t)q->n_messages, sizeof *msgs);
-        if (!msgs) return api_fail(e, 500, "server_error", NULL, NULL, "out of memory");
-        for (int i = 0; i < q->n_messages; i++) msgs[i] = (chat_msg){q->messages[i].role, q->messages[i].content};
-        text = chat_render_marked(sv->p.tmpl, msgs, (size_t)q->n_messages, true, sv->bos, sv->eos, &plain, &n_plain,
-                                  &err);
-        free(msgs);
-        if (!text) return api_fail(e, 400, "invalid_request_error", param, NULL, "%s", err.msg);
+        text = sv->p.jinja ? render_own(sv, q, &err) : render_builtin(sv, q, &plain, &n_plain, &err);
+        if (!text)
+            return api_fail(e, err.code == RL_ERR_INPUT ? 400 : 500,
+                            err.code == RL_ERR_INPUT ? "invalid_request_error" : "server_error", param, NULL, "%s",
+                            err.msg);
         src = text;
     }
     tok_encode_opts o = {.add_bos = tok_add_bos(sv->m->tok), .parse_special = q->kind == API_CHAT,
@@ -80,9 +124,12 @@ static int submit(request *r, const api_request *q, const int32_t *ids, int n, i
     const char *stops[API_MAX_STOPS + 8];
     int n_stops = 0;
     for (int i = 0; i < q->n_stops; i++) stops[n_stops++] = q->stops[i];
-    if (q->kind == API_CHAT)
-        for (const char *const *s = chat_stop_strings(sv->p.tmpl); s && *s && n_stops < (int)RL_ARRAY_LEN(stops); s++)
-            stops[n_stops++] = *s;
+    /* The template's turn markers as text; a model's own template adds them
+     * only when its family is recognised (server.h). */
+    bool template_stops = q->kind == API_CHAT && (!sv->p.jinja || chat_recognise(sv->m->chat_template) >= 0);
+    for (const char *const *s = template_stops ? chat_stop_strings(sv->p.tmpl) : NULL;
+         s && *s && n_stops < (int)RL_ARRAY_LEN(stops); s++)
+        stops[n_stops++] = *s;
     sched_request sr = {.prompt = ids, .n_prompt = n, .sp = q->sp, .max_tokens = q->max_tokens, .stops = stops,
                         .n_stops = n_stops, .ignore_eos = q->ignore_eos, .notify = watch_news, .notify_ctx = r};
     uint64_t serial = atomic_fetch_add(&sv->next_id, 1);

@@ -56,7 +56,9 @@ typedef struct server_params {
     int port;                  /* 0: any free port (see server_port) */
     const char *api_key;       /* NULL: no authentication */
     const char *model_id;      /* the name clients use in "model" */
-    chat_template tmpl;        /* how chat messages become a prompt */
+    chat_template tmpl;        /* how chat messages become a prompt (a built-in) */
+    const chat_jinja *jinja;   /* the model's own template instead, when not NULL (its stop
+                                  strings: tmpl's if the family is recognised, none otherwise) */
     size_t max_body;           /* request body limit in bytes (0: 1 MiB) */
     int timeout;               /* seconds a connection may be idle while answered (0: 30) */
     int max_connections;       /* in all (0: 512) */
