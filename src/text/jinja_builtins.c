@@ -54,15 +54,20 @@ static jv build(jctx *c, jbuf *b) {
 
 /* ---- string operations ---- */
 
-static jv case_map(jctx *c, jv s, int mode) { /* 0 lower, 1 upper, 2 title, 3 capitalize */
+/* mode 0 lower, 1 upper, 2 str.title() (a letter after an uncased
+ * character is upper), 3 capitalize, 4 jinja's title filter (the first
+ * character after a run of whitespace, - ( { [ < is upper). */
+static jv case_map(jctx *c, jv s, int mode) {
     char *o = jalloc(c, s.s.n + 1);
-    bool prev_cased = false;
+    bool prev_cased = false, word_start = true;
     for (size_t i = 0; i < s.s.n; i++) {
         unsigned char ch = (unsigned char)s.s.p[i];
         bool alpha = ch < 0x80 && isalpha(ch);
-        bool up = mode == 1 || (mode == 2 && !prev_cased) || (mode == 3 && i == 0);
+        bool sep = ch < 0x80 && (isspace(ch) || strchr("-({[<", ch));
+        bool up = mode == 1 || (mode == 2 && !prev_cased) || (mode == 3 && i == 0) || (mode == 4 && word_start);
         o[i] = (char)(alpha ? (up ? toupper(ch) : tolower(ch)) : ch);
         prev_cased = alpha || (ch >= 0x80 && mode == 2 && prev_cased);
+        word_start = sep || (word_start && (ch & 0xc0) == 0x80);
     }
     o[s.s.n] = 0;
     jcharge(c, s.s.n / 64);
@@ -630,7 +635,7 @@ jv jinja_filter(jctx *c, int id, jv in, const jv *args, int n_args, const char *
     case F_LIST: { jv l = as_list(c, in, line); if (l.t == JV_LIST && in.t == JV_LIST) { jv copy = jv_list_new(c, l.l->n); for (size_t i = 0; i < l.l->n; i++) jv_list_push(c, copy, l.l->v[i]); return copy; } return l; }
     case F_LOWER: return case_map(c, jv_to_str(c, &in), 0);
     case F_UPPER: return case_map(c, jv_to_str(c, &in), 1);
-    case F_TITLE: return case_map(c, jv_to_str(c, &in), 2);
+    case F_TITLE: return case_map(c, jv_to_str(c, &in), 4);
     case F_MAP: return map_items(&k, in);
     case F_SELECT: case F_REJECT: return select_items(&k, in, false, id == F_SELECT);
     case F_SELECTATTR: case F_REJECTATTR: return select_items(&k, in, true, id == F_SELECTATTR);
