@@ -287,6 +287,12 @@ static int run_chat(gen *g) {
     const model *m = g->m;
     int tmpl = g->o->chat_template ? chat_from_name(g->o->chat_template) : (int)chat_detect(m->chat_template);
     if (tmpl < 0) return cli_usage_error("unknown chat template '%s' (llama3, llama2, zephyr, chatml)", g->o->chat_template);
+    /* The model's own template, interpreted, unless a built-in is named;
+     * one that cannot be rendered is an error, as in serve. */
+    chat_jinja *jinja = NULL;
+    if (!g->o->chat_template && m->chat_template && !(jinja = chat_jinja_load(m->chat_template, &err)))
+        return cli_fail(&err);
+    bool template_stops = !jinja || chat_recognise(m->chat_template) >= 0;
     char bos[64] = "", eos[64] = "";
     size_t n;
     const char *p;
@@ -297,7 +303,7 @@ static int run_chat(gen *g) {
     bool tty = isatty(STDIN_FILENO);
     if (tty)
         fprintf(stderr, "chat with %s (template %s); end with Ctrl-D\n", m->shape.name,
-                chat_name((chat_template)tmpl));
+                jinja ? "the model's own" : chat_name((chat_template)tmpl));
     enum { MAX_MSGS = 512 };
     chat_msg msgs[MAX_MSGS];
     char *owned[MAX_MSGS];
@@ -312,7 +318,9 @@ static int run_chat(gen *g) {
         line[strcspn(line, "\n")] = 0;
         if (!*line) continue;
         msgs[n_msgs++] = (chat_msg){"user", owned[n_owned++] = strdup(line)};
-        char *prompt = chat_render((chat_template)tmpl, msgs, n_msgs, true, bos, eos, &err);
+        /* tokenized without BOS below: the template's own BOS text stays */
+        char *prompt = jinja ? chat_jinja_render(jinja, msgs, n_msgs, true, bos, eos, false, &err)
+                             : chat_render((chat_template)tmpl, msgs, n_msgs, true, bos, eos, &err);
         int n_ids = prompt ? tokenize_all(m, prompt, false, true, &want, &err) : -1;
         free(prompt);
         if (n_ids < 0 || sync_sequence(g, &want, &err)) {
@@ -320,13 +328,15 @@ static int run_chat(gen *g) {
             break;
         }
         text reply = {0};
-        rc = generate(g, chat_stop_strings((chat_template)tmpl), &reply);
+        static const char *const no_stops[] = {NULL};
+        rc = generate(g, template_stops ? chat_stop_strings((chat_template)tmpl) : no_stops, &reply);
         printf("\n");
         msgs[n_msgs++] = (chat_msg){"assistant", owned[n_owned++] = reply.s ? reply.s : strdup("")};
         if (rc) break;
     }
     free(want.v);
     for (size_t i = 0; i < n_owned; i++) free(owned[i]);
+    chat_jinja_free(jinja);
     if (g->seq) report_speed(g);
     return rc;
 }
