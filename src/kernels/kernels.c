@@ -440,7 +440,7 @@ void kern_rmsnorm(const kernels *k, float *y, const float *x, const float *w, in
 }
 
 void kern_rope(float *x, int n_heads, int head_dim, int32_t pos, float base, float freq_scale,
-               const float *freq_factors) {
+               const float *freq_factors, bool neox) {
     /* theta for pair i is pos * base^(-2i/d), computed like ggml: a running
      * product of theta_scale, in float, so we round the way it does. */
     float theta_scale = powf(base, -2.0f / (float)head_dim);
@@ -454,13 +454,15 @@ void kern_rope(float *x, int n_heads, int head_dim, int32_t pos, float base, flo
         cos_sin[2 * i + 1] = sinf(t);
         theta *= theta_scale;
     }
+    /* pair i is (v[a * i], v[a * i + b]) */
+    const int a = neox ? 1 : 2, b = neox ? half : 1;
     for (int h = 0; h < n_heads; h++) {
         float *v = x + (size_t)h * head_dim;
         for (int i = 0; i < half; i++) {
             float c = cos_sin[2 * i], s = cos_sin[2 * i + 1];
-            float x0 = v[2 * i], x1 = v[2 * i + 1];
-            v[2 * i] = x0 * c - x1 * s;
-            v[2 * i + 1] = x0 * s + x1 * c;
+            float x0 = v[a * i], x1 = v[a * i + b];
+            v[a * i] = x0 * c - x1 * s;
+            v[a * i + b] = x0 * s + x1 * c;
         }
     }
 }

@@ -108,11 +108,12 @@ void kern_matmul_multi(kernels *k, const kern_matrix *const *W, int n_w, const f
 /* y = x / sqrt(mean(x^2) + eps) * w   (sum of squares in double, as ggml) */
 void kern_rmsnorm(const kernels *k, float *y, const float *x, const float *w, int64_t n, float eps);
 
-/* Rotates pairs (x[2i], x[2i+1]) of each of n_heads heads of head_dim at
- * position pos: ggml's "normal" RoPE. theta_i = pos * base^(-2i/d) /
- * freq_factors[i] (factors may be NULL) * freq_scale. */
+/* Rotates pairs of each of n_heads heads of head_dim at position pos by
+ * theta_i = pos * base^(-2i/d) / freq_factors[i] (factors may be NULL) *
+ * freq_scale. The pairs: (x[2i], x[2i+1]), ggml's "normal" RoPE (Llama), or
+ * with neox (x[i], x[i + d/2]), ggml's NeoX RoPE (Qwen). */
 void kern_rope(float *x, int n_heads, int head_dim, int32_t pos, float base, float freq_scale,
-               const float *freq_factors);
+               const float *freq_factors, bool neox);
 
 /* y = silu(g) * u  (y may be g) */
 void kern_swiglu(const kernels *k, float *y, const float *g, const float *u, int64_t n);
