@@ -1,10 +1,12 @@
 /*
- * forward.c — the Llama forward pass (see forward.h), top to bottom:
+ * forward.c — the Llama-family forward pass (see forward.h), top to bottom:
  *
  *   x = embedding(token)
  *   for each layer:
  *       h = rmsnorm(x) * attn_norm
- *       q, k, v = h Wq, h Wk, h Wv;  rope(q, k) at each token's position
+ *       q, k, v = h Wq, h Wk, h Wv
+ *       (qwen2: q, k, v += bq, bk, bv;  qwen3: q, k = rmsnorm per head * q_norm, k_norm)
+ *       rope(q, k) at each token's position (pairs as the architecture says)
  *       store k, v in the sequence's cache
  *       x += attention(q, cache) Wo           (causal, grouped-query)
  *       h = rmsnorm(x) * ffn_norm
@@ -122,16 +124,36 @@ static uint8_t *kv_at(const forward *f, const fw_kv *kv, int l, int which, int h
     return (uint8_t *)kv->data + at * (f->kv_f16 ? 2 : 4);
 }
 
-/* RoPE on q and k of row t, then k and v into the cache at pos[t]. */
+/* Each head of x (n_heads of head_dim) RMS-normed in place, times w. */
+static void norm_heads(const forward *f, float *x, int n_heads, const float *w) {
+    const rl_shape *s = &f->m->shape;
+    for (int h = 0; h < n_heads; h++)
+        kern_rmsnorm(f->k, x + (size_t)h * s->head_dim, x + (size_t)h * s->head_dim, w, s->head_dim, s->rms_eps);
+}
+
+/* What the architecture does to q, k, v of row t before RoPE (biases, per
+ * head norms), RoPE on q and k, then k and v into the cache at pos[t]. */
 static void rope_store_rows(void *ctx, int t, int thread) {
     (void)thread;
     row_job *j = ctx;
     forward *f = j->f;
     const rl_shape *s = &f->m->shape;
+    const model_layer *L = &f->m->layers[j->layer];
     float *q = f->q + t * f->q_dim, *k = f->kk + t * f->kv_dim, *v = f->vv + t * f->kv_dim;
+    if (L->bq) {
+        kern_add(f->k, q, L->bq, f->q_dim);
+        kern_add(f->k, k, L->bk, f->kv_dim);
+        kern_add(f->k, v, L->bv, f->kv_dim);
+    }
+    if (L->q_norm) {
+        norm_heads(f, q, (int)s->n_head, L->q_norm);
+        norm_heads(f, k, (int)s->n_head_kv, L->k_norm);
+    }
     int32_t pos = j->b->pos[t];
-    kern_rope(q, (int)s->n_head, (int)s->head_dim, pos, s->rope_base, f->m->rope_freq_scale, f->m->rope_freqs);
-    kern_rope(k, (int)s->n_head_kv, (int)s->head_dim, pos, s->rope_base, f->m->rope_freq_scale, f->m->rope_freqs);
+    bool neox = s->rope_type == RL_ROPE_NEOX;
+    const float *ff = f->m->rope_freqs;
+    kern_rope(q, (int)s->n_head, (int)s->head_dim, pos, s->rope_base, f->m->rope_freq_scale, ff, neox);
+    kern_rope(k, (int)s->n_head_kv, (int)s->head_dim, pos, s->rope_base, f->m->rope_freq_scale, ff, neox);
     const fw_kv *kv = j->b->kv[t];
     for (int h = 0; h < (int)s->n_head_kv; h++) {
         const float *kh = k + (size_t)h * s->head_dim, *vh = v + (size_t)h * s->head_dim;

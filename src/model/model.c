@@ -1,5 +1,5 @@
 /*
- * model.c — finding and checking a Llama model's tensors in a GGUF file
+ * model.c — finding and checking a Llama-family model's tensors in a GGUF file
  * (see model.h). The tensor names and shapes are llama.cpp's:
  *
  *   token_embd.weight        [n_embd, n_vocab]
@@ -12,6 +12,9 @@
  *   blk.N.ffn_down.weight    [n_ff, n_embd]
  *   output_norm.weight       [n_embd]
  *   output.weight            [n_embd, n_vocab]   (absent: tied to token_embd)
+ * and as the architecture asks (rl_arch in shape.h):
+ *   blk.N.attn_q/k/v.bias    [n_head(_kv) * head_dim]  (qwen2)
+ *   blk.N.attn_q_norm/attn_k_norm.weight [head_dim]    (qwen3)
  *   rope_freqs.weight        [head_dim / 2]      (Llama 3.1 scaling, optional)
  *
  * (GGUF lists the fastest-varying dimension first, so [cols, rows].)
@@ -59,7 +62,7 @@ static int matrix(loader *L, const char *name, uint64_t cols, uint64_t rows, ker
     return 0;
 }
 
-/* A small vector (norm weights, rope factors) converted to floats. */
+/* A small vector (norm weights, biases, rope factors) converted to floats. */
 static int vector(loader *L, const char *name, uint64_t n, const float **out) {
     const gguf_tensor *t;
     if (find(L, name, n, 1, &t)) return -1;
@@ -74,13 +77,21 @@ static int load_layer(loader *L, uint32_t i, model_layer *ly) {
     uint64_t d = s->n_embd, q = (uint64_t)s->n_head * s->head_dim, kv = (uint64_t)s->n_head_kv * s->head_dim;
     char name[96];
 #define NAME(x) (snprintf(name, sizeof name, "blk.%u." x ".weight", i), name)
+#define BIAS(x) (snprintf(name, sizeof name, "blk.%u." x ".bias", i), name)
     if (vector(L, NAME("attn_norm"), d, &ly->attn_norm) || matrix(L, NAME("attn_q"), d, q, &ly->wq) ||
         matrix(L, NAME("attn_k"), d, kv, &ly->wk) || matrix(L, NAME("attn_v"), d, kv, &ly->wv) ||
         matrix(L, NAME("attn_output"), q, d, &ly->wo) || vector(L, NAME("ffn_norm"), d, &ly->ffn_norm) ||
         matrix(L, NAME("ffn_gate"), d, s->n_ff, &ly->w_gate) || matrix(L, NAME("ffn_up"), d, s->n_ff, &ly->w_up) ||
         matrix(L, NAME("ffn_down"), s->n_ff, d, &ly->w_down))
         return -1;
+    if (s->qkv_bias && (vector(L, BIAS("attn_q"), q, &ly->bq) || vector(L, BIAS("attn_k"), kv, &ly->bk) ||
+                        vector(L, BIAS("attn_v"), kv, &ly->bv)))
+        return -1;
+    if (s->qk_norm && (vector(L, NAME("attn_q_norm"), s->head_dim, &ly->q_norm) ||
+                       vector(L, NAME("attn_k_norm"), s->head_dim, &ly->k_norm)))
+        return -1;
 #undef NAME
+#undef BIAS
     return 0;
 }
 
@@ -134,6 +145,14 @@ static void prefault(const gguf_file *f, bool show) {
     progress_done(&p);
 }
 
+/* Floats of the vectors copied at load: norms, biases, rope factors. */
+static size_t model_float_count(const rl_shape *s) {
+    size_t per_layer = 2 * (size_t)s->n_embd;
+    if (s->qkv_bias) per_layer += (size_t)(s->n_head + 2 * s->n_head_kv) * s->head_dim;
+    if (s->qk_norm) per_layer += 2 * (size_t)s->head_dim;
+    return per_layer * s->n_layer + s->n_embd + s->head_dim;
+}
+
 model *model_from_gguf(gguf_file *f, const model_load_params *p, rl_err *err) {
     model *m = rl_calloc(1, sizeof *m, err);
     if (!m) return NULL;
@@ -142,7 +161,7 @@ model *model_from_gguf(gguf_file *f, const model_load_params *p, rl_err *err) {
     rl_shape *s = &m->shape;
     if (shape_from_gguf(f, s, err)) goto fail;
     m->layers = rl_calloc(s->n_layer, sizeof *m->layers, err);
-    m->floats = rl_calloc((size_t)(2 * s->n_layer + 1) * s->n_embd + s->head_dim, sizeof(float), err);
+    m->floats = rl_calloc(model_float_count(s), sizeof(float), err);
     if (!m->layers || !m->floats) goto fail;
     L.floats = m->floats;
     if (matrix(&L, "token_embd.weight", s->n_embd, s->n_vocab, &m->tok_embd) ||

@@ -1,5 +1,5 @@
 /*
- * model.h — a Llama-family model loaded from GGUF: its shape, its weights,
+ * model.h — a Llama-family model (llama, qwen2, qwen3) loaded from GGUF: its shape, its weights,
  * its tokenizer and chat template. The weights are the file's read-only
  * mapping plus two kinds of copies made at load: the small norm vectors,
  * as floats, and each weight matrix whose type has a tiled layout at this
@@ -29,6 +29,8 @@
 typedef struct model_layer {
     const float *attn_norm, *ffn_norm; /* n_embd floats */
     kern_matrix wq, wk, wv, wo;        /* attention */
+    const float *bq, *bk, *bv;         /* Q/K/V biases (shape.qkv_bias) or NULL */
+    const float *q_norm, *k_norm;      /* per-head RMS norm, head_dim floats (shape.qk_norm) or NULL */
     kern_matrix w_gate, w_up, w_down;  /* SwiGLU feed-forward */
 } model_layer;
 

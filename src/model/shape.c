@@ -38,67 +38,122 @@ static int get_f32(const gguf_file *f, const char *key, float *out, rl_err *err)
     return 0;
 }
 
-int shape_from_gguf(const gguf_file *f, rl_shape *s, rl_err *err) {
-    memset(s, 0, sizeof *s);
-    gguf_str arch;
-    if (!gguf_get_str(f, "general.architecture", &arch))
-        return rl_fail(err, RL_ERR_INPUT, "%s: missing metadata key general.architecture", f->path);
-    if (!gguf_str_eq(arch, "llama"))
-        return rl_fail(err, RL_ERR_INPUT, "%s: architecture '%.*s' is not supported (rackllm runs 'llama')",
-                       f->path, (int)RL_MIN(arch.len, 64), arch.ptr);
-    gguf_str name;
-    if (gguf_get_str(f, "general.name", &name))
-        snprintf(s->name, sizeof s->name, "%.*s", (int)RL_MIN(name.len, sizeof s->name - 1), name.ptr);
+/* ---- architectures ---- */
+
+static const rl_arch ARCHS[] = {
+    {"llama", RL_ROPE_NORM, false, false}, /* Llama 2/3, Mistral, SmolLM2, TinyLlama */
+    {"qwen2", RL_ROPE_NEOX, true, false},  /* Qwen2, Qwen2.5 */
+    {"qwen3", RL_ROPE_NEOX, false, true},  /* Qwen3 (dense) */
+};
+
+const rl_arch *shape_arch_find(const char *name, size_t len) {
+    for (size_t i = 0; i < RL_ARRAY_LEN(ARCHS); i++)
+        if (strlen(ARCHS[i].name) == len && memcmp(ARCHS[i].name, name, len) == 0) return &ARCHS[i];
+    return NULL;
+}
+
+const char *shape_arch_names(void) { return "llama, qwen2, qwen3"; }
+
+int shape_set_arch(rl_shape *s, const char *arch, rl_err *err) {
+    const rl_arch *a = shape_arch_find(arch, strlen(arch));
+    if (!a)
+        return rl_fail(err, RL_ERR_INPUT, "architecture '%s' is not supported (rackllm runs %s)", arch,
+                       shape_arch_names());
+    snprintf(s->arch, sizeof s->arch, "%s", a->name);
+    s->rope_type = a->rope_type;
+    s->qkv_bias = a->qkv_bias;
+    s->qk_norm = a->qk_norm;
+    return 0;
+}
+
+/* The architecture's key `suffix` ("qwen2." + "block_count"). */
+static const char *key(const rl_shape *s, const char *suffix, char buf[96]) {
+    snprintf(buf, 96, "%s.%s", s->arch, suffix);
+    return buf;
+}
+
+/* The required and optional counts and norms, under the arch's prefix. */
+static int read_hparams(const gguf_file *f, rl_shape *s, rl_err *err) {
+    char k[96];
     s->rope_base = 10000.0f;
     s->rms_eps = 1e-5f;
-    if (get_u32(f, "llama.embedding_length", &s->n_embd, true, err) ||
-        get_u32(f, "llama.block_count", &s->n_layer, true, err) ||
-        get_u32(f, "llama.feed_forward_length", &s->n_ff, true, err) ||
-        get_u32(f, "llama.attention.head_count", &s->n_head, true, err) ||
-        get_u32(f, "llama.context_length", &s->n_ctx_train, true, err))
+    if (get_u32(f, key(s, "embedding_length", k), &s->n_embd, true, err) ||
+        get_u32(f, key(s, "block_count", k), &s->n_layer, true, err) ||
+        get_u32(f, key(s, "feed_forward_length", k), &s->n_ff, true, err) ||
+        get_u32(f, key(s, "attention.head_count", k), &s->n_head, true, err) ||
+        get_u32(f, key(s, "context_length", k), &s->n_ctx_train, true, err))
         return -1;
     s->n_head_kv = s->n_head;
-    if (get_u32(f, "llama.attention.head_count_kv", &s->n_head_kv, false, err) ||
-        get_f32(f, "llama.rope.freq_base", &s->rope_base, err) ||
-        get_f32(f, "llama.attention.layer_norm_rms_epsilon", &s->rms_eps, err))
+    if (get_u32(f, key(s, "attention.head_count_kv", k), &s->n_head_kv, false, err) ||
+        get_f32(f, key(s, "rope.freq_base", k), &s->rope_base, err) ||
+        get_f32(f, key(s, "attention.layer_norm_rms_epsilon", k), &s->rms_eps, err))
         return -1;
     if (s->n_embd == 0 || s->n_embd > 65536 || s->n_layer == 0 || s->n_layer > 1024 || s->n_ff == 0 ||
         s->n_ff > 1 << 20 || s->n_head == 0 || s->n_head > 4096)
         return rl_fail(err, RL_ERR_INPUT, "%s: implausible hyper-parameters (embedding %u, layers %u, ffn %u, heads %u)",
                        f->path, s->n_embd, s->n_layer, s->n_ff, s->n_head);
     if (s->n_head_kv == 0 || s->n_head % s->n_head_kv != 0)
-        return rl_fail(err, RL_ERR_INPUT, "%s: llama.attention.head_count_kv = %u must divide head_count = %u",
-                       f->path, s->n_head_kv, s->n_head);
+        return rl_fail(err, RL_ERR_INPUT, "%s: %s.attention.head_count_kv = %u must divide head_count = %u", f->path,
+                       s->arch, s->n_head_kv, s->n_head);
     s->head_dim = s->n_embd / s->n_head;
-    if (get_u32(f, "llama.attention.key_length", &s->head_dim, false, err)) return -1;
+    if (get_u32(f, key(s, "attention.key_length", k), &s->head_dim, false, err)) return -1;
     uint32_t vdim = s->head_dim, rope_dim = s->head_dim;
-    if (get_u32(f, "llama.attention.value_length", &vdim, false, err) ||
-        get_u32(f, "llama.rope.dimension_count", &rope_dim, false, err))
+    if (get_u32(f, key(s, "attention.value_length", k), &vdim, false, err) ||
+        get_u32(f, key(s, "rope.dimension_count", k), &rope_dim, false, err))
         return -1;
     if (s->head_dim == 0 || s->head_dim % 2 || s->head_dim > 1024 || vdim != s->head_dim || rope_dim != s->head_dim)
         return rl_fail(err, RL_ERR_INPUT, "%s: unsupported head size (key %u, value %u, rope %u; must be equal and even)",
                        f->path, s->head_dim, vdim, rope_dim);
     if (!(s->rms_eps > 0) || !(s->rope_base > 0))
         return rl_fail(err, RL_ERR_INPUT, "%s: rms epsilon and rope base must be positive", f->path);
+    return 0;
+}
 
-    const gguf_value *tokens = gguf_get_arr(f, "tokenizer.ggml.tokens", GGUF_STRING);
-    const gguf_tensor *embd = gguf_find_tensor(f, "token_embd.weight");
-    if (get_u32(f, "llama.vocab_size", &s->n_vocab, false, err)) return -1;
-    if (s->n_vocab == 0 && embd) s->n_vocab = (uint32_t)RL_MIN(embd->ne[1], UINT32_MAX);
-    if (s->n_vocab == 0 && tokens) s->n_vocab = (uint32_t)RL_MIN(tokens->arr.n, UINT32_MAX);
-    s->tied_embeddings = gguf_find_tensor(f, "output.weight") == NULL;
-
+/* Linear scaling from the keys; Llama 3.1's from the rope_freqs tensor.
+ * Another kind (YaRN, ...) would change every position's rotation: refused
+ * rather than run differently from the model's training. */
+static int read_rope_scaling(const gguf_file *f, rl_shape *s, rl_err *err) {
+    char k[96];
     gguf_str st;
-    if (gguf_get_str(f, "llama.rope.scaling.type", &st) && gguf_str_eq(st, "linear")) {
+    if (gguf_get_str(f, key(s, "rope.scaling.type", k), &st) && !gguf_str_eq(st, "none")) {
         float factor = 1.0f;
-        if (get_f32(f, "llama.rope.scaling.factor", &factor, err)) return -1;
-        if (factor != 1.0f && factor > 0) {
+        if (get_f32(f, key(s, "rope.scaling.factor", k), &factor, err)) return -1;
+        if (!gguf_str_eq(st, "linear") && !gguf_str_eq(st, "llama3") && factor != 1.0f)
+            return rl_fail(err, RL_ERR_INPUT, "%s: rope scaling '%.*s' is not supported (rackllm does linear and llama3)",
+                           f->path, (int)RL_MIN(st.len, 32), st.ptr);
+        if (gguf_str_eq(st, "linear") && factor != 1.0f && factor > 0) {
             s->rope_scaling = RL_ROPE_SCALING_LINEAR;
             s->rope_factor = factor;
         }
     }
     if (gguf_find_tensor(f, "rope_freqs.weight")) s->rope_scaling = RL_ROPE_SCALING_LLAMA3;
     return 0;
+}
+
+int shape_from_gguf(const gguf_file *f, rl_shape *s, rl_err *err) {
+    memset(s, 0, sizeof *s);
+    gguf_str arch;
+    if (!gguf_get_str(f, "general.architecture", &arch))
+        return rl_fail(err, RL_ERR_INPUT, "%s: missing metadata key general.architecture", f->path);
+    char arch_name[65];
+    snprintf(arch_name, sizeof arch_name, "%.*s", (int)RL_MIN(arch.len, 64), arch.ptr);
+    if (!shape_arch_find(arch.ptr, arch.len))
+        return rl_fail(err, RL_ERR_INPUT, "%s: architecture '%s' is not supported (rackllm runs %s)", f->path,
+                       arch_name, shape_arch_names());
+    shape_set_arch(s, arch_name, err);
+    gguf_str name;
+    if (gguf_get_str(f, "general.name", &name))
+        snprintf(s->name, sizeof s->name, "%.*s", (int)RL_MIN(name.len, sizeof s->name - 1), name.ptr);
+    if (read_hparams(f, s, err)) return -1;
+
+    char k[96];
+    const gguf_value *tokens = gguf_get_arr(f, "tokenizer.ggml.tokens", GGUF_STRING);
+    const gguf_tensor *embd = gguf_find_tensor(f, "token_embd.weight");
+    if (get_u32(f, key(s, "vocab_size", k), &s->n_vocab, false, err)) return -1;
+    if (s->n_vocab == 0 && embd) s->n_vocab = (uint32_t)RL_MIN(embd->ne[1], UINT32_MAX);
+    if (s->n_vocab == 0 && tokens) s->n_vocab = (uint32_t)RL_MIN(tokens->arr.n, UINT32_MAX);
+    s->tied_embeddings = gguf_find_tensor(f, "output.weight") == NULL;
+    return read_rope_scaling(f, s, err);
 }
 
 /* ---- the catalog ---- */
@@ -120,12 +175,15 @@ static double num(const cJSON *o, const char *key, double def) {
     return cJSON_IsNumber(v) ? v->valuedouble : def;
 }
 
-static void from_json(const cJSON *m, rl_shape *s) {
+static int from_json(const cJSON *m, rl_shape *s, rl_err *err) {
     memset(s, 0, sizeof *s);
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(m, "id");
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(m, "name");
     if (cJSON_IsString(id)) snprintf(s->id, sizeof s->id, "%s", id->valuestring);
     if (cJSON_IsString(name)) snprintf(s->name, sizeof s->name, "%s", name->valuestring);
+    const cJSON *arch = cJSON_GetObjectItemCaseSensitive(m, "arch");
+    if (shape_set_arch(s, cJSON_IsString(arch) ? arch->valuestring : "llama", err))
+        return rl_fail_prefix(err, "data/models.json, %s", s->id);
     s->n_vocab = (uint32_t)num(m, "n_vocab", 0);
     s->n_embd = (uint32_t)num(m, "n_embd", 0);
     s->n_layer = (uint32_t)num(m, "n_layer", 0);
@@ -147,6 +205,7 @@ static void from_json(const cJSON *m, rl_shape *s) {
         s->rope_high_freq_factor = (float)num(rs, "high_freq_factor", 4);
         s->rope_orig_ctx = (uint32_t)num(rs, "original_context", 8192);
     }
+    return 0;
 }
 
 int shape_catalog_count(void) {
@@ -160,27 +219,26 @@ int shape_catalog_get(int i, rl_shape *s, rl_err *err) {
     cJSON *root = catalog_models(err);
     if (!root) return -1;
     const cJSON *m = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(root, "models"), i);
-    if (m) from_json(m, s);
+    int rc = m ? from_json(m, s, err) : rl_fail(err, RL_ERR_INPUT, "no model shape number %d", i);
     cJSON_Delete(root);
-    return m ? 0 : rl_fail(err, RL_ERR_INPUT, "no model shape number %d", i);
+    return rc;
 }
 
 int shape_catalog_find(const char *id, rl_shape *s, rl_err *err) {
     cJSON *root = catalog_models(err);
     if (!root) return -1;
     const cJSON *m;
-    bool found = false;
+    int rc = 1;
     cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(root, "models")) {
         const cJSON *mid = cJSON_GetObjectItemCaseSensitive(m, "id");
         if (cJSON_IsString(mid) && strcmp(mid->valuestring, id) == 0) {
-            from_json(m, s);
-            found = true;
+            rc = from_json(m, s, err);
             break;
         }
     }
     cJSON_Delete(root);
-    if (!found) return rl_fail(err, RL_ERR_INPUT, "unknown model shape '%s' (see `rackllm plan --list`)", id);
-    return 0;
+    if (rc > 0) return rl_fail(err, RL_ERR_INPUT, "unknown model shape '%s' (see `rackllm plan --list`)", id);
+    return rc;
 }
 
 /* ---- arithmetic ---- */
@@ -188,6 +246,8 @@ int shape_catalog_find(const char *id, rl_shape *s, rl_err *err) {
 uint64_t shape_param_count(const rl_shape *s) {
     uint64_t d = s->n_embd, q = (uint64_t)s->n_head * s->head_dim, kv = (uint64_t)s->n_head_kv * s->head_dim;
     uint64_t layer = d /* attn_norm */ + d * q + 2 * d * kv + q * d + d /* ffn_norm */ + 3 * d * s->n_ff;
+    if (s->qkv_bias) layer += q + 2 * kv;
+    if (s->qk_norm) layer += 2 * (uint64_t)s->head_dim;
     uint64_t n = (uint64_t)s->n_vocab * d + s->n_layer * layer + d;
     if (!s->tied_embeddings) n += (uint64_t)s->n_vocab * d;
     if (s->rope_scaling == RL_ROPE_SCALING_LLAMA3) n += s->head_dim / 2;

@@ -12,6 +12,7 @@
 #define RACKLLM_SHAPE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "base/common.h"
@@ -24,9 +25,33 @@ typedef enum {
     RL_ROPE_SCALING_LLAMA3 = 2, /* Llama 3.1 per-frequency factors (rope_freqs) */
 } rl_rope_scaling;
 
+typedef enum {
+    RL_ROPE_NORM = 0, /* pairs (x[2i], x[2i+1]): Llama */
+    RL_ROPE_NEOX = 1, /* pairs (x[i], x[i + head_dim/2]): Qwen */
+} rl_rope_type;
+
+/* What an architecture changes in the Llama block, as data: the model
+ * loader asks for the tensors these imply and the forward pass applies
+ * them. One row per `general.architecture` rackllm runs (shape.c); its name
+ * is also the prefix of the file's hyper-parameter keys. */
+typedef struct rl_arch {
+    const char *name;  /* "llama", "qwen2", "qwen3" */
+    int rope_type;     /* rl_rope_type */
+    bool qkv_bias;     /* blk.N.attn_q/k/v.bias added after the products */
+    bool qk_norm;      /* blk.N.attn_q_norm/attn_k_norm: RMS norm per head before RoPE */
+} rl_arch;
+
+/* The architecture named `name`, or NULL when rackllm does not run it. */
+const rl_arch *shape_arch_find(const char *name, size_t len);
+/* The names rackllm runs, ", "-separated (for error messages). */
+const char *shape_arch_names(void);
+
 typedef struct rl_shape {
     char id[48];     /* catalog id ("llama3.2-1b") or "" for a file */
     char name[64];   /* human name, or general.name of a file */
+    char arch[16];   /* general.architecture: an rl_arch name */
+    int rope_type;   /* rl_rope_type: from the architecture */
+    bool qkv_bias, qk_norm; /* from the architecture (rl_arch) */
     uint32_t n_vocab, n_embd, n_layer, n_head, n_head_kv, n_ff, head_dim;
     uint32_t n_ctx_train;
     float rope_base, rms_eps;
@@ -36,9 +61,10 @@ typedef struct rl_shape {
     uint32_t rope_orig_ctx;
 } rl_shape;
 
-/* Reads the hyper-parameters of a `llama` architecture file (vocabulary size
- * from the token list or token_embd). Fails on other architectures and on
- * inconsistent numbers, naming the key. */
+/* Reads the hyper-parameters of a file of an architecture rackllm runs
+ * (llama, qwen2, qwen3: the keys under that prefix; vocabulary size from
+ * the token list or token_embd). Fails on other architectures, naming
+ * them, and on inconsistent numbers, naming the key. */
 int shape_from_gguf(const struct gguf_file *f, rl_shape *s, rl_err *err);
 
 /* The catalog (data/models.json). `shape_catalog_count` entries, by index or id. */
@@ -46,8 +72,12 @@ int shape_catalog_count(void);
 int shape_catalog_get(int i, rl_shape *s, rl_err *err);
 int shape_catalog_find(const char *id, rl_shape *s, rl_err *err);
 
+/* Sets the architecture's fields of s (arch, rope_type, qkv_bias,
+ * qk_norm); -1 if rackllm does not run it. */
+int shape_set_arch(rl_shape *s, const char *arch, rl_err *err);
+
 /* Parameters of the tensors this shape implies (embeddings, per-layer
- * weights, norms, output, rope_freqs for Llama 3.1 scaling). */
+ * weights, biases and norms, output, rope_freqs for Llama 3.1 scaling). */
 uint64_t shape_param_count(const rl_shape *s);
 
 /* Bytes of K and V for one token over all layers, elements of `elem_bytes`. */
