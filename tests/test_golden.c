@@ -2,7 +2,9 @@
  * test_golden.c — rackllm against llama.cpp's own outputs.
  *
  * For every model in ../shared/models and every prompt in its golden file
- * (../shared/golden/generate/<model>.jsonl, written by llama.cpp), following
+ * (../shared/golden/generate/<model>.jsonl, written by llama.cpp), and the
+ * same for the Qwen files of tests/data/golden (models and outputs side by
+ * side, made as its README.md says), following
  * the comparison rule of ../shared/README.md:
  *  1. the prompt tokenizes to the same ids;
  *  2. teacher forcing: feeding the reference's prompt and generated tokens,
@@ -163,16 +165,30 @@ static void greedy(engine *e, golden_case *cases, int n_cases, int n_gen, int32_
     for (int i = 0; i < n_cases; i++) engine_seq_remove(e, seqs[i]);
 }
 
-static void run_model(const char *stem, bool exact_type) {
-    char path[512];
+/* The model and its reference outputs: ../shared's, or (here) a directory
+ * holding both, as tests/data/golden does. */
+static void paths(const char *stem, const char *here, char *model_path, char *golden_path, size_t size) {
+    char rel[512];
+    if (here) {
+        snprintf(model_path, size, "%s/%s.gguf", here, stem);
+        snprintf(golden_path, size, "%s/%s.jsonl", here, stem);
+        return;
+    }
+    snprintf(rel, sizeof rel, "models/%s.gguf", stem);
+    snprintf(model_path, size, "%s", shared_path(rel));
+    snprintf(rel, sizeof rel, "golden/generate/%s.jsonl", stem);
+    snprintf(golden_path, size, "%s", shared_path(rel));
+}
+
+static void run_model(const char *stem, const char *here, bool exact_type) {
+    char model_path[4096], golden_path[4096];
     rl_err err = {0};
-    snprintf(path, sizeof path, "models/%s.gguf", stem);
-    model *m = model_load(shared_path(path), NULL, &err);
+    paths(stem, here, model_path, golden_path, sizeof model_path);
+    model *m = model_load(model_path, NULL, &err);
     CHECKF(m != NULL, "%s", err.msg);
     if (!m) return;
     static golden_case cases[MAX_PROMPTS];
-    snprintf(path, sizeof path, "golden/generate/%s.jsonl", stem);
-    int n_cases = load_cases(shared_path(path), cases);
+    int n_cases = load_cases(golden_path, cases);
     CHECKF(n_cases > 0, "no golden cases for %s", stem);
 
     engine_params ep = engine_default_params();
@@ -229,13 +245,16 @@ static void run_model(const char *stem, bool exact_type) {
 
 int main(int argc, char **argv) {
     test_init(argc, argv);
-    static const struct { const char *stem; bool exact; } MODELS[] = {
-        {"stories260K", true},        {"synth-s512-f16", true},    {"synth-s512-bf16", false},
-        {"synth-s512-q8_0", false},   {"synth-s512-q4_0", false},  {"synth-s512-q4_1", false},
-        {"synth-s512-q4_k_m", false}, {"synth-s512-q5_k_m", false}, {"synth-s512-q6_k", false},
-        {"synth-l3-q8_0", false},
+    /* ../shared's models, then the other architectures' (tests/data/golden/README.md) */
+    static const char *const HERE = "tests/data/golden";
+    static const struct { const char *stem, *here; bool exact; } MODELS[] = {
+        {"stories260K", NULL, true},        {"synth-s512-f16", NULL, true},     {"synth-s512-bf16", NULL, false},
+        {"synth-s512-q8_0", NULL, false},   {"synth-s512-q4_0", NULL, false},   {"synth-s512-q4_1", NULL, false},
+        {"synth-s512-q4_k_m", NULL, false}, {"synth-s512-q5_k_m", NULL, false}, {"synth-s512-q6_k", NULL, false},
+        {"synth-l3-q8_0", NULL, false},     {"qwen2-f16", HERE, true},          {"qwen2-q8_0", HERE, false},
+        {"qwen3-f16", HERE, true},          {"qwen3-q4_0", HERE, false},
     };
     for (size_t i = 0; i < RL_ARRAY_LEN(MODELS); i++)
-        if (test_selected(MODELS[i].stem)) run_model(MODELS[i].stem, MODELS[i].exact);
+        if (test_selected(MODELS[i].stem)) run_model(MODELS[i].stem, MODELS[i].here, MODELS[i].exact);
     return test_report("test_golden");
 }
