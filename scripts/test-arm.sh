@@ -5,7 +5,8 @@
 #              neon, dotprod, i8mm); the golden tests run at the level
 #              detected (i8mm) on the tiny real model and two quantized
 #              ones, the batch test on the real model and a synthetic
-#              Q4_K_M one;
+#              Q4_K_M one; the Qwen2/Qwen3 golden files at every Arm
+#              level (biases, per-head norms, NeoX RoPE);
 #   cortex-a72 (plain NEON, no dotprod): the level detected must be neon.
 # Usage: scripts/test-arm.sh BUILD_DIR   (from the repository root)
 set -euo pipefail
@@ -31,6 +32,8 @@ run max test_golden synth-s512-q4_0
 run max test_golden synth-s512-q4_k_m
 run max test_batch stories260K
 run max test_batch q4_k_m
+run max test_golden qwen2-q8_0 qwen3-f16
+run max test_batch qwen3-q4_0
 run cortex-a72 test_kernels
 run cortex-a72 test_golden stories260K
 run cortex-a72 test_batch stories260K

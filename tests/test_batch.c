@@ -4,7 +4,8 @@
  *
  * For several models (the real stories260K: F32, untied output; tiny
  * synthetic ones built in memory, whose weights' content does not matter
- * here: F16, Q8_0, Q4_0, Q4_K_M, tied output, Llama 3 RoPE scaling) and
+ * here: F16, Q8_0, Q4_0, Q4_K_M, tied output, Llama 3 RoPE scaling; the
+ * Qwen2 and Qwen3 files of tests/data/golden: biases, per-head norms) and
  * every kernel level the machine has (the reference level on two of
  * them): four sequences with prompts of different lengths are first run
  * one at a time (prefill, then greedy decoding, one token per step),
@@ -125,14 +126,19 @@ static void together(const model *m, kern_level level, const char *name, const r
 
 /* The reference level is the oracle (one dot product per output, nothing
  * shared between rows); two small models are enough for it. */
-static bool ref_too(const char *name) { return strcmp(name, "stories260K") == 0 || strcmp(name, "q4_0") == 0; }
+static bool ref_too(const char *name) {
+    return strcmp(name, "stories260K") == 0 || strcmp(name, "q4_0") == 0 || strncmp(name, "qwen", 4) == 0;
+}
 
-/* Case `name`: stories260K from ../shared, else a tiny synthetic model of
- * that type. */
+/* Case `name`: stories260K from ../shared, a Qwen file of tests/data/golden,
+ * else a tiny synthetic model of that type. */
 static void test_model(const char *name) {
     rl_err err = {0};
     void *data = NULL;
+    char path[256];
+    snprintf(path, sizeof path, "tests/data/golden/%s.gguf", name);
     model *m = strcmp(name, "stories260K") == 0 ? model_load(shared_path("models/stories260K.gguf"), NULL, &err)
+               : strncmp(name, "qwen", 4) == 0  ? model_load(path, NULL, &err)
                                                 : tiny_model(name, 7, &data);
     CHECKF(m != NULL, "%s: %s", name, err.msg);
     if (!m) return;
@@ -159,7 +165,7 @@ static void test_model(const char *name) {
 
 int main(int argc, char **argv) {
     test_init(argc, argv);
-    static const char *MODELS[] = {"stories260K", "f16", "q8_0", "q4_0", "q4_k_m"};
+    static const char *MODELS[] = {"stories260K", "f16", "q8_0", "q4_0", "q4_k_m", "qwen2-q8_0", "qwen3-q4_0"};
     for (size_t i = 0; i < RL_ARRAY_LEN(MODELS); i++)
         if (test_selected(MODELS[i])) test_model(MODELS[i]);
     return test_report("test_batch");

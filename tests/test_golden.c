@@ -15,7 +15,8 @@
  *     the first near-tie (margin below 0.02 for F32/F16, 1.0 otherwise) or
  *     end-of-generation token.
  * All prompts of a model also run together as one batch, and must give the
- * same greedy tokens as when run alone.
+ * same greedy tokens as when run alone. The Qwen models run at every kernel
+ * level the CPU has (the others at the default level).
  */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -24,6 +25,8 @@
 #include <string.h>
 
 #include "engine/engine.h"
+#include "kernels/kernels.h"
+#include "kernels/kernels_impl.h"
 #include "test.h"
 
 #define MAX_STEPS 256
@@ -180,7 +183,7 @@ static void paths(const char *stem, const char *here, char *model_path, char *go
     snprintf(golden_path, size, "%s", shared_path(rel));
 }
 
-static void run_model(const char *stem, const char *here, bool exact_type) {
+static void run_model(const char *stem, const char *here, bool exact_type, int level) {
     char model_path[4096], golden_path[4096];
     rl_err err = {0};
     paths(stem, here, model_path, golden_path, sizeof model_path);
@@ -195,6 +198,7 @@ static void run_model(const char *stem, const char *here, bool exact_type) {
     ep.n_ctx = 512;
     ep.max_seqs = n_cases;
     ep.n_threads = 2;
+    ep.kern_level = level;
     engine *e = engine_open(m, &ep, &err);
     CHECKF(e != NULL, "%s", err.msg);
     if (!e) {
@@ -234,8 +238,9 @@ static void run_model(const char *stem, const char *here, bool exact_type) {
     }
     double nmse = ms.ref2 > 0 ? ms.err2 / ms.ref2 : 1;
     double limit = exact_type ? 1e-5 : 5e-4;
-    printf("%-22s NMSE %.3g (limit %.0e)  max|d| %.4f  over %d logits; greedy %d/%d steps\n", stem, nmse, limit,
-           ms.max_abs, ms.compared, ms.greedy_matched, ms.greedy_steps);
+    printf("%-22s %-8s NMSE %.3g (limit %.0e)  max|d| %.4f  over %d logits; greedy %d/%d steps\n", stem,
+           level < 0 ? "default" : kern_level_name((kern_level)level), nmse, limit, ms.max_abs, ms.compared,
+           ms.greedy_matched, ms.greedy_steps);
     CHECKF(nmse <= limit, "%s: NMSE %.3g > %.0e", stem, nmse, limit);
     CHECKF(ms.bad_elems == 0, "%s: %d logits outside 0.05 + 0.005|ref|", stem, ms.bad_elems);
     for (int i = 0; i < n_cases; i++) free(cases[i].prompt);
@@ -254,7 +259,16 @@ int main(int argc, char **argv) {
         {"synth-l3-q8_0", NULL, false},     {"qwen2-f16", HERE, true},          {"qwen2-q8_0", HERE, false},
         {"qwen3-f16", HERE, true},          {"qwen3-q4_0", HERE, false},
     };
-    for (size_t i = 0; i < RL_ARRAY_LEN(MODELS); i++)
-        if (test_selected(MODELS[i].stem)) run_model(MODELS[i].stem, MODELS[i].here, MODELS[i].exact);
+    for (size_t i = 0; i < RL_ARRAY_LEN(MODELS); i++) {
+        if (!test_selected(MODELS[i].stem)) continue;
+        if (!MODELS[i].here) {
+            run_model(MODELS[i].stem, NULL, MODELS[i].exact, -1);
+            continue;
+        }
+        /* the architectures' own steps (biases, per-head norms, NeoX RoPE) at every level this CPU has */
+        for (int l = 0; l < KERN_LEVEL_COUNT; l++)
+            if (kern_level_supported((kern_level)l) && (l == KERN_REF || kern_impl_for((kern_level)l)))
+                run_model(MODELS[i].stem, MODELS[i].here, MODELS[i].exact, l);
+    }
     return test_report("test_golden");
 }
