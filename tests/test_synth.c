@@ -349,6 +349,90 @@ static void test_real_shape(void) {
     free(d);
 }
 
+/* Every catalog entry has an architecture, and its synthetic tensors are
+ * the parameters shape_param_count says. Qwen2.5 0.5B by hand, from its
+ * config.json (d 896, 14 heads of 64, 2 KV heads, ffn 4864, Q/K/V biases,
+ * tied): 494,032,768, the count its model card gives. */
+static void test_catalog_archs(void) {
+    rl_err err = {0};
+    for (int i = 0; i < shape_catalog_count(); i++) {
+        synth_params p = {.type = "f16", .seed = 1};
+        CHECKF(shape_catalog_get(i, &p.shape, &err) == 0, "%s", err.msg);
+        CHECKF(shape_arch_find(p.shape.arch, strlen(p.shape.arch)) != NULL, "%s: arch '%s'", p.shape.id, p.shape.arch);
+        synth_tensor *t = NULL;
+        int n = 0;
+        CHECKF(synth_tensors(&p, &t, &n, &err) == 0, "%s: %s", p.shape.id, err.msg);
+        CHECKF(param_sum(t, n) == shape_param_count(&p.shape), "%s: %llu tensors' parameters vs %llu", p.shape.id,
+               (unsigned long long)param_sum(t, n), (unsigned long long)shape_param_count(&p.shape));
+        free(t);
+    }
+    synth_params p = {.type = "q8_0", .seed = 1};
+    CHECK(shape_catalog_find("qwen2.5-0.5b", &p.shape, &err) == 0);
+    CHECK_EQ_INT(shape_param_count(&p.shape), 494032768ull);
+    CHECK(p.shape.qkv_bias && !p.shape.qk_norm && p.shape.rope_type == RL_ROPE_NEOX);
+    synth_tensor *t = NULL;
+    int n = 0;
+    CHECK(synth_tensors(&p, &t, &n, &err) == 0);
+    check_dims(t, n, "blk.23.attn_q.bias", 896, 1);
+    check_dims(t, n, "blk.0.attn_k.bias", 128, 1);
+    CHECK_EQ_INT(type_of(t, n, "blk.0.attn_v.bias"), RL_TYPE_F32);
+    CHECK(find(t, n, "blk.0.attn_q_norm.weight") == NULL && find(t, n, "output.weight") == NULL);
+    free(t);
+    CHECK(shape_catalog_find("qwen3-8b", &p.shape, &err) == 0);
+    CHECK(!p.shape.qkv_bias && p.shape.qk_norm && p.shape.head_dim == 128);
+    CHECK(synth_tensors(&p, &t, &n, &err) == 0);
+    check_dims(t, n, "blk.35.attn_q_norm.weight", 128, 1);
+    check_dims(t, n, "blk.35.attn_q.weight", 4096, 32 * 128);
+    CHECK(find(t, n, "blk.0.attn_q.bias") == NULL && find(t, n, "output.weight") != NULL);
+    free(t);
+}
+
+/* A small Qwen file of each architecture, written by synth and loaded:
+ * the architecture's own tensors are found, and it generates. */
+static void test_qwen_load(void) {
+    static const char *const ARCHS[] = {"qwen2", "qwen3"};
+    for (size_t i = 0; i < RL_ARRAY_LEN(ARCHS); i++) {
+        rl_shape s = tiny_shape();
+        rl_err err = {0};
+        CHECK(shape_set_arch(&s, ARCHS[i], &err) == 0);
+        s.rope_scaling = RL_ROPE_SCALING_NONE;
+        void *d = NULL;
+        uint64_t n = 0;
+        model *m = build(&s, "q8_0", 5, 2, &d, &n) == 0 ? load(d, n, &err) : NULL;
+        CHECKF(m != NULL, "%s: %s", ARCHS[i], err.msg);
+        if (m) {
+            CHECK_STR(m->shape.arch, ARCHS[i]);
+            CHECK(m->shape.rope_type == RL_ROPE_NEOX);
+            CHECK((m->layers[1].bq != NULL) == (i == 0) && (m->layers[1].q_norm != NULL) == (i == 1));
+            CHECK_EQ_INT(m->n_params, shape_param_count(&m->shape));
+            CHECK(tok_bos(m->tok) >= 0 && !tok_add_bos(m->tok));
+            test_engine(m);
+            model_free(m);
+        }
+        free(d);
+    }
+}
+
+/* A file of an architecture rackllm does not run: the error names it. */
+static void test_unknown_arch(void) {
+    gguf_writer *w = gguf_writer_new(3);
+    gguf_writer_add_str(w, "general.architecture", "gemma3");
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&buf, &len);
+    rl_err err = {0};
+    CHECK(gguf_writer_write_stream(w, mem, "mem", NULL, NULL, NULL, &err) == 0);
+    fclose(mem);
+    gguf_writer_free(w);
+    gguf_file *f = gguf_open_memory(buf, len, "gemma.gguf", &err);
+    CHECKF(f != NULL, "%s", err.msg);
+    rl_shape s;
+    CHECK(f && shape_from_gguf(f, &s, &err) == -1);
+    CHECKF(strstr(err.msg, "architecture 'gemma3' is not supported") && strstr(err.msg, "qwen3"), "%s", err.msg);
+    gguf_close(f);
+    free(buf);
+}
+
 int main(int argc, char **argv) {
     test_init(argc, argv);
     RUN(test_catalog_tensors);
@@ -367,5 +451,8 @@ int main(int argc, char **argv) {
     }
     free(d);
     RUN(test_real_shape);
+    RUN(test_catalog_archs);
+    RUN(test_qwen_load);
+    RUN(test_unknown_arch);
     return test_report("test_synth");
 }

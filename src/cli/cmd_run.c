@@ -35,7 +35,7 @@ static void usage(FILE *out) {
             "\n"
             "Generates text with a GGUF model and streams it to stdout (speeds on stderr).\n"
             "\n"
-            "  -m, --model FILE        GGUF model (llama architecture)\n"
+            "  -m, --model FILE        GGUF model (llama, qwen2 or qwen3 architecture)\n"
             "  -p, --prompt TEXT       the prompt (generated text follows it; the prompt is not echoed)\n"
             "  -n, --n-predict N       tokens to generate (default -1: until end of text or context)\n"
             "  -t, --threads N         compute threads (default: all CPUs)\n"

@@ -37,7 +37,7 @@ static void usage(FILE *out) {
             "/v1/completions, /v1/models, /health, /metrics). It admits only as many sessions\n"
             "as it can keep at the floor speed, queues a few more, and answers 429 beyond.\n"
             "\n"
-            "  -m, --model FILE        GGUF model (llama architecture)\n"
+            "  -m, --model FILE        GGUF model (llama, qwen2 or qwen3 architecture)\n"
             "      --host ADDR         address to listen on (default 127.0.0.1); one beyond loopback\n"
             "                          needs --api-key or --insecure\n"
             "      --insecure          listen beyond loopback without an API key\n"

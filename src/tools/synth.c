@@ -85,7 +85,8 @@ static void add(synth *S, const char *name, uint64_t cols, uint64_t rows) {
     t->ne[0] = cols;
     t->ne[1] = rows;
     t->n_dims = rows > 1 ? 2 : 1;
-    st->kind = rows > 1 ? K_RANDOM : strcmp(name, "rope_freqs.weight") == 0 ? K_ROPE : K_ONES;
+    bool bias = strstr(name, ".bias") != NULL;
+    st->kind = rows > 1 || bias ? K_RANDOM : strcmp(name, "rope_freqs.weight") == 0 ? K_ROPE : K_ONES;
     t->type = quantize_tensor_type(S->mix, &S->qm, false, name, t->n_dims, t->ne, RL_TYPE_F32, NULL);
 }
 
@@ -97,16 +98,27 @@ static void plan_tensors(synth *S) {
     if (s->rope_scaling == RL_ROPE_SCALING_LLAMA3) add(S, "rope_freqs.weight", s->head_dim / 2, 1);
     for (uint32_t i = 0; i < s->n_layer; i++) {
 #define L(x) (snprintf(name, sizeof name, "blk.%u." x ".weight", i), name)
+#define B(x) (snprintf(name, sizeof name, "blk.%u." x ".bias", i), name)
         add(S, L("attn_norm"), d, 1);
         add(S, L("attn_q"), d, q);
         add(S, L("attn_k"), d, kv);
         add(S, L("attn_v"), d, kv);
+        if (s->qkv_bias) {
+            add(S, B("attn_q"), q, 1);
+            add(S, B("attn_k"), kv, 1);
+            add(S, B("attn_v"), kv, 1);
+        }
+        if (s->qk_norm) {
+            add(S, L("attn_q_norm"), s->head_dim, 1);
+            add(S, L("attn_k_norm"), s->head_dim, 1);
+        }
         add(S, L("attn_output"), q, d);
         add(S, L("ffn_norm"), d, 1);
         add(S, L("ffn_gate"), d, s->n_ff);
         add(S, L("ffn_up"), d, s->n_ff);
         add(S, L("ffn_down"), s->n_ff, d);
 #undef L
+#undef B
     }
     add(S, "output_norm.weight", d, 1);
     if (!s->tied_embeddings) add(S, "output.weight", d, s->n_vocab);
@@ -135,11 +147,12 @@ static void byte_token(int b, char out[4]) {
     }
 }
 
-static const char *const SPECIALS[] = {
+static const char *const LLAMA3_SPECIALS[] = {
     "<|begin_of_text|>", "<|end_of_text|>", "<|reserved_special_token_0|>", "<|reserved_special_token_1|>",
     "<|finetune_right_pad_id|>", "<|reserved_special_token_2|>", "<|start_header_id|>", "<|end_header_id|>",
     "<|eom_id|>", "<|eot_id|>", "<|python_tag|>", "<|im_start|>", "<|im_end|>",
 };
+static const char *const CHATML_SPECIALS[] = {"<|endoftext|>", "<|im_start|>", "<|im_end|>"};
 
 static const char LETTERS[] = "etaoinshrdlcumwfgypbvkjxqz";
 
@@ -147,9 +160,55 @@ static const char LLAMA3_TEMPLATE[] =
     "{{- bos_token }}{%- for message in messages %}{{- '<|start_header_id|>' + message['role'] + "
     "'<|end_header_id|>\\n\\n' + message['content'] | trim + '<|eot_id|>' }}{%- endfor %}{%- if "
     "add_generation_prompt %}{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{%- endif %}";
+static const char CHATML_TEMPLATE[] =
+    "{%- for message in messages %}{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
+    "'<|im_end|>\\n' }}{%- endfor %}{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}";
+
+/* What a family's real files carry besides the tokens: the pre-tokenizer,
+ * the special tokens (at the end of the vocabulary) and which are BOS, EOS
+ * and end of turn, whether BOS is added, the chat template. */
+typedef struct vocab_style {
+    const char *pre;
+    const char *const *specials;
+    uint32_t n_specials, bos, eos, eot;
+    bool add_bos;
+    const char *chat_template; /* NULL: none */
+} vocab_style;
+
+static vocab_style style_of(const rl_shape *s) {
+    if (strncmp(s->arch, "qwen", 4) == 0 || strncmp(s->id, "smollm", 6) == 0)
+        return (vocab_style){strncmp(s->arch, "qwen", 4) == 0 ? "qwen2" : "smollm", CHATML_SPECIALS,
+                             (uint32_t)RL_ARRAY_LEN(CHATML_SPECIALS), 0, 2, 2, false, CHATML_TEMPLATE};
+    return (vocab_style){"llama-bpe", LLAMA3_SPECIALS, (uint32_t)RL_ARRAY_LEN(LLAMA3_SPECIALS), 0, 1, 9, true,
+                         strncmp(s->id, "llama3", 6) == 0 ? LLAMA3_TEMPLATE : NULL};
+}
+
+/* Every byte, then letter pairs (and space + letter) with their merges. */
+static uint32_t add_bytes_and_pairs(char **tok, int32_t *types, char **merges, uint32_t *n_merges) {
+    uint32_t id = 0, m = 0, n_letters = (uint32_t)strlen(LETTERS);
+    for (int b = 0; b < 256; b++) {
+        tok[id] = malloc(4);
+        byte_token(b, tok[id]);
+        types[id++] = 1;
+    }
+    for (uint32_t i = 0; i <= n_letters; i++) {
+        for (uint32_t j = 0; j < n_letters; j++) {
+            const char *first = i < n_letters ? (char[]){LETTERS[i], 0} : "\xc4\xa0"; /* Ġ */
+            char buf[16];
+            snprintf(buf, sizeof buf, "%s%c", first, LETTERS[j]);
+            tok[id] = strdup(buf);
+            types[id++] = 1;
+            snprintf(buf, sizeof buf, "%s %c", first, LETTERS[j]);
+            merges[m++] = strdup(buf);
+        }
+    }
+    *n_merges = m;
+    return id;
+}
 
 static int add_tokenizer(gguf_writer *w, const rl_shape *s, rl_err *err) {
-    uint32_t n = s->n_vocab, n_special = (uint32_t)RL_ARRAY_LEN(SPECIALS);
+    vocab_style vs = style_of(s);
+    uint32_t n = s->n_vocab, n_special = vs.n_specials;
     uint32_t n_letters = (uint32_t)strlen(LETTERS), n_pairs = (n_letters + 1) * n_letters;
     if (n < 256 + n_pairs + n_special)
         return rl_fail(err, RL_ERR_INPUT, "vocabulary of %u is too small for the synthetic tokenizer", n);
@@ -162,25 +221,8 @@ static int add_tokenizer(gguf_writer *w, const rl_shape *s, rl_err *err) {
         free(types);
         return rl_fail(err, RL_ERR_INTERNAL, "out of memory");
     }
-    uint32_t id = 0, special0 = n - (n >= 128256 ? 256 : n_special);
-    for (int b = 0; b < 256; b++) {
-        tok[id] = malloc(4);
-        byte_token(b, tok[id]);
-        types[id++] = 1;
-    }
-    /* merges: "x y" for letters x (or the space, Ġ) followed by a letter */
-    uint32_t m = 0;
-    for (uint32_t i = 0; i <= n_letters; i++) {
-        for (uint32_t j = 0; j < n_letters; j++) {
-            const char *first = i < n_letters ? (char[]){LETTERS[i], 0} : "\xc4\xa0"; /* Ġ */
-            char buf[16];
-            snprintf(buf, sizeof buf, "%s%c", first, LETTERS[j]);
-            tok[id] = strdup(buf);
-            types[id++] = 1;
-            snprintf(buf, sizeof buf, "%s %c", first, LETTERS[j]);
-            merges[m++] = strdup(buf);
-        }
-    }
+    uint32_t m, special0 = n - (n >= 128256 ? 256 : n_special);
+    uint32_t id = add_bytes_and_pairs(tok, types, merges, &m);
     for (; id < special0; id++) {
         char buf[32];
         snprintf(buf, sizeof buf, "<|synth_%u|>", id);
@@ -189,21 +231,21 @@ static int add_tokenizer(gguf_writer *w, const rl_shape *s, rl_err *err) {
     }
     for (uint32_t k = 0; id < n; id++, k++) {
         char buf[48];
-        if (k < n_special) snprintf(buf, sizeof buf, "%s", SPECIALS[k]);
+        if (k < n_special) snprintf(buf, sizeof buf, "%s", vs.specials[k]);
         else snprintf(buf, sizeof buf, "<|reserved_special_token_%u|>", k);
         tok[id] = strdup(buf);
         types[id] = 3; /* control */
     }
     gguf_writer_add_str(w, "tokenizer.ggml.model", "gpt2");
-    gguf_writer_add_str(w, "tokenizer.ggml.pre", "llama-bpe");
+    gguf_writer_add_str(w, "tokenizer.ggml.pre", vs.pre);
     gguf_writer_add_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)tok, n);
     gguf_writer_add_arr(w, "tokenizer.ggml.token_type", GGUF_INT32, types, n);
     gguf_writer_add_arr_str(w, "tokenizer.ggml.merges", (const char *const *)merges, m);
-    gguf_writer_add_u32(w, "tokenizer.ggml.bos_token_id", special0 + 0);
-    gguf_writer_add_u32(w, "tokenizer.ggml.eos_token_id", special0 + 1);
-    gguf_writer_add_u32(w, "tokenizer.ggml.eot_token_id", special0 + 9);
-    gguf_writer_add_bool(w, "tokenizer.ggml.add_bos_token", true);
-    if (strncmp(s->id, "llama3", 6) == 0) gguf_writer_add_str(w, "tokenizer.chat_template", LLAMA3_TEMPLATE);
+    gguf_writer_add_u32(w, "tokenizer.ggml.bos_token_id", special0 + vs.bos);
+    gguf_writer_add_u32(w, "tokenizer.ggml.eos_token_id", special0 + vs.eos);
+    gguf_writer_add_u32(w, "tokenizer.ggml.eot_token_id", special0 + vs.eot);
+    gguf_writer_add_bool(w, "tokenizer.ggml.add_bos_token", vs.add_bos);
+    if (vs.chat_template) gguf_writer_add_str(w, "tokenizer.chat_template", vs.chat_template);
     for (uint32_t i = 0; i < n; i++) free(tok[i]);
     for (uint32_t i = 0; i < m; i++) free(merges[i]);
     free(tok);
@@ -214,23 +256,25 @@ static int add_tokenizer(gguf_writer *w, const rl_shape *s, rl_err *err) {
 
 static void add_metadata(gguf_writer *w, const synth *S) {
     const rl_shape *s = &S->s;
-    char name[128];
+    char name[128], k[96];
     snprintf(name, sizeof name, "synthetic %s", s->name[0] ? s->name : s->id);
-    gguf_writer_add_str(w, "general.architecture", "llama");
+    gguf_writer_add_str(w, "general.architecture", s->arch);
     gguf_writer_add_str(w, "general.name", name);
     gguf_writer_add_u32(w, "general.alignment", GGUF_DEFAULT_ALIGNMENT);
-    gguf_writer_add_u32(w, "llama.vocab_size", s->n_vocab);
-    gguf_writer_add_u32(w, "llama.context_length", s->n_ctx_train);
-    gguf_writer_add_u32(w, "llama.embedding_length", s->n_embd);
-    gguf_writer_add_u32(w, "llama.block_count", s->n_layer);
-    gguf_writer_add_u32(w, "llama.feed_forward_length", s->n_ff);
-    gguf_writer_add_u32(w, "llama.rope.dimension_count", s->head_dim);
-    gguf_writer_add_u32(w, "llama.attention.head_count", s->n_head);
-    gguf_writer_add_u32(w, "llama.attention.head_count_kv", s->n_head_kv);
-    gguf_writer_add_u32(w, "llama.attention.key_length", s->head_dim);
-    gguf_writer_add_u32(w, "llama.attention.value_length", s->head_dim);
-    gguf_writer_add_f32(w, "llama.rope.freq_base", s->rope_base);
-    gguf_writer_add_f32(w, "llama.attention.layer_norm_rms_epsilon", s->rms_eps);
+#define KEY(x) (snprintf(k, sizeof k, "%s." x, s->arch), k)
+    gguf_writer_add_u32(w, KEY("vocab_size"), s->n_vocab);
+    gguf_writer_add_u32(w, KEY("context_length"), s->n_ctx_train);
+    gguf_writer_add_u32(w, KEY("embedding_length"), s->n_embd);
+    gguf_writer_add_u32(w, KEY("block_count"), s->n_layer);
+    gguf_writer_add_u32(w, KEY("feed_forward_length"), s->n_ff);
+    gguf_writer_add_u32(w, KEY("rope.dimension_count"), s->head_dim);
+    gguf_writer_add_u32(w, KEY("attention.head_count"), s->n_head);
+    gguf_writer_add_u32(w, KEY("attention.head_count_kv"), s->n_head_kv);
+    gguf_writer_add_u32(w, KEY("attention.key_length"), s->head_dim);
+    gguf_writer_add_u32(w, KEY("attention.value_length"), s->head_dim);
+    gguf_writer_add_f32(w, KEY("rope.freq_base"), s->rope_base);
+    gguf_writer_add_f32(w, KEY("attention.layer_norm_rms_epsilon"), s->rms_eps);
+#undef KEY
     gguf_writer_add_u64(w, "rackllm.synth.seed", S->p->seed);
 }
 
@@ -279,9 +323,11 @@ static gguf_writer *prepare(synth *S, const synth_params *p, rl_err *err) {
     S->s = p->shape;
     if (p->layers > 0 && p->layers < S->s.n_layer) S->s.n_layer = p->layers;
     if (parse_type(p->type, &S->mix, err)) return NULL;
-    S->qm = (quantize_model){.arch = "llama", .n_layer = S->s.n_layer, .n_attn_v = S->s.n_layer,
+    if (shape_set_arch(&S->s, S->s.arch[0] ? S->s.arch : "llama", err)) return NULL;
+    S->qm = (quantize_model){.n_layer = S->s.n_layer, .n_attn_v = S->s.n_layer,
                              .n_head = S->s.n_head, .n_head_kv = S->s.n_head_kv, .tied_output = S->s.tied_embeddings};
-    S->t = calloc((size_t)S->s.n_layer * 9 + 4, sizeof *S->t);
+    snprintf(S->qm.arch, sizeof S->qm.arch, "%s", S->s.arch);
+    S->t = calloc((size_t)S->s.n_layer * 14 + 4, sizeof *S->t); /* 9 a layer, 3 biases, 2 norms */
     gguf_writer *w = gguf_writer_new(3);
     if (!S->t || !w) {
         free(S->t);

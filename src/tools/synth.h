@@ -7,8 +7,11 @@
  * can be measured on any machine without downloading anything. The same
  * seed always gives the same bytes. The tokenizer is a synthetic byte-level
  * BPE of the real vocabulary size: every byte, a few hundred letter-pair
- * merges, filler tokens, and the Llama 3 / ChatML special tokens, so chat
- * templates work. Each tensor's type follows llama-quantize's rules for
+ * merges, filler tokens, and the family's special tokens, pre-tokenizer
+ * and chat template (Llama 3's; ChatML and "qwen2" / "smollm" for Qwen and
+ * SmolLM2), so chat templates work. The architecture (llama, qwen2, qwen3)
+ * is the shape's: Qwen2's Q/K/V biases are random like the weights, Qwen3's
+ * per-head norms are 1. Each tensor's type follows llama-quantize's rules for
  * the target (quantize.h): the output matrix in Q6_K, the _M mixes' Q6_K
  * layers, norms in F32. The files load in llama.cpp too.
  */
