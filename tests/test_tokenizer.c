@@ -95,15 +95,27 @@ static void check_encoding(const tokenizer *t, const char *label, const char *s,
 
 /* ---------------------------------------------------------------- llama.cpp's vectors */
 
+/* NAME + suffix: a path as given when it has a folder (tests/data/...),
+ * else ../shared's golden/tokenizer/NAME; static buffer. */
+static const char *vector_path(const char *name, const char *suffix) {
+    static char buf[4096];
+    char rel[512];
+    snprintf(rel, sizeof rel, "golden/tokenizer/%s%s", name, suffix);
+    if (strchr(name, '/')) snprintf(buf, sizeof buf, "%s%s", name, suffix);
+    else snprintf(buf, sizeof buf, "%s", shared_path(rel));
+    return buf;
+}
+
 static void test_vectors(const char *name, int expect_cases) {
-    char rel[256];
-    snprintf(rel, sizeof rel, "golden/tokenizer/%s", name);
-    tokenizer *t = load_shared(rel);
+    rl_err err = {0};
+    gguf_file *f = gguf_open(vector_path(name, ""), &err);
+    CHECKF(f != NULL, "%s", err.msg);
+    tokenizer *t = f ? tok_load(f, &err) : NULL;
+    CHECKF(!f || t != NULL, "%s: %s", name, err.msg);
+    gguf_close(f);
     size_t ni, no;
-    snprintf(rel, sizeof rel, "golden/tokenizer/%s.inp", name);
-    char *inp = read_all(shared_path(rel), &ni);
-    snprintf(rel, sizeof rel, "golden/tokenizer/%s.out", name);
-    char *out = read_all(shared_path(rel), &no);
+    char *inp = read_all(vector_path(name, ".inp"), &ni);
+    char *out = read_all(vector_path(name, ".out"), &no);
     CHECKF(t && inp && out, "%s: vocabulary or vectors missing", name);
     if (!t || !inp || !out) goto done;
 
@@ -846,6 +858,11 @@ int main(int argc, char **argv) {
     test_init(argc, argv);
     RUN_WITH(test_vectors, "ggml-vocab-llama-spm.gguf", 46);
     RUN_WITH(test_vectors, "ggml-vocab-llama-bpe.gguf", 46);
+    /* how numbers are cut: smollm's digits-first cascade, qwen2's one-digit
+     * words, gpt-2's runs (tests/data/tokenizer/README.md) */
+    RUN_WITH(test_vectors, "tests/data/tokenizer/ggml-vocab-digits-smollm.gguf", 31);
+    RUN_WITH(test_vectors, "tests/data/tokenizer/ggml-vocab-digits-qwen2.gguf", 31);
+    RUN_WITH(test_vectors, "tests/data/tokenizer/ggml-vocab-digits-gpt-2.gguf", 31);
     if (test_selected("golden_prompts")) {
         test_golden_prompts("stories260K", "prompts.txt");
         const char *synth[] = {"synth-s512-f16", "synth-s512-bf16", "synth-s512-q8_0", "synth-s512-q4_0",

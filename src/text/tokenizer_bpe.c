@@ -5,7 +5,8 @@
  * 1. Invalid UTF-8 in the text becomes U+FFFD, one per bad byte.
  * 2. The pre-tokenizer regex (tokenizer.ggml.pre picks it; run by PCRE2 in
  *    UTF + UCP mode) cuts the text into words; text no alternative matches
- *    is a word of its own.
+ *    is a word of its own. Some (smollm, starcoder, ...) first make every
+ *    \p{N} character a word and run their regex only between them.
  * 3. Each word's bytes are written as GPT-2's printable stand-ins (a space
  *    is "Ġ"), the alphabet the vocabulary and merges are spelled in.
  * 4. Llama 3 ("ignore_merges"): a word that is a token is that token.
@@ -43,26 +44,33 @@ typedef struct pre_tokenizer {
     const char *name; /* tokenizer.ggml.pre */
     const char *regex;
     bool ignore_merges, add_bos; /* llama.cpp's defaults for it */
+    bool digits_first; /* llama.cpp's two-regex cascade: every \p{N} a word of its
+                          own first, then `regex` within the text between them */
 } pre_tokenizer;
 
 /* The names llama.cpp maps to these three regexes. Any other name (and a
  * missing one) gets GPT-2's: the generic byte-level BPE split. */
 static const pre_tokenizer PRE_TOKENIZERS[] = {
-    {"llama3", RE_LLAMA3, true, true},      {"llama-v3", RE_LLAMA3, true, true},
-    {"llama-bpe", RE_LLAMA3, true, true},   {"falcon3", RE_LLAMA3, true, true},
-    {"falcon-h1", RE_LLAMA3, true, true},   {"pixtral", RE_LLAMA3, true, true},
-    {"midm-2.0", RE_LLAMA3, true, true},    {"lfm2", RE_LLAMA3, true, true},
-    {"jina-v5-nano", RE_LLAMA3, true, true}, {"dbrx", RE_LLAMA3, false, false},
-    {"smaug-bpe", RE_LLAMA3, false, false}, {"qwen2", RE_QWEN2, false, false},
-    {"deepseek-r1-qwen", RE_QWEN2, false, false}, {"stablelm2", RE_QWEN2, false, false},
-    {"megrez", RE_QWEN2, false, false},     {"gpt-2", RE_GPT2, false, false},
-    {"phi-2", RE_GPT2, false, false},       {"mpt", RE_GPT2, false, false},
-    {"olmo", RE_GPT2, false, false},        {"jais", RE_GPT2, false, false},
+    {"smollm", RE_GPT2, false, false, true},     {"starcoder", RE_GPT2, false, false, true},
+    {"refact", RE_GPT2, false, false, true},     {"command-r", RE_GPT2, false, false, true},
+    {"codeshell", RE_GPT2, false, false, true},  {"exaone", RE_GPT2, false, false, true},
+    {"minerva-7b", RE_GPT2, false, false, true},
+    {"llama3", RE_LLAMA3, true, true, false},      {"llama-v3", RE_LLAMA3, true, true, false},
+    {"llama-bpe", RE_LLAMA3, true, true, false},   {"falcon3", RE_LLAMA3, true, true, false},
+    {"falcon-h1", RE_LLAMA3, true, true, false},   {"pixtral", RE_LLAMA3, true, true, false},
+    {"midm-2.0", RE_LLAMA3, true, true, false},    {"lfm2", RE_LLAMA3, true, true, false},
+    {"jina-v5-nano", RE_LLAMA3, true, true, false}, {"dbrx", RE_LLAMA3, false, false, false},
+    {"smaug-bpe", RE_LLAMA3, false, false, false}, {"qwen2", RE_QWEN2, false, false, false},
+    {"deepseek-r1-qwen", RE_QWEN2, false, false, false}, {"stablelm2", RE_QWEN2, false, false, false},
+    {"megrez", RE_QWEN2, false, false, false},     {"gpt-2", RE_GPT2, false, false, false},
+    {"phi-2", RE_GPT2, false, false, false},       {"mpt", RE_GPT2, false, false, false},
+    {"olmo", RE_GPT2, false, false, false},        {"jais", RE_GPT2, false, false, false},
 };
-static const pre_tokenizer PRE_FALLBACK = {"gpt-2", RE_GPT2, false, false};
+static const pre_tokenizer PRE_FALLBACK = {"gpt-2", RE_GPT2, false, false, false};
 
 struct tok_bpe {
     pcre2_code *re;
+    pcre2_code *re_digit; /* \p{N}, for pre.digits_first; else NULL */
     pre_tokenizer pre;
     char *merges;     /* every merge string "first second", NUL-terminated */
     uint64_t *merge_off;
@@ -76,6 +84,7 @@ struct tok_bpe {
 void tok_bpe_free(tok_bpe *b) {
     if (!b) return;
     pcre2_code_free(b->re);
+    pcre2_code_free(b->re_digit);
     free(b->merges);
     free(b->merge_off);
     free(b->merge_split);
@@ -88,17 +97,23 @@ void tok_bpe_free_match(void *match) { pcre2_match_data_free(match); }
 
 bool tok_bpe_default_add_bos(const tok_bpe *b) { return b->pre.add_bos; }
 
-static int compile_regex(tok_bpe *b, rl_err *err) {
+static pcre2_code *compile_one(const char *regex, rl_err *err) {
     int code;
     PCRE2_SIZE at;
-    b->re = pcre2_compile((PCRE2_SPTR)b->pre.regex, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &code, &at,
-                          NULL);
-    if (!b->re) {
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)regex, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &code, &at, NULL);
+    if (!re) {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(code, msg, sizeof msg);
-        return rl_fail(err, RL_ERR_INTERNAL, "pre-tokenizer regex, offset %zu: %s", (size_t)at, (char *)msg);
+        rl_fail(err, RL_ERR_INTERNAL, "pre-tokenizer regex, offset %zu: %s", (size_t)at, (char *)msg);
+        return NULL;
     }
-    pcre2_jit_compile(b->re, PCRE2_JIT_COMPLETE); /* optional: the interpreter is the fallback */
+    pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* optional: the interpreter is the fallback */
+    return re;
+}
+
+static int compile_regex(tok_bpe *b, rl_err *err) {
+    if (!(b->re = compile_one(b->pre.regex, err))) return -1;
+    if (b->pre.digits_first && !(b->re_digit = compile_one("\\p{N}", err))) return -1;
     return 0;
 }
 
@@ -334,13 +349,15 @@ static int encode_word(const tokenizer *t, tok_work *w, size_t off, size_t len, 
     return 0;
 }
 
-/* The next match of the pre-tokenizer at or after `start`: 1 with [*m0, *m1),
- * 0 if none, -1 on error. */
-static int next_match(const tok_bpe *m, tok_work *w, size_t start, size_t *m0, size_t *m1, rl_err *err) {
+/* The next match of `re` in text[start, end) (the text ends at `end` for
+ * it, as llama.cpp's cascade cuts it): 1 with [*m0, *m1), 0 if none, -1 on
+ * error. */
+static int next_match(const pcre2_code *re, tok_work *w, size_t start, size_t end, size_t *m0, size_t *m1,
+                      rl_err *err) {
     const PCRE2_SPTR subject = (PCRE2_SPTR)w->text.v;
-    int rc = pcre2_match(m->re, subject, w->text.n, start, PCRE2_NO_UTF_CHECK, w->match, NULL);
+    int rc = pcre2_match(re, subject, end, start, PCRE2_NO_UTF_CHECK, w->match, NULL);
     if (rc == PCRE2_ERROR_JIT_STACKLIMIT) /* a very long word: let the interpreter (heap frames) do it */
-        rc = pcre2_match(m->re, subject, w->text.n, start, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT, w->match, NULL);
+        rc = pcre2_match(re, subject, end, start, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT, w->match, NULL);
     if (rc == PCRE2_ERROR_NOMATCH) return 0;
     if (rc < 0) {
         PCRE2_UCHAR msg[256];
@@ -353,15 +370,16 @@ static int next_match(const tok_bpe *m, tok_work *w, size_t start, size_t *m0, s
     return 1;
 }
 
-int tok_bpe_encode(const tokenizer *t, tok_work *w, const char *text, size_t len, tok_ids *out, rl_err *err) {
-    const tok_bpe *m = t->bpe;
-    if (!w->match && !(w->match = pcre2_match_data_create_from_pattern(m->re, NULL)))
-        return rl_fail(err, RL_ERR_INTERNAL, "tokenizer: out of memory");
-    if (sanitize(w, text, len, err)) return -1;
-    size_t n = w->text.n, start = 0, gap = 0; /* text[gap, next match) matched nothing */
-    while (start < n) {
+/* Cuts text[lo, hi) into words by `re` and encodes each; text no
+ * alternative matches is a word of its own. With `re_inner`, each word
+ * of `re` and each gap are cut again by re_inner (llama.cpp's cascade). */
+static int split(const tokenizer *t, tok_work *w, const pcre2_code *re, const pcre2_code *re_inner, size_t lo,
+                 size_t hi, tok_ids *out, rl_err *err) {
+#define WORD(a, b) (re_inner ? split(t, w, re_inner, NULL, a, b, out, err) : encode_word(t, w, a, (b) - (a), out, err))
+    size_t start = lo, gap = lo; /* text[gap, next match) matched nothing */
+    while (start < hi) {
         size_t m0, m1;
-        int found = next_match(m, w, start, &m0, &m1, err);
+        int found = next_match(re, w, start, hi, &m0, &m1, err);
         if (found < 0) return -1;
         if (!found) break;
         if (m1 == m0) { /* empty match: step over a character, it joins the gap */
@@ -369,11 +387,21 @@ int tok_bpe_encode(const tokenizer *t, tok_work *w, const char *text, size_t len
             continue;
         }
         if (tok_ids_surely_over(t, out, m1 - gap) || tok_ids_over(out)) return 0; /* past the limit */
-        if (m0 > gap && encode_word(t, w, gap, m0 - gap, out, err)) return -1;
-        if (encode_word(t, w, m0, m1 - m0, out, err)) return -1;
+        if (m0 > gap && WORD(gap, m0)) return -1;
+        if (WORD(m0, m1)) return -1;
         gap = start = m1;
     }
-    if (tok_ids_surely_over(t, out, n - gap) || tok_ids_over(out)) return 0;
-    if (gap < n && encode_word(t, w, gap, n - gap, out, err)) return -1;
+    if (tok_ids_surely_over(t, out, hi - gap) || tok_ids_over(out)) return 0;
+    if (gap < hi && WORD(gap, hi)) return -1;
+#undef WORD
     return 0;
+}
+
+int tok_bpe_encode(const tokenizer *t, tok_work *w, const char *text, size_t len, tok_ids *out, rl_err *err) {
+    const tok_bpe *m = t->bpe;
+    if (!w->match && !(w->match = pcre2_match_data_create_from_pattern(m->re, NULL)))
+        return rl_fail(err, RL_ERR_INTERNAL, "tokenizer: out of memory");
+    if (sanitize(w, text, len, err)) return -1;
+    if (m->re_digit) return split(t, w, m->re_digit, m->re, 0, w->text.n, out, err);
+    return split(t, w, m->re, NULL, 0, w->text.n, out, err);
 }
