@@ -22,7 +22,8 @@
  *    BPE vocabularies (" ?" -> "?"): decoding gives back the exact text;
  *    and it drops the spm space prefix after a leading BOS too;
  *  - `tokenizer.ggml.pre` names llama.cpp maps to the Llama 3, Qwen 2 or
- *    GPT-2 regexes get those (tokenizer_bpe.c lists them); any other name,
+ *    GPT-2 regexes get those, the digits-first cascade too (smollm,
+ *    starcoder, ...: tokenizer_bpe.c lists them); any other name,
  *    "default" and a missing one fall back to the GPT-2 regex instead of
  *    failing (llama.cpp rejects unknown names and runs a four-regex cascade
  *    for "default");
