@@ -3,8 +3,8 @@
  *
  * For every model in ../shared/models and every prompt in its golden file
  * (../shared/golden/generate/<model>.jsonl, written by llama.cpp), and the
- * same for the Qwen files of tests/data/golden (models and outputs side by
- * side, made as its README.md says), following
+ * same for the Qwen and SmolLM2 files of tests/data/golden (models and
+ * outputs side by side, made as its README.md says), following
  * the comparison rule of ../shared/README.md:
  *  1. the prompt tokenizes to the same ids;
  *  2. teacher forcing: feeding the reference's prompt and generated tokens,
@@ -15,8 +15,8 @@
  *     the first near-tie (margin below 0.02 for F32/F16, 1.0 otherwise) or
  *     end-of-generation token.
  * All prompts of a model also run together as one batch, and must give the
- * same greedy tokens as when run alone. The Qwen models run at every kernel
- * level the CPU has (the others at the default level).
+ * same greedy tokens as when run alone. The tests/data models run at every
+ * kernel level the CPU has (the others at the default level).
  */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -213,7 +213,9 @@ static void run_model(const char *stem, const char *here, bool exact_type, int l
         golden_case *c = &cases[i];
         /* 1. tokenizer */
         int32_t ids[512];
-        int n = tok_encode(m->tok, c->prompt, strlen(c->prompt), c->add_bos, false, ids, 512, &err);
+        /* golden.c lets llama.cpp add BOS as the vocabulary says (add_special) */
+        bool bos = c->add_bos && tok_add_bos(m->tok);
+        int n = tok_encode(m->tok, c->prompt, strlen(c->prompt), bos, false, ids, 512, &err);
         bool same = n == c->n_prompt && memcmp(ids, c->prompt_tokens, (size_t)n * sizeof *ids) == 0;
         CHECKF(same, "%s: prompt \"%s\" tokenizes differently (%d vs %d tokens)", stem, c->prompt, n, c->n_prompt);
         /* 2. teacher forcing */
@@ -250,14 +252,14 @@ static void run_model(const char *stem, const char *here, bool exact_type, int l
 
 int main(int argc, char **argv) {
     test_init(argc, argv);
-    /* ../shared's models, then the other architectures' (tests/data/golden/README.md) */
+    /* ../shared's models, then the other architectures' and SmolLM2's (tests/data/golden/README.md) */
     static const char *const HERE = "tests/data/golden";
     static const struct { const char *stem, *here; bool exact; } MODELS[] = {
         {"stories260K", NULL, true},        {"synth-s512-f16", NULL, true},     {"synth-s512-bf16", NULL, false},
         {"synth-s512-q8_0", NULL, false},   {"synth-s512-q4_0", NULL, false},   {"synth-s512-q4_1", NULL, false},
         {"synth-s512-q4_k_m", NULL, false}, {"synth-s512-q5_k_m", NULL, false}, {"synth-s512-q6_k", NULL, false},
         {"synth-l3-q8_0", NULL, false},     {"qwen2-f16", HERE, true},          {"qwen2-q8_0", HERE, false},
-        {"qwen3-f16", HERE, true},          {"qwen3-q4_0", HERE, false},
+        {"qwen3-f16", HERE, true},          {"qwen3-q4_0", HERE, false},    {"smollm2-f16", HERE, true},
     };
     for (size_t i = 0; i < RL_ARRAY_LEN(MODELS); i++) {
         if (!test_selected(MODELS[i].stem)) continue;
