@@ -860,6 +860,7 @@ int main(int argc, char **argv) {
     RUN_WITH(test_vectors, "ggml-vocab-llama-bpe.gguf", 46);
     /* how numbers are cut: smollm's digits-first cascade, qwen2's one-digit
      * words, gpt-2's runs (tests/data/tokenizer/README.md) */
+    RUN_WITH(test_vectors, "tests/data/tokenizer/ggml-vocab-qwen2.gguf", 46);
     RUN_WITH(test_vectors, "tests/data/tokenizer/ggml-vocab-digits-smollm.gguf", 31);
     RUN_WITH(test_vectors, "tests/data/tokenizer/ggml-vocab-digits-qwen2.gguf", 31);
     RUN_WITH(test_vectors, "tests/data/tokenizer/ggml-vocab-digits-gpt-2.gguf", 31);
