@@ -12,10 +12,10 @@
  *   blk.N.ffn_down.weight    [n_ff, n_embd]
  *   output_norm.weight       [n_embd]
  *   output.weight            [n_embd, n_vocab]   (absent: tied to token_embd)
+ *   rope_freqs.weight        [head_dim / 2]      (Llama 3.1 scaling, optional)
  * and as the architecture asks (rl_arch in shape.h):
  *   blk.N.attn_q/k/v.bias    [n_head(_kv) * head_dim]  (qwen2)
  *   blk.N.attn_q_norm/attn_k_norm.weight [head_dim]    (qwen3)
- *   rope_freqs.weight        [head_dim / 2]      (Llama 3.1 scaling, optional)
  *
  * (GGUF lists the fastest-varying dimension first, so [cols, rows].)
  */
