@@ -563,9 +563,42 @@ static void run_level_case(const char *name, void (*fn)(kern_level), kern_level 
     if (test_selected(buf)) fn(level);
 }
 
+/* RoPE in both pairings against the formula in double: pair i of a head
+ * is (x[2i], x[2i+1]) normally, (x[i], x[i + d/2]) for NeoX (Qwen), turned
+ * by pos * base^(-2i/d) / factor_i. */
+static void test_rope(void) {
+    enum { HEADS = 3, D = 16 };
+    const float base = 1e6f, factors[D / 2] = {1, 1, 2, 4, 8, 1, 1, 3};
+    for (int neox = 0; neox <= 1; neox++) {
+        float x[HEADS * D], orig[HEADS * D];
+        for (int i = 0; i < HEADS * D; i++) orig[i] = x[i] = sinf(0.7f * (float)i) + 0.1f * (float)(i % 5);
+        const int32_t pos = 37;
+        kern_rope(x, HEADS, D, pos, base, 0.5f, factors, neox);
+        double worst = 0;
+        for (int h = 0; h < HEADS; h++) {
+            for (int i = 0; i < D / 2; i++) {
+                int a = h * D + (neox ? i : 2 * i), b = a + (neox ? D / 2 : 1);
+                double theta = 0.5 * pos * pow(base, -2.0 * i / D) / factors[i];
+                double y0 = orig[a] * cos(theta) - orig[b] * sin(theta);
+                double y1 = orig[a] * sin(theta) + orig[b] * cos(theta);
+                worst = fmax(worst, fmax(fabs(x[a] - y0), fabs(x[b] - y1)));
+            }
+        }
+        CHECKF(worst < 1e-5, "%s RoPE: max error %g", neox ? "NeoX" : "normal", worst);
+    }
+    /* the pairings differ: a unit x[0] turns into x[1] (normal) or x[D/2] (NeoX) */
+    for (int neox = 0; neox <= 1; neox++) {
+        float x[D] = {1};
+        kern_rope(x, 1, D, 1, 10000.0f, 1.0f, NULL, neox);
+        CHECK_NEAR(x[neox ? D / 2 : 1], sinf(1.0f), 1e-6);
+        CHECK_NEAR(x[neox ? 1 : D / 2], 0.0f, 0);
+    }
+}
+
 int main(int argc, char **argv) {
     test_init(argc, argv);
     RUN(test_level_choice);
+    RUN(test_rope);
     int tested = 0;
     for (int l = 0; l < KERN_LEVEL_COUNT; l++) {
         kern_level level = (kern_level)l;
