@@ -13,7 +13,7 @@
 rank() {
   case $1 in
     base) echo 0 ;; gguf | kernels) echo 1 ;; text) echo 2 ;; model) echo 3 ;;
-    tools | engine | plan) echo 4 ;; serve | bench) echo 5 ;; serve/http) echo 6 ;;
+    tools | engine | plan) echo 4 ;; serve | bench | train) echo 5 ;; serve/http) echo 6 ;;
     cli) echo 9 ;; *) echo -1 ;;
   esac
 }
