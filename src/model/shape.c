@@ -156,6 +156,28 @@ int shape_from_gguf(const gguf_file *f, rl_shape *s, rl_err *err) {
     return read_rope_scaling(f, s, err);
 }
 
+void shape_write_gguf(gguf_writer *w, const rl_shape *s) {
+    char k[96];
+#define KEY(x) (snprintf(k, sizeof k, "%s." x, s->arch), k)
+    gguf_writer_add_u32(w, KEY("vocab_size"), s->n_vocab);
+    gguf_writer_add_u32(w, KEY("context_length"), s->n_ctx_train);
+    gguf_writer_add_u32(w, KEY("embedding_length"), s->n_embd);
+    gguf_writer_add_u32(w, KEY("block_count"), s->n_layer);
+    gguf_writer_add_u32(w, KEY("feed_forward_length"), s->n_ff);
+    gguf_writer_add_u32(w, KEY("rope.dimension_count"), s->head_dim);
+    gguf_writer_add_u32(w, KEY("attention.head_count"), s->n_head);
+    gguf_writer_add_u32(w, KEY("attention.head_count_kv"), s->n_head_kv);
+    gguf_writer_add_u32(w, KEY("attention.key_length"), s->head_dim);
+    gguf_writer_add_u32(w, KEY("attention.value_length"), s->head_dim);
+    gguf_writer_add_f32(w, KEY("rope.freq_base"), s->rope_base);
+    gguf_writer_add_f32(w, KEY("attention.layer_norm_rms_epsilon"), s->rms_eps);
+    if (s->rope_scaling == RL_ROPE_SCALING_LINEAR) {
+        gguf_writer_add_str(w, KEY("rope.scaling.type"), "linear");
+        gguf_writer_add_f32(w, KEY("rope.scaling.factor"), s->rope_factor);
+    }
+#undef KEY
+}
+
 /* ---- the catalog ---- */
 
 static cJSON *catalog_models(rl_err *err) {

@@ -18,6 +18,7 @@
 #include "base/common.h"
 
 struct gguf_file;
+struct gguf_writer;
 
 typedef enum {
     RL_ROPE_SCALING_NONE = 0,
@@ -66,6 +67,11 @@ typedef struct rl_shape {
  * the token list or token_embd). Fails on other architectures, naming
  * them, and on inconsistent numbers, naming the key. */
 int shape_from_gguf(const struct gguf_file *f, rl_shape *s, rl_err *err);
+
+/* Writes the shape as a `llama` file's hyper-parameters (llama.vocab_size
+ * ... llama.attention.layer_norm_rms_epsilon, and linear rope scaling),
+ * the keys shape_from_gguf reads back and llama.cpp loads. */
+void shape_write_gguf(struct gguf_writer *w, const rl_shape *s);
 
 /* The catalog (data/models.json). `shape_catalog_count` entries, by index or id. */
 int shape_catalog_count(void);

@@ -256,25 +256,12 @@ static int add_tokenizer(gguf_writer *w, const rl_shape *s, rl_err *err) {
 
 static void add_metadata(gguf_writer *w, const synth *S) {
     const rl_shape *s = &S->s;
-    char name[128], k[96];
+    char name[128];
     snprintf(name, sizeof name, "synthetic %s", s->name[0] ? s->name : s->id);
     gguf_writer_add_str(w, "general.architecture", s->arch);
     gguf_writer_add_str(w, "general.name", name);
     gguf_writer_add_u32(w, "general.alignment", GGUF_DEFAULT_ALIGNMENT);
-#define KEY(x) (snprintf(k, sizeof k, "%s." x, s->arch), k)
-    gguf_writer_add_u32(w, KEY("vocab_size"), s->n_vocab);
-    gguf_writer_add_u32(w, KEY("context_length"), s->n_ctx_train);
-    gguf_writer_add_u32(w, KEY("embedding_length"), s->n_embd);
-    gguf_writer_add_u32(w, KEY("block_count"), s->n_layer);
-    gguf_writer_add_u32(w, KEY("feed_forward_length"), s->n_ff);
-    gguf_writer_add_u32(w, KEY("rope.dimension_count"), s->head_dim);
-    gguf_writer_add_u32(w, KEY("attention.head_count"), s->n_head);
-    gguf_writer_add_u32(w, KEY("attention.head_count_kv"), s->n_head_kv);
-    gguf_writer_add_u32(w, KEY("attention.key_length"), s->head_dim);
-    gguf_writer_add_u32(w, KEY("attention.value_length"), s->head_dim);
-    gguf_writer_add_f32(w, KEY("rope.freq_base"), s->rope_base);
-    gguf_writer_add_f32(w, KEY("attention.layer_norm_rms_epsilon"), s->rms_eps);
-#undef KEY
+    shape_write_gguf(w, s);
     gguf_writer_add_u64(w, "rackllm.synth.seed", S->p->seed);
 }
 
