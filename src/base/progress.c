@@ -15,7 +15,10 @@ void progress_start(progress *p, const char *label, uint64_t total) {
     p->started = rl_now();
     p->last_draw = 0;
     p->enabled = isatty(STDERR_FILENO) && !getenv("RACKLLM_NO_PROGRESS");
+    p->note[0] = 0;
 }
+
+void progress_note(progress *p, const char *text) { snprintf(p->note, sizeof p->note, "%s", text); }
 
 void progress_update(progress *p, uint64_t done) {
     if (!p->enabled) return;
@@ -30,7 +33,10 @@ void progress_update(progress *p, uint64_t done) {
     bar[width] = 0;
     double elapsed = now - p->started;
     double eta = frac > 0 ? elapsed * (1 - frac) / frac : 0;
-    fprintf(stderr, "\r%s [%s] %3d%%  %.1fs elapsed, %.1fs left ", p->label, bar, (int)(frac * 100), elapsed, eta);
+    if (p->note[0])
+        fprintf(stderr, "\r\033[K%s [%s] %3d%%  %s, %.0fs left ", p->label, bar, (int)(frac * 100), p->note, eta);
+    else
+        fprintf(stderr, "\r%s [%s] %3d%%  %.1fs elapsed, %.1fs left ", p->label, bar, (int)(frac * 100), elapsed, eta);
     fflush(stderr);
 }
 

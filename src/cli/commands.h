@@ -20,6 +20,7 @@ int cmd_bench(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_loadgen(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
+int cmd_distill(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 
 #endif

@@ -22,6 +22,7 @@ static const command COMMANDS[] = {
     {"serve", cmd_serve, "OpenAI-compatible HTTP server with admission control"},
     {"loadgen", cmd_loadgen, "open N streaming chat sessions against a server and report"},
     {"plan", cmd_plan, "sessions per rack for a model class and hardware"},
+    {"distill", cmd_distill, "train a small student model from a teacher on your text"},
     {"eval", cmd_eval, "a model's perplexity on a text (as llama-perplexity scores it)"},
 };
 
