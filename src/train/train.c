@@ -145,13 +145,14 @@ typedef struct norm_job {
 static void norm_fwd_task(void *ctx, int r, int thread) {
     (void)thread;
     const norm_job *j = ctx;
-    const float *x = j->x + (size_t)r * j->d;
-    float *y = j->y + (size_t)r * j->d;
+    const int64_t d = j->d;
+    const float *x = j->x + (size_t)r * d, *w = j->w;
+    float *restrict y = j->y + (size_t)r * d;
     double ss = 0; /* in double, as kern_rmsnorm */
-    for (int64_t i = 0; i < j->d; i++) ss += (double)(x[i] * x[i]);
-    float rs = 1.0f / sqrtf((float)(ss / (double)j->d) + j->eps);
+    for (int64_t i = 0; i < d; i++) ss += (double)(x[i] * x[i]);
+    float rs = 1.0f / sqrtf((float)(ss / (double)d) + j->eps);
     j->rstd[r] = rs;
-    for (int64_t i = 0; i < j->d; i++) y[i] = x[i] * rs * j->w[i];
+    for (int64_t i = 0; i < d; i++) y[i] = x[i] * rs * w[i];
 }
 
 void tro_rmsnorm_fwd(threadpool *tp, float *y, float *rstd, const float *x, const float *w, int n, int64_t d,
@@ -164,13 +165,14 @@ void tro_rmsnorm_fwd(threadpool *tp, float *y, float *rstd, const float *x, cons
 static void norm_bwd_task(void *ctx, int r, int thread) {
     (void)thread;
     const norm_job *j = ctx;
-    const float *x = j->x + (size_t)r * j->d, *dy = j->dy + (size_t)r * j->d;
-    float *dx = j->dx + (size_t)r * j->d;
-    float rs = j->rstd_in[r];
+    const int64_t d = j->d;
+    const float *x = j->x + (size_t)r * d, *dy = j->dy + (size_t)r * d, *w = j->w;
+    float *restrict dx = j->dx + (size_t)r * d;
+    const float rs = j->rstd_in[r];
     double dot = 0;
-    for (int64_t i = 0; i < j->d; i++) dot += (double)(dy[i] * j->w[i] * x[i] * rs);
-    float m = (float)(dot / (double)j->d);
-    for (int64_t i = 0; i < j->d; i++) dx[i] += rs * (dy[i] * j->w[i] - x[i] * rs * m);
+    for (int64_t i = 0; i < d; i++) dot += (double)(dy[i] * w[i] * x[i] * rs);
+    const float m = (float)(dot / (double)d);
+    for (int64_t i = 0; i < d; i++) dx[i] += rs * (dy[i] * w[i] - x[i] * rs * m);
 }
 
 void tro_rmsnorm_bwd(threadpool *tp, float *dx, float *dw, const float *dy, const float *x, const float *w,
@@ -211,41 +213,52 @@ void tro_rope_rows(threadpool *tp, float *x, int n, const tro_rope *r, bool inve
 
 /* ---- causal grouped-query attention ---- */
 
+/* Floats of a thread's attention scratch: a transposed K or V head, and
+ * one row of scores. */
+#define ATTN_SCRATCH(T, hd) (((size_t)(hd) + 1) * (size_t)(T))
+
 typedef struct attn_job {
     float *out, *probs, *dq, *dk, *dv, *scratch;
     const float *q, *k, *v, *dout, *probs_in;
     const tro_attn *a;
 } attn_job;
 
-/* Task = (sequence, KV head): the query heads that share that KV head. */
+/* Task = (sequence, KV head): the query heads that share that KV head.
+ * The KV head's keys are first copied transposed (head_dim rows of T), so
+ * the scores of a query accumulate along positions: long loops the
+ * compiler vectorizes, where a head_dim of 8 would make short ones. (The
+ * fields of the job are read into locals: with -fno-strict-aliasing a
+ * store through a float pointer would make the compiler read them again.) */
 static void attn_fwd_task(void *ctx, int task, int thread) {
-    (void)thread;
     const attn_job *j = ctx;
     const tro_attn *a = j->a;
-    int b = task / a->n_head_kv, kvh = task % a->n_head_kv, group = a->n_head / a->n_head_kv;
-    int T = a->seq_len, hd = a->head_dim;
-    size_t qs = (size_t)a->n_head * hd, ks = (size_t)a->n_head_kv * hd;
-    float scale = 1.0f / sqrtf((float)hd);
+    const int b = task / a->n_head_kv, kvh = task % a->n_head_kv, group = a->n_head / a->n_head_kv;
+    const int T = a->seq_len, hd = a->head_dim;
+    const size_t qs = (size_t)a->n_head * hd, ks = (size_t)a->n_head_kv * hd;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *Q = j->q, *K = j->k, *V = j->v;
+    float *P = j->probs, *O = j->out, *restrict kt = j->scratch + (size_t)thread * ATTN_SCRATCH(T, hd);
+    for (int s = 0; s < T; s++)
+        for (int i = 0; i < hd; i++) kt[(size_t)i * T + s] = K[(size_t)(b * T + s) * ks + (size_t)kvh * hd + i];
     for (int h = kvh * group; h < (kvh + 1) * group; h++) {
         for (int t = 0; t < T; t++) {
-            const float *q = j->q + (size_t)(b * T + t) * qs + (size_t)h * hd;
-            float *p = j->probs + (((size_t)b * a->n_head + h) * T + t) * T;
-            float mx = -INFINITY, sum = 0;
-            for (int s = 0; s <= t; s++) {
-                const float *kr = j->k + (size_t)(b * T + s) * ks + (size_t)kvh * hd;
-                float dot = 0;
-                for (int i = 0; i < hd; i++) dot += q[i] * kr[i];
-                p[s] = dot * scale;
-                mx = fmaxf(mx, p[s]);
+            const float *q = Q + (size_t)(b * T + t) * qs + (size_t)h * hd;
+            float *restrict p = P + (((size_t)b * a->n_head + h) * T + t) * T;
+            float *restrict o = O + (size_t)(b * T + t) * qs + (size_t)h * hd;
+            for (int s = 0; s < T; s++) p[s] = 0;
+            for (int i = 0; i < hd; i++) {
+                const float qi = q[i] * scale, *kr = kt + (size_t)i * T;
+                for (int s = 0; s <= t; s++) p[s] += qi * kr[s];
             }
+            float mx = -INFINITY, sum = 0;
+            for (int s = 0; s <= t; s++) mx = fmaxf(mx, p[s]);
             for (int s = 0; s <= t; s++) sum += p[s] = expf(p[s] - mx);
-            for (int s = 0; s <= t; s++) p[s] /= sum;
-            for (int s = t + 1; s < T; s++) p[s] = 0;
-            float *o = j->out + (size_t)(b * T + t) * qs + (size_t)h * hd;
+            const float inv = 1.0f / sum;
+            for (int s = 0; s <= t; s++) p[s] *= inv;
             for (int i = 0; i < hd; i++) o[i] = 0;
             for (int s = 0; s <= t; s++) {
-                const float *vr = j->v + (size_t)(b * T + s) * ks + (size_t)kvh * hd;
-                for (int i = 0; i < hd; i++) o[i] += p[s] * vr[i];
+                const float ps = p[s], *vr = V + (size_t)(b * T + s) * ks + (size_t)kvh * hd;
+                for (int i = 0; i < hd; i++) o[i] += ps * vr[i];
             }
         }
     }
@@ -253,7 +266,7 @@ static void attn_fwd_task(void *ctx, int task, int thread) {
 
 void tro_attn_fwd(threadpool *tp, float *out, float *probs, const float *q, const float *k, const float *v,
                   const tro_attn *a) {
-    attn_job j = {.out = out, .probs = probs, .q = q, .k = k, .v = v, .a = a};
+    attn_job j = {.out = out, .probs = probs, .scratch = a->scratch, .q = q, .k = k, .v = v, .a = a};
     uint64_t work = (uint64_t)a->n_seq * a->n_head * a->seq_len * a->seq_len * a->head_dim;
     tp_run_sized(tp, attn_fwd_task, &j, a->n_seq * a->n_head_kv, work);
 }
@@ -264,36 +277,39 @@ void tro_attn_fwd(threadpool *tp, float *out, float *probs, const float *q, cons
 static void attn_bwd_task(void *ctx, int task, int thread) {
     const attn_job *j = ctx;
     const tro_attn *a = j->a;
-    int b = task / a->n_head_kv, kvh = task % a->n_head_kv, group = a->n_head / a->n_head_kv;
-    int T = a->seq_len, hd = a->head_dim;
-    size_t qs = (size_t)a->n_head * hd, ks = (size_t)a->n_head_kv * hd;
-    float scale = 1.0f / sqrtf((float)hd), *dp = j->scratch + (size_t)thread * T;
-    for (int t = 0; t < T; t++) {
-        memset(j->dk + (size_t)(b * T + t) * ks + (size_t)kvh * hd, 0, (size_t)hd * sizeof(float));
-        memset(j->dv + (size_t)(b * T + t) * ks + (size_t)kvh * hd, 0, (size_t)hd * sizeof(float));
+    const int b = task / a->n_head_kv, kvh = task % a->n_head_kv, group = a->n_head / a->n_head_kv;
+    const int T = a->seq_len, hd = a->head_dim;
+    const size_t qs = (size_t)a->n_head * hd, ks = (size_t)a->n_head_kv * hd, ko = (size_t)kvh * hd;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *Q = j->q, *K = j->k, *V = j->v, *DO = j->dout, *PR = j->probs_in;
+    float *DQ = j->dq, *DK = j->dk, *DV = j->dv;
+    float *restrict vt = j->scratch + (size_t)thread * ATTN_SCRATCH(T, hd), *restrict ds = vt + (size_t)hd * T;
+    for (int s = 0; s < T; s++) {
+        for (int i = 0; i < hd; i++) vt[(size_t)i * T + s] = V[(size_t)(b * T + s) * ks + ko + i];
+        memset(DK + (size_t)(b * T + s) * ks + ko, 0, (size_t)hd * sizeof(float));
+        memset(DV + (size_t)(b * T + s) * ks + ko, 0, (size_t)hd * sizeof(float));
     }
     for (int h = kvh * group; h < (kvh + 1) * group; h++) {
         for (int t = 0; t < T; t++) {
-            size_t qo = (size_t)(b * T + t) * qs + (size_t)h * hd;
-            const float *q = j->q + qo, *dout = j->dout + qo;
-            const float *p = j->probs_in + (((size_t)b * a->n_head + h) * T + t) * T;
-            float *dq = j->dq + qo, sum = 0;
-            for (int s = 0; s <= t; s++) {
-                const float *vr = j->v + (size_t)(b * T + s) * ks + (size_t)kvh * hd;
-                float dot = 0;
-                for (int i = 0; i < hd; i++) dot += dout[i] * vr[i];
-                dp[s] = dot;
-                sum += p[s] * dot;
+            const size_t qo = (size_t)(b * T + t) * qs + (size_t)h * hd;
+            const float *q = Q + qo, *dout = DO + qo, *p = PR + (((size_t)b * a->n_head + h) * T + t) * T;
+            float *restrict dq = DQ + qo, sum = 0;
+            for (int s = 0; s <= t; s++) ds[s] = 0;
+            for (int i = 0; i < hd; i++) {
+                const float di = dout[i], *vr = vt + (size_t)i * T;
+                for (int s = 0; s <= t; s++) ds[s] += di * vr[s]; /* dP */
             }
+            for (int s = 0; s <= t; s++) sum += p[s] * ds[s];
+            for (int s = 0; s <= t; s++) ds[s] = p[s] * (ds[s] - sum) * scale;
             for (int i = 0; i < hd; i++) dq[i] = 0;
             for (int s = 0; s <= t; s++) {
-                size_t ko = (size_t)(b * T + s) * ks + (size_t)kvh * hd;
-                const float *kr = j->k + ko;
-                float *dk = j->dk + ko, *dv = j->dv + ko, ds = p[s] * (dp[s] - sum) * scale;
+                const size_t at = (size_t)(b * T + s) * ks + ko;
+                const float *kr = K + at, d = ds[s], ps = p[s];
+                float *restrict dk = DK + at, *restrict dv = DV + at;
                 for (int i = 0; i < hd; i++) {
-                    dv[i] += p[s] * dout[i];
-                    dq[i] += ds * kr[i];
-                    dk[i] += ds * q[i];
+                    dq[i] += d * kr[i];
+                    dk[i] += d * q[i];
+                    dv[i] += ps * dout[i];
                 }
             }
         }
@@ -322,17 +338,21 @@ static void glu_fwd_task(void *ctx, int task, int thread) {
     (void)thread;
     const glu_job *j = ctx;
     int64_t i0 = (int64_t)task * ELEM_BLOCK, i1 = RL_MIN(i0 + ELEM_BLOCK, j->n);
-    for (int64_t i = i0; i < i1; i++) j->a[i] = j->g[i] / (1.0f + expf(-j->g[i])) * j->u[i];
+    float *restrict a = j->a;
+    const float *g = j->g, *u = j->u;
+    for (int64_t i = i0; i < i1; i++) a[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
 static void glu_bwd_task(void *ctx, int task, int thread) {
     (void)thread;
     const glu_job *j = ctx;
     int64_t i0 = (int64_t)task * ELEM_BLOCK, i1 = RL_MIN(i0 + ELEM_BLOCK, j->n);
+    float *restrict dg = j->dg, *restrict du = j->du;
+    const float *gs = j->g, *us = j->u, *da = j->da;
     for (int64_t i = i0; i < i1; i++) {
-        float g = j->g[i], sig = 1.0f / (1.0f + expf(-g));
-        j->du[i] = j->da[i] * g * sig;
-        j->dg[i] = j->da[i] * j->u[i] * sig * (1.0f + g * (1.0f - sig));
+        float g = gs[i], sig = 1.0f / (1.0f + expf(-g));
+        du[i] = da[i] * g * sig;
+        dg[i] = da[i] * us[i] * sig * (1.0f + g * (1.0f - sig));
     }
 }
 
@@ -362,11 +382,13 @@ typedef struct tr_job {
 static void transpose_task(void *ctx, int band, int thread) {
     (void)thread;
     const tr_job *j = ctx;
-    int64_t r0 = (int64_t)band * TILE, r1 = RL_MIN(r0 + TILE, j->rows);
-    for (int64_t c0 = 0; c0 < j->cols; c0 += TILE) {
-        int64_t c1 = RL_MIN(c0 + TILE, j->cols);
+    const int64_t rows = j->rows, cols = j->cols, r0 = (int64_t)band * TILE, r1 = RL_MIN(r0 + TILE, rows);
+    float *restrict dst = j->dst;
+    const float *restrict src = j->src;
+    for (int64_t c0 = 0; c0 < cols; c0 += TILE) {
+        int64_t c1 = RL_MIN(c0 + TILE, cols);
         for (int64_t r = r0; r < r1; r++)
-            for (int64_t c = c0; c < c1; c++) j->dst[c * j->rows + r] = j->src[r * j->cols + c];
+            for (int64_t c = c0; c < c1; c++) dst[c * rows + r] = src[r * cols + c];
     }
 }
 
@@ -379,7 +401,9 @@ static void add_task(void *ctx, int task, int thread) {
     (void)thread;
     const tr_job *j = ctx;
     int64_t i0 = (int64_t)task * ELEM_BLOCK, i1 = RL_MIN(i0 + ELEM_BLOCK, j->rows);
-    for (int64_t i = i0; i < i1; i++) j->dst[i] += j->src[i];
+    float *restrict dst = j->dst;
+    const float *restrict src = j->src;
+    for (int64_t i = i0; i < i1; i++) dst[i] += src[i];
 }
 
 /* dst[i] += src[i] for n floats. */
@@ -572,7 +596,7 @@ static size_t place_buffers(trainer *t) {
     t->row_ce = carve(t, N, &used);
     t->row_kl = carve(t, N, &used);
     t->loss_scratch = carve(t, threads * V, &used);
-    t->attn_scratch = carve(t, threads * T, &used);
+    t->attn_scratch = carve(t, threads * ATTN_SCRATCH(T, s->head_dim), &used);
     t->dx = carve(t, N * D, &used);
     t->dh = carve(t, N * wide, &used);
     t->dq = carve(t, N * Q, &used);
@@ -860,8 +884,9 @@ static void sq_task(void *ctx, int c, int thread) {
     (void)thread;
     trainer *t = ((upd_job *)ctx)->t;
     const float *g = t->g + t->chunks[c].start;
+    const size_t n = t->chunks[c].len;
     double sum = 0;
-    for (size_t i = 0; i < t->chunks[c].len; i++) sum += (double)g[i] * g[i];
+    for (size_t i = 0; i < n; i++) sum += (double)g[i] * g[i];
     t->chunk_sq[c] = sum;
 }
 
@@ -871,14 +896,16 @@ static void adamw_task(void *ctx, int c, int thread) {
     trainer *t = j->t;
     const tr_config *cf = &t->c;
     size_t o = t->chunks[c].start;
-    float *w = t->w + o, *g = t->g + o, *m = t->m + o, *v = t->v + o;
-    float decay = t->L->t[t->chunks[c].tensor].decay ? cf->weight_decay : 0.0f;
-    for (size_t i = 0; i < t->chunks[c].len; i++) {
-        float gi = g[i] * j->scale;
-        m[i] = cf->beta1 * m[i] + (1.0f - cf->beta1) * gi;
-        v[i] = cf->beta2 * v[i] + (1.0f - cf->beta2) * gi * gi;
-        float mh = m[i] / j->bc1, vh = v[i] / j->bc2;
-        w[i] -= j->lr * (mh / (sqrtf(vh) + cf->adam_eps) + decay * w[i]);
+    float *restrict w = t->w + o, *restrict m = t->m + o, *restrict v = t->v + o;
+    const float *restrict g = t->g + o;
+    const float decay = t->L->t[t->chunks[c].tensor].decay ? cf->weight_decay : 0.0f, scale = j->scale, lr = j->lr;
+    const float b1 = cf->beta1, b2 = cf->beta2, bc1 = j->bc1, bc2 = j->bc2, eps = cf->adam_eps;
+    const size_t n = t->chunks[c].len;
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i] * scale;
+        m[i] = b1 * m[i] + (1.0f - b1) * gi;
+        v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
+        w[i] -= lr * (m[i] / bc1 / (sqrtf(v[i] / bc2) + eps) + decay * w[i]);
     }
 }
 

@@ -37,7 +37,7 @@ void tro_rope_rows(threadpool *tp, float *x, int n, const tro_rope *r, bool inve
 
 typedef struct tro_attn {
     int n_seq, seq_len, n_head, n_head_kv, head_dim;
-    float *scratch; /* backward: threads x seq_len floats */
+    float *scratch; /* threads x (head_dim + 1) x seq_len floats */
 } tro_attn;
 
 /* Causal grouped-query attention: out (rows of n_head * head_dim) from q,
