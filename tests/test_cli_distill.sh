@@ -67,6 +67,13 @@ bad "not UTF-8" --teacher "$teacher" --data "$tmp/latin1.txt" --student-shape di
 bad "do not divide" "${common[@]}" --student-shape dim=32,layers=1,heads=4,kv=3
 bad "tokenizer" "${common[@]}" --student-shape llama3.2-1b
 bad "no layer 9" "${base[@]}" --init-from-teacher 0,9
+# a full disk (a 64 KiB file-size limit; SIGXFSZ ignored, so writes fail
+# with EFBIG): an error naming the file, no student, no temporary left
+(trap '' XFSZ; ulimit -f 64; exec "$bin" distill "${common[@]}" --alpha 0 --steps 2 --checkpoint-every 0 \
+  -o "$tmp/full.gguf") 2>"$tmp/full.err"
+rc=$?
+check '[ $rc -ne 0 ] && grep -q "full.gguf" "$tmp/full.err" && [ ! -e "$tmp/full.gguf" ] && [ -z "$(ls "$tmp" | grep "^full.gguf.")" ]' \
+  "full disk: exit $rc, $(tail -1 "$tmp/full.err"), left: $(ls "$tmp" | grep "^full" | tr '\n' ' ')"
 "$bin" eval -m "$teacher" --text "$tmp/latin1.txt" 2>"$tmp/bad.err"
 rc=$?
 check '[ $rc -eq 2 ] && grep -q "not UTF-8" "$tmp/bad.err"' "eval of bad text: exit $rc, $(cat "$tmp/bad.err")"
