@@ -4,7 +4,7 @@
 #
 #   threeway STUDENT SETTING   held-out loss of a student after the same
 #                              steps and tokens, seeds 1 2 3; STUDENT is s3
-#                              (~1/3 of stories260K) or s10 (~1/10); SETTING
+#                              (~1/4 of stories260K) or s10 (~1/10); SETTING
 #                              a (--alpha 0: from scratch), b (distilled),
 #                              c (distilled, started from teacher layer 0);
 #                              one line per seed into $OUT/threeway.tsv
@@ -19,6 +19,9 @@
 #                              an 8B teacher against a 1B student
 #   peer                       llama.cpp (peer build) loads a student and
 #                              generates the same greedy tokens as rackllm
+#   scale                      the trainer at a wider shape (dim 512): its
+#                              GFLOP/s, and PyTorch's tok/s beside it
+#   summary                    the three-way table over seeds
 #
 # Environment: RACKLLM (build/rackllm), TRAIN_SPEED (build/train_speed),
 # THREADS (2), OUT ($TMPDIR/rackllm-distill), STEPS (300), ROUNDS (3),
@@ -37,11 +40,12 @@ teacher=$SHARED/models/stories260K.gguf
 text=$SHARED/text/tinystories_sample.txt
 mkdir -p "$OUT"
 
-# The students: ~1/3 (one layer of the teacher's width, its own output, so
-# that setting c can start from the teacher's layer 0) and ~1/10.
-shape_s3=dim=64,layers=1,heads=8,kv=4,ff=172,untied
+# The students: ~1/4 (one layer of the teacher's width, tied output: the
+# shape --init-from-teacher 0 makes, so setting c trains the same model)
+# and ~1/10.
+shape_s3=dim=64,layers=1,heads=8,kv=4,ff=172,tied
 shape_s10=dim=32,layers=1,heads=4,kv=2,ff=86,tied
-common=(--teacher "$teacher" --data "$text" --steps "$STEPS" --batch 8 --seq-len 128 --lr 2e-3 --warmup 20
+common=(--teacher "$teacher" --data "$text" --steps "$STEPS" --batch 8 --seq-len 128 --lr 1e-2 --warmup 20
         --eval-every 100 --checkpoint-every 0 --top-k 32 --temperature 2 --cache "$OUT/teacher-t128-k32.teacher"
         -t "$THREADS")
 speed_shape=${SPEED_SHAPE:-$shape_s3}
@@ -119,8 +123,35 @@ peer() {
   done | tee "$OUT/peer.txt"
 }
 
+# The trainer at a wider shape (dim 512, the stories vocabulary): the
+# GFLOP/s that docs/distill.md scales to a real pair, and PyTorch's ratio
+# where its per-op overhead matters less.
+scale() {
+  local args=(--model "$teacher" --text "$text" --shape dim=512,layers=2,heads=8,kv=4,ff=1376 --batch 8
+              --seq-len 256 -t "$THREADS")
+  "$TRAIN_SPEED" "${args[@]}" --steps 6 --dump "$OUT/scale-run" >/dev/null || return 1
+  for r in 1 2; do
+    "$TRAIN_SPEED" "${args[@]}" --steps 6 | tail -1
+    /usr/bin/python3 "$here/bench/oracles/train_llama.py" "$OUT/scale-run" --threads "$THREADS" | tail -1
+  done | tee "$OUT/scale.txt"
+}
+
+# The three-way table from $OUT/threeway.tsv: per student and setting the
+# held-out loss over seeds (mean, min-max), and the share of the gap between
+# training from scratch (a) and the teacher that distillation closed.
+summary() {
+  awk -F'\t' '{k = $1 " " $2; n[k]++; s[k] += $8; if (!(k in lo) || $8 < lo[k]) lo[k] = $8;
+      if (!(k in hi) || $8 > hi[k]) hi[k] = $8; if ($9 != "") t = $9; p[$1] = $4; tp = $5; tok[k] = $7}
+    END {printf " teacher held-out %.4f nats/token (%d parameters)\n", t, tp;
+      for (k in n) { split(k, a, " "); m[k] = s[k] / n[k] }
+      for (k in n) { split(k, a, " "); ka = a[1] " a"; gap = (ka in m) ? (m[ka] - m[k]) / (m[ka] - t) : 0;
+        printf "%s %s: %d params (%.3f of the teacher), %d tokens, %d seeds: %.4f (%.4f-%.4f), gap closed %.0f%%\n",
+          a[1], a[2], p[a[1]], p[a[1]] / tp, tok[k], n[k], m[k], lo[k], hi[k], 100 * gap }
+    }' "$OUT/threeway.tsv" | sort | tee "$OUT/summary.txt"
+}
+
 case ${1:-} in
   threeway) threeway "${2:?s3|s10}" "${3:?a|b|c}" ;;
-  speed | curves | density | peer) "$1" ;;
-  *) sed -n '2,27p' "$0"; exit 2 ;;
+  speed | curves | density | peer | scale | summary) "$1" ;;
+  *) sed -n '2,/^set -u/{/^#/p}' "$0"; exit 2 ;;
 esac
