@@ -69,7 +69,7 @@ typedef struct rl_shape {
 int shape_from_gguf(const struct gguf_file *f, rl_shape *s, rl_err *err);
 
 /* Writes the shape as a `llama` file's hyper-parameters (llama.vocab_size
- * ... llama.attention.layer_norm_rms_epsilon, and linear rope scaling),
+ * ... <arch>.attention.layer_norm_rms_epsilon, and linear rope scaling),
  * the keys shape_from_gguf reads back and llama.cpp loads. */
 void shape_write_gguf(struct gguf_writer *w, const rl_shape *s);
 

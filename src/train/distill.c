@@ -197,11 +197,16 @@ static int student_shape(run *R, rl_err *err) {
     if (p->shape) {
         if (distill_parse_shape(p->shape, &R->teacher->shape, &s, err)) return -1;
     } else if (p->init_layers) {
+        if (strcmp(R->teacher->shape.arch, "llama") != 0)
+            return rl_fail(err, RL_ERR_INPUT, "--init-from-teacher copies llama layers; this teacher is '%s' (give "
+                           "--student-shape instead)", R->teacher->shape.arch);
         s.n_layer = (uint32_t)p->n_init_layers;
         s.tied_embeddings = true;
     } else {
         return rl_fail(err, RL_ERR_INPUT, "no student: give --student-shape or --init-from-teacher");
     }
+    /* the trainer's layer is llama's, whatever the teacher's architecture */
+    if (shape_set_arch(&s, "llama", err)) return -1;
     if (tr_layout_init(&R->L, &s, err)) return rl_fail_prefix(err, "student shape: ");
     for (int i = 0; p->init_layers && i < p->n_init_layers; i++)
         if (p->init_layers[i] < 0 || (uint32_t)p->init_layers[i] >= R->teacher->shape.n_layer)

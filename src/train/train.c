@@ -203,7 +203,7 @@ static void rope_task(void *ctx, int row, int thread) {
     float *x = j->x + (size_t)row * r->n_head * r->head_dim;
     /* The inverse turns by -theta: kern_rope's angles for -pos are exactly
      * the negated ones (cos even, sin odd), so this is the transpose. */
-    kern_rope(x, r->n_head, r->head_dim, j->inverse ? -pos : pos, r->base, r->freq_scale, r->freqs);
+    kern_rope(x, r->n_head, r->head_dim, j->inverse ? -pos : pos, r->base, r->freq_scale, r->freqs, false);
 }
 
 void tro_rope_rows(threadpool *tp, float *x, int n, const tro_rope *r, bool inverse) {
