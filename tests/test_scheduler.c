@@ -282,6 +282,53 @@ static void test_admission(void) {
     sched_free(s);
 }
 
+/* The running sessions as the dashboard reads them (sched_get_sessions):
+ * two sessions of 200 tokens, polled until both have tokens; their figures;
+ * a short buffer still counts them all; none once they are cancelled. */
+static void test_sessions(void) {
+    rl_err err = {0};
+    sched_params p = base_params(2, 1);
+    p.step_delay = 0.01;
+    sched *s = sched_new(M, &p, &err);
+    CHECKF(s != NULL, "%s", err.msg);
+    if (!s) return;
+    CHECK(!sched_capacity_measured(s));
+    sched_cost cost;
+    sched_get_cost(s, &cost);
+    CHECK(cost.n_points >= 1 && cost.step[0] > 0);
+    sched_request r = greedy_request(200);
+    sched_session *ss[2] = {0};
+    for (int i = 0; i < 2; i++) CHECK_EQ_INT(sched_submit(s, &r, &ss[i], &err), SCHED_RUN);
+    sched_session_info info[4];
+    int n = 0;
+    double end = rl_now() + 60;
+    while (rl_now() < end) { /* until both have more than two tokens */
+        n = sched_get_sessions(s, info, 4);
+        if (n == 2 && info[0].n_generated > 2 && info[1].n_generated > 2) break;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    CHECK_EQ_INT(n, 2);
+    for (int i = 0; i < n && i < 2; i++) {
+        CHECK_EQ_INT(info[i].partition, 0);
+        CHECK_EQ_INT(info[i].n_prompt, N_PROMPT);
+        CHECK(info[i].n_generated > 2 && info[i].n_generated <= 200);
+        CHECK(!info[i].prefilling);
+        CHECK(info[i].tps > 0);
+        CHECK(info[i].ttft > 0 && info[i].age >= info[i].ttft);
+    }
+    CHECK_EQ_INT(sched_get_sessions(s, info, 1), 2); /* all counted, one copied */
+    for (int i = 0; i < 2; i++) sched_release(s, ss[i]); /* cancels them */
+    CHECK(sched_wait_idle(s, 30));
+    end = rl_now() + 30;
+    while (sched_get_sessions(s, info, 4) != 0 && rl_now() < end) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    CHECK_EQ_INT(sched_get_sessions(s, info, 4), 0);
+    sched_free(s);
+}
+
 /* Admission by context. Capacity 4 given, floor 1: the period is 1/1.1 s,
  * and the steps measured at 1 and 4 sessions (a few ms with the delay)
  * leave nearly all of it to context. At 2 ms per token, a request without
@@ -719,6 +766,7 @@ int main(int argc, char **argv) {
     N_PROMPT = tok_encode(M->tok, text, strlen(text), true, false, PROMPT, 64, &err);
     CHECK(N_PROMPT > 5 && N_PROMPT < 64);
     RUN(test_admission);
+    RUN(test_sessions);
     RUN(test_context);
     RUN(test_memory);
     RUN(test_notify);

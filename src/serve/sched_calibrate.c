@@ -20,6 +20,11 @@ int sched_part_open(partition *p, int max_seqs, int max_batch, rl_err *err) {
     free(p->run);
     free(p->pace_first);
     free(p->pace_gen);
+    pthread_mutex_lock(&p->stats_lock);
+    free(p->live);
+    p->live = NULL;
+    p->n_live = 0;
+    pthread_mutex_unlock(&p->stats_lock);
     p->run = NULL;
     p->pace_first = NULL;
     p->pace_gen = NULL;
@@ -35,7 +40,11 @@ int sched_part_open(partition *p, int max_seqs, int max_batch, rl_err *err) {
     p->run = rl_calloc((size_t)max_seqs, sizeof *p->run, err);
     p->pace_first = rl_calloc((size_t)max_seqs, sizeof *p->pace_first, err);
     p->pace_gen = rl_calloc((size_t)max_seqs, sizeof *p->pace_gen, err);
-    return p->run && p->pace_first && p->pace_gen ? 0 : -1;
+    sched_session_info *live = rl_calloc((size_t)max_seqs, sizeof *live, err);
+    pthread_mutex_lock(&p->stats_lock);
+    p->live = live;
+    pthread_mutex_unlock(&p->stats_lock);
+    return p->run && p->pace_first && p->pace_gen && live ? 0 : -1;
 }
 
 /* A deterministic filler prompt (ids spread over the vocabulary). */

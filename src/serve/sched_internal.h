@@ -115,6 +115,8 @@ typedef struct partition {
     uint64_t prompt_tokens, completion_tokens, finished[SCHED_FINISH_ERROR + 1];
     double tps_min, tps_sum;
     int tps_n, peak;
+    sched_session_info *live; /* the running sessions after the last step (max_run) */
+    int n_live;
 } partition;
 
 struct sched {

@@ -123,18 +123,31 @@ static double session_rate(const sched_session *ss) {
     return newest > oldest ? (SCHED_RATE_WINDOW - 1) / (newest - oldest) : 1e9;
 }
 
+/* What the dashboard shows of a running session (under stats_lock). */
+static void publish(partition *p, int i, double rate) {
+    const sched_session *ss = p->run[i];
+    double tps = rate;
+    if (tps < 0) tps = ss->n_gen >= 2 && ss->t_last > ss->t_first ? (ss->n_gen - 1) / (ss->t_last - ss->t_first) : 0;
+    p->live[i] = (sched_session_info){.partition = p->index, .n_prompt = ss->n_prompt, .n_generated = ss->n_gen,
+                                      .prefilling = ss->seq && engine_seq_get_state(ss->seq) == SEQ_PREFILL,
+                                      .tps = tps, .ttft = ss->n_gen > 0 ? ss->t_first - ss->t_submit : 0,
+                                      .age = ss->t_submit};
+}
+
 static void measure(partition *p, double now) {
     sched *s = p->s;
     double lo = 0, sum = 0;
     int n = 0;
+    pthread_mutex_lock(&p->stats_lock);
     for (int i = 0; i < p->n_run; i++) {
         double r = session_rate(p->run[i]);
+        publish(p, i, r);
         if (r < 0) continue;
         lo = n == 0 ? r : RL_MIN(lo, r);
         sum += r;
         n++;
     }
-    pthread_mutex_lock(&p->stats_lock);
+    p->n_live = p->n_run;
     p->tps_min = lo;
     p->tps_sum = sum;
     p->tps_n = n;
@@ -229,7 +242,12 @@ void sched_serve(partition *p) {
             else if (atomic_load(&ss->cancelled)) finish_session(p, i, SCHED_FINISH_CANCELLED, NULL);
         }
         if (stopping && p->n_run == 0) return;
-        if (p->n_run == 0) continue;
+        if (p->n_run == 0) { /* the last ones left before a step: none to show */
+            pthread_mutex_lock(&p->stats_lock);
+            p->n_live = 0;
+            pthread_mutex_unlock(&p->stats_lock);
+            continue;
+        }
 
         int n = paced_step(p, &err);
         double now = rl_now();

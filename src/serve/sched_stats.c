@@ -92,6 +92,30 @@ void sched_get_stats(sched *s, sched_stats *o) {
     o->tps_mean = o->tps_sessions > 0 ? sum / o->tps_sessions : 0;
 }
 
+int sched_get_sessions(sched *s, sched_session_info *out, int max) {
+    double now = rl_now();
+    int n = 0;
+    for (int i = 0; i < s->K; i++) {
+        partition *p = &s->parts[i];
+        pthread_mutex_lock(&p->stats_lock);
+        for (int j = 0; j < p->n_live; j++, n++) {
+            if (n >= max) continue;
+            out[n] = p->live[j];
+            out[n].age = now - p->live[j].age; /* published as the submit time */
+        }
+        pthread_mutex_unlock(&p->stats_lock);
+    }
+    return n;
+}
+
+bool sched_capacity_measured(const sched *s) { return s->p.capacity <= 0; }
+
+void sched_get_cost(sched *s, sched_cost *out) {
+    pthread_mutex_lock(&s->lock);
+    *out = s->cost;
+    pthread_mutex_unlock(&s->lock);
+}
+
 int sched_partition_cpus(const sched *s, int i, int *cpus, int max) {
     const partition *p = &s->parts[i];
     for (int j = 0; j < p->n_threads && j < max; j++) cpus[j] = p->cpus ? p->cpus[j] : -1;

@@ -159,6 +159,7 @@ void sched_free(sched *s) {
         free(p->run);
         free(p->pace_first);
         free(p->pace_gen);
+        free(p->live);
         free(p->cpus);
         free(p->piece);
         free(p->out);

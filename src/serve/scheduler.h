@@ -257,6 +257,25 @@ typedef struct sched_stats {
 
 void sched_get_stats(sched *s, sched_stats *out);
 
+/* One running session, as its partition saw it after its last step (the
+ * dashboard's per-session speeds). */
+typedef struct sched_session_info {
+    int partition;
+    int n_prompt, n_generated;
+    bool prefilling;   /* its prompt is still going in */
+    double tps;        /* over its last SCHED_RATE_WINDOW tokens, or since its
+                          first with fewer (0: fewer than 2 tokens) */
+    double ttft;       /* seconds from submit to its first token (0: none yet) */
+    double age;        /* seconds since submit */
+} sched_session_info;
+
+/* The running sessions, at most max of them into out; returns how many run
+ * (which may be more than max). */
+int sched_get_sessions(sched *s, sched_session_info *out, int max);
+
+/* How capacity was set: measured at start-up (true) or given. */
+bool sched_capacity_measured(const sched *s);
+
 /* Partition i's compute threads (returned) and, at most max of them into
  * cpus, the CPU each is pinned to (-1: not pinned, as with one partition).
  * The split is machine_partition_cpus's, the bench's too. */
@@ -306,6 +325,9 @@ void sched_cost_add(sched_cost *c, int n, double step_seconds);
  * beyond them; the first point's below it; 0 with none), plus per_token x
  * what ctx exceeds n x base_ctx (never less than t(n)). */
 double sched_cost_step(const sched_cost *c, int n, double ctx);
+/* The scheduler's own: step times t(n) by sessions and the cost of
+ * context that admission counts with (set at start-up). */
+void sched_get_cost(sched *s, sched_cost *out);
 /* Whether that step keeps the period. Always, with no period set, and when
  * t(n) alone does not keep it: the floor is out of reach at any context
  * (calibration warned at start), and the count of sessions decides. */
