@@ -1,8 +1,12 @@
 # Turns every file in DATA_DIR into a C byte array in OUT, with a lookup
-# table: rl_embedded_find("models.json") -> bytes. Run by CMakeLists.txt.
+# table: rl_embedded_find("models.json") -> bytes (FUNC names another
+# lookup function: web/'s is rl_web_find). Run by CMakeLists.txt.
+if(NOT FUNC)
+  set(FUNC rl_embedded_find)
+endif()
 file(GLOB files RELATIVE ${DATA_DIR} ${DATA_DIR}/*)
 list(SORT files)
-set(body "/* generated from data/ by scripts/embed.cmake — do not edit */\n#include <stddef.h>\n#include <string.h>\n")
+set(body "/* generated from ${DATA_DIR} by scripts/embed.cmake — do not edit */\n#include <stddef.h>\n#include <string.h>\n")
 set(table "")
 set(i 0)
 foreach(f ${files})
@@ -13,6 +17,6 @@ foreach(f ${files})
   math(EXPR i "${i} + 1")
 endforeach()
 string(APPEND body "static const struct { const char *name; const unsigned char *data; size_t size; } files[] = {\n${table}  {NULL, NULL, 0}};\n")
-string(APPEND body "const unsigned char *rl_embedded_find(const char *name, size_t *size) {\n  for (int i = 0; files[i].name; i++)\n    if (strcmp(files[i].name, name) == 0) { *size = files[i].size; return files[i].data; }\n  return NULL;\n}\n")
+string(APPEND body "const unsigned char *${FUNC}(const char *name, size_t *size) {\n  for (int i = 0; files[i].name; i++)\n    if (strcmp(files[i].name, name) == 0) { *size = files[i].size; return files[i].data; }\n  return NULL;\n}\n")
 file(WRITE ${OUT}.tmp "${body}")
 file(COPY_FILE ${OUT}.tmp ${OUT} ONLY_IF_DIFFERENT)

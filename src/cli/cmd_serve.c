@@ -34,8 +34,10 @@ static void usage(FILE *out) {
             "usage: rackllm serve -m FILE [options]\n"
             "\n"
             "Serves the model over an OpenAI-compatible HTTP API (/v1/chat/completions,\n"
-            "/v1/completions, /v1/models, /health, /metrics). It admits only as many sessions\n"
-            "as it can keep at the floor speed, queues a few more, and answers 429 beyond.\n"
+            "/v1/completions, /v1/models, /v1/stats, /health, /metrics) and web pages (a chat\n"
+            "at /, a live dashboard at /dashboard, the rack planner's charts at /plan). It admits\n"
+            "only as many sessions as it can keep at the floor speed, queues a few more, and\n"
+            "answers 429 beyond.\n"
             "\n"
             "  -m, --model FILE        GGUF model (llama, qwen2 or qwen3 architecture)\n"
             "      --host ADDR         address to listen on (default 127.0.0.1); one beyond loopback\n"
@@ -91,6 +93,8 @@ static void usage(FILE *out) {
             "                          is answered; use this only if no client ever half-closes)\n"
             "      --drain-timeout S   on SIGTERM, seconds running sessions may take to finish (default 30)\n"
             "      --step-delay MS     pause after every step: simulates a slower machine (testing)\n"
+            "      --no-web            no web pages (default: / chat, /dashboard, /plan in a browser)\n"
+            "      --plan-bench FILE   a `rackllm bench --json` file /plan's charts are calibrated with\n"
             "  -h, --help              this help\n");
 }
 
@@ -141,6 +145,8 @@ static int parse(int argc, char **argv, serve_opts *o, rl_err *err) {
         FLAG_STR("cors-origins", 0, &o->cors_origins),
         FLAG_NUM("drain-timeout", 0, &o->drain_timeout, 0, 1e6),
         FLAG_NUM("step-delay", 0, &delay_ms, 0, 1e6),
+        FLAG_BOOL("no-web", 0, &o->hp.no_web),
+        FLAG_STR("plan-bench", 0, &o->hp.plan_bench),
     };
     int first, rc = cli_parse(argc, argv, flags, (int)RL_ARRAY_LEN(flags), usage, &first, err);
     o->hp.max_body = (size_t)max_body;
@@ -244,6 +250,7 @@ static int serve(serve_opts *op, const char *key) {
     hp.port = o.port;
     hp.api_key = key;
     hp.model_id = name;
+    hp.model_path = o.model_path;
     hp.tmpl = (chat_template)tmpl;
     hp.jinja = jinja;
     hp.allowed_hosts = o.allowed_hosts;

@@ -32,6 +32,7 @@
 #include "api.h"
 #include "guard.h"
 #include "metrics.h"
+#include "pages.h"
 #include "prep.h"
 #include "server.h"
 
@@ -77,6 +78,7 @@ struct server {
     long started;
     char bos[64], eos[64];
     prep *prep;
+    pages *pages; /* NULL: no web pages (--no-web) */
     guard_list allowed_hosts, cors_origins;
 
     pthread_mutex_t lock; /* see above */

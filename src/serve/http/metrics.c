@@ -12,7 +12,7 @@
 
 static const int CODES[METRICS_N_CODES - 1] = {200, 204, 400, 401, 403, 404, 405, 408, 413, 415, 429, 500, 503};
 static const char *const ENDPOINTS[EP_COUNT] = {"chat_completions", "completions", "models",
-                                                "health", "metrics", "other"};
+                                                "health", "metrics", "stats", "pages", "other"};
 
 void metrics_count(metrics *m, metrics_endpoint ep, int status) {
     int i = 0;

@@ -24,6 +24,8 @@ typedef enum metrics_endpoint {
     EP_MODELS,
     EP_HEALTH,
     EP_METRICS,
+    EP_STATS, /* /v1/stats, /v1/plan/... (the pages' data) */
+    EP_PAGES, /* /, /dashboard, /plan, /web/... */
     EP_OTHER,
     EP_COUNT
 } metrics_endpoint;

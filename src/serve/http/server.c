@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "http_internal.h"
+#include "stats.h"
 #include "text/tokenizer.h"
 
 /* ---- answers ---- */
@@ -90,12 +91,20 @@ static const char *header(request *r, const char *name) {
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
+/* The server's own pages' origin: "http://" and the Host (the Host is
+ * checked below like any other). */
+static bool own_page(const server *sv, const char *origin, const char *host) {
+    return sv->pages && host && !strncmp(origin, "http://", 7) && !strcasecmp(origin + 7, host);
+}
+
 /* Host and Origin (guard.h): the answer refusing the request, or MHD_YES
- * with *pass set. An allowed Origin is kept for the CORS headers. */
+ * with *pass set. An allowed Origin is kept for the CORS headers; the
+ * server's own pages (same origin) need none. */
 static enum MHD_Result check_sender(request *r, bool *pass) {
     server *sv = r->sv;
     *pass = false;
     const char *origin = header(r, "Origin"), *host = header(r, "Host");
+    if (origin && own_page(sv, origin, host)) origin = NULL;
     if (origin && !guard_origin_ok(origin, &sv->cors_origins))
         return http_fail(r, 403, "invalid_request_error", NULL, "origin_not_allowed",
                          "requests from this web origin are not allowed (--cors-origins lists those that are)");
@@ -162,6 +171,35 @@ static enum MHD_Result health(request *r) {
     return answer_json(r, st.draining ? 503 : 200, json);
 }
 
+/* ---- the web pages (pages.h) and their data ---- */
+
+static enum MHD_Result page(request *r, const char *url) {
+    int status = 404;
+    struct MHD_Response *resp = pages_response(url, &status);
+    if (!resp) return MHD_NO;
+    enum MHD_Result rc = MHD_queue_response(r->conn, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    metrics_count(&r->sv->metrics, r->ep, status);
+    r->answered = true;
+    return rc;
+}
+
+/* /v1/stats, and /plan's charts (with the pages only; 503 while drawn). */
+static enum MHD_Result page_data(request *r, const char *url) {
+    server *sv = r->sv;
+    if (!strcmp(url, "/v1/stats")) return answer_json(r, 200, stats_json(sv->s, sv->p.model_id));
+    if (!sv->pages)
+        return http_fail(r, 404, "invalid_request_error", NULL, "not_found", "the web pages are off (--no-web)");
+    rl_err err = {0};
+    bool ready = false;
+    char *svg = pages_chart(sv->pages, url, &ready, &err);
+    if (svg) return http_answer(r, 200, "image/svg+xml", svg, NULL, NULL);
+    if (ready) return http_fail(r, 500, "server_error", NULL, NULL, err.msg);
+    api_error e;
+    api_fail(&e, 503, "server_error", NULL, "chart_not_ready", "the chart is being drawn; retry in a second");
+    return http_answer_error(r, &e, 1);
+}
+
 static enum MHD_Result metrics_page(request *r) {
     server *sv = r->sv;
     sched_stats st;
@@ -185,6 +223,8 @@ static metrics_endpoint route(const char *url) {
     if (!strcmp(url, "/v1/models") || !strncmp(url, "/v1/models/", 11) || !strcmp(url, "/models")) return EP_MODELS;
     if (!strcmp(url, "/health")) return EP_HEALTH;
     if (!strcmp(url, "/metrics")) return EP_METRICS;
+    if (!strcmp(url, "/v1/stats") || pages_is_chart(url)) return EP_STATS;
+    if (pages_has(url)) return EP_PAGES;
     return EP_OTHER;
 }
 
@@ -213,15 +253,21 @@ static enum MHD_Result dispatch(request *r, const char *url, const char *method)
                              "a valid API key is required on /metrics (--protect-metrics): send 'Authorization: "
                              "Bearer KEY'");
         return get ? metrics_page(r) : http_fail(r, 405, "invalid_request_error", NULL, NULL, "use GET");
+    case EP_PAGES:
     case EP_OTHER:
+        if (r->ep == EP_PAGES && sv->pages) /* not with --no-web */
+            return get ? page(r, url) : http_fail(r, 405, "invalid_request_error", NULL, NULL, "use GET");
         return http_fail(r, 404, "invalid_request_error", NULL, "not_found",
-                         "no such endpoint (try /v1/chat/completions, /v1/completions, /v1/models, /health, /metrics)");
+                         "no such endpoint (try /v1/chat/completions, /v1/completions, /v1/models, /v1/stats, "
+                         "/health, /metrics)");
     default: break;
     }
     if (!authorized(r))
         return http_fail(r, 401, "invalid_request_error", NULL, "invalid_api_key",
                          "a valid API key is required: send 'Authorization: Bearer KEY'");
     if (r->ep == EP_MODELS) return models(r, url, get);
+    if (r->ep == EP_STATS)
+        return get ? page_data(r, url) : http_fail(r, 405, "invalid_request_error", NULL, NULL, "use GET");
     if (!post) return http_fail(r, 405, "invalid_request_error", NULL, NULL, "use POST");
     if (!sv->p.api_key && !guard_json_type(header(r, "Content-Type")))
         return http_fail(r, 415, "invalid_request_error", NULL, "unsupported_media_type",
@@ -461,6 +507,12 @@ server *server_start(const model *m, sched *s, const server_params *p, rl_err *e
     pthread_cond_init(&sv->cond, NULL);
     /* request bodies and what parsing them holds: kept out of the sessions' memory */
     sched_reserve_memory(s, ((uint64_t)sv->p.max_connections + 4ull * (uint64_t)sv->p.prep_threads) * sv->p.max_body);
+    sched_stats st;
+    sched_get_stats(s, &st);
+    if (!sv->p.no_web && !(sv->pages = pages_new(sv->p.model_path, sv->p.plan_bench, st.floor_tps, st.n_ctx, err))) {
+        server_free(sv);
+        return NULL;
+    }
     if (check_policy(sv, err) || !(sv->prep = prep_start(sv->p.prep_threads, gen_prep, err)) || watch_start(sv, err) ||
         start_daemon(sv, err)) {
         server_free(sv);
@@ -505,6 +557,7 @@ void server_free(server *sv) {
     watch_stop(sv);
     watch_wake_all(sv);        /* libmicrohttpd must have no suspended connection when it stops */
     if (sv->d) MHD_stop_daemon(sv->d);
+    pages_free(sv->pages);
     guard_list_free(&sv->allowed_hosts);
     guard_list_free(&sv->cors_origins);
     pthread_mutex_destroy(&sv->lock);

@@ -3,7 +3,8 @@
  * scheduler, served by libmicrohttpd.
  *
  *   POST /v1/chat/completions, POST /v1/completions   (SSE or whole JSON)
- *   GET  /v1/models, /v1/models/ID, /health, /metrics
+ *   GET  /v1/models, /v1/models/ID, /health, /metrics, /v1/stats
+ *   GET  /, /dashboard, /plan (web pages, pages.h; off with no_web)
  *
  * Threads. libmicrohttpd runs a small pool of threads (--http-threads),
  * each with its own epoll over its share of the connections; no connection
@@ -75,6 +76,9 @@ typedef struct server_params {
     bool protect_metrics;      /* /metrics needs the API key too */
     bool content_special;      /* special tokens written in chat messages become tokens (llama-server's
                                   way; default: they stay text, so a user cannot forge a turn) */
+    bool no_web;               /* no pages (/, /dashboard, /plan: pages.h) */
+    const char *model_path;    /* the GGUF file (/plan draws its plan) */
+    const char *plan_bench;    /* a bench JSON /plan's charts calibrate with (NULL: none) */
 } server_params;
 
 typedef struct server server;
