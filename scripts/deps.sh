@@ -8,6 +8,7 @@ pkgs=(build-essential cmake pkg-config libpcre2-dev libcjson-dev libmicrohttpd-d
       libcurl4-openssl-dev python3-jinja2
       clang libclang-rt-dev curl jq prometheus libxml2-utils
       gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static)
+pkgs+=(chromium) # the web pages' browser test (puppeteer-core from tests/web/package-lock.json)
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
 command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 
