@@ -50,6 +50,26 @@ static partition *pick_locked(sched *s, const sched_session *ss) {
     return best;
 }
 
+/* How many more sessions p could take, each reserving ctx tokens, by
+ * has_room_locked's rule. */
+static int room_locked(const sched *s, const partition *p, double ctx) {
+    int n = p->n_assigned, k = 0;
+    double load = p->ctx_load;
+    while (n < p->ctl.cap && (n == 0 || sched_cost_fits(&s->cost, n + 1, load + ctx))) {
+        n++;
+        load += ctx;
+        k++;
+    }
+    return k;
+}
+
+int sched_free_sessions_locked(const sched *s) {
+    if (s->draining) return 0;
+    int k = 0;
+    for (int i = 0; i < s->K; i++) k += room_locked(s, &s->parts[i], s->mean_reserved);
+    return RL_MAX(0, k - s->q_len);
+}
+
 static void assign_locked(sched *s, partition *p, sched_session *ss) {
     bool was_queued = ss->admit == SCHED_QUEUED; /* (a new session is PH_QUEUED by its zeroes) */
     ss->phase = PH_ASSIGNED;
@@ -63,6 +83,7 @@ static void assign_locked(sched *s, partition *p, sched_session *ss) {
     p->ctx_load += ss->ctx_reserved;
     s->mem_used += ss->mem_need;
     s->admitted++;
+    s->mean_reserved = s->admitted > 1 ? 0.9 * s->mean_reserved + 0.1 * ss->ctx_reserved : ss->ctx_reserved;
     pthread_cond_signal(&p->wake);
     if (was_queued) sched_session_notify(ss, SCHED_NEWS_ADMISSION);
 }

@@ -143,6 +143,7 @@ struct sched {
     double per_token; /* seconds per prompt token in a step (probe) */
     uint64_t admitted, rej_full, rej_timeout, rej_draining, queue_cancelled;
     double mean_duration; /* of finished sessions (moving average), for Retry-After */
+    double mean_reserved; /* context admitted sessions reserve (moving average), for sched_free_sessions */
 };
 
 /* ---- time: condition variables on the monotonic clock (rl_now's) ---- */
@@ -196,6 +197,7 @@ int sched_configure(sched *s, rl_err *err);
 
 /* sched_admit.c (all under sched.lock) */
 int sched_total_capacity_locked(const sched *s);
+int sched_free_sessions_locked(const sched *s);
 void sched_reject_queued_locked(sched *s, sched_session *ss, sched_admit why);
 void sched_admit_queue_locked(sched *s);
 

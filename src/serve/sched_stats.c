@@ -63,6 +63,7 @@ void sched_get_stats(sched *s, sched_stats *o) {
         o->ctx_reserved += s->parts[i].ctx_load;
         o->capacity_lowered += s->parts[i].ctl.lowered;
     }
+    o->free_sessions = sched_free_sessions_locked(s);
     o->queued = s->q_len;
     o->queue_max = s->p.queue_max;
     o->draining = s->draining;

@@ -243,6 +243,9 @@ typedef struct sched_stats {
     int capacity_memory;    /* sessions at the full context the budget holds */
     int capacity;           /* now: lowered while sessions fall below the floor */
     int active;             /* sessions admitted and not finished */
+    int free_sessions;      /* more it would admit now: admission's rule (count and context), each
+                             * new session reserving the mean context admitted ones did, less the
+                             * queue; 0 while draining (what /health and the rack's agent say) */
     int active_peak;        /* most sessions ever in the engines at once */
     int queued, queue_max;
     bool draining;
