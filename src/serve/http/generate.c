@@ -316,6 +316,7 @@ static enum MHD_Result overloaded(request *r, sched_admit how) {
     sched_stats st;
     sched_get_stats(r->sv->s, &st);
     api_error e;
+    r->refused = how == SCHED_REJECT_DRAINING ? "draining" : "full";
     if (how == SCHED_REJECT_DRAINING) {
         api_fail(&e, 503, "server_error", NULL, "server_shutting_down", "the server is shutting down; retry elsewhere");
         return http_answer_error(r, &e, sched_retry_after(r->sv->s));
@@ -337,6 +338,7 @@ static enum MHD_Result overloaded(request *r, sched_admit how) {
         api_fail(&e, 429, "rate_limit_error", NULL, code,
                  "all %d sessions this server holds at %.0f tokens/s are taken and %s; retry later", st.capacity,
                  st.floor_tps, why);
+    e.status = r->sv->p.full_status; /* 429, or 503 for a balancer that retries 5xx only */
     return http_answer_error(r, &e, sched_retry_after(r->sv->s));
 }
 

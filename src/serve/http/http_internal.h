@@ -101,6 +101,7 @@ typedef struct request {
     char *body;
     size_t len, cap;
     bool too_big, answered;
+    const char *refused; /* X-Rackllm-Refused: "full" or "draining" (no token generated) */
     req_state state;
     const char *cors_origin; /* an allowed Origin: the answers say it may read them */
 

@@ -36,6 +36,7 @@ enum MHD_Result http_answer(request *r, int status, const char *type, char *body
     MHD_add_response_header(resp, "Content-Type", type);
     if (retry_after) MHD_add_response_header(resp, "Retry-After", retry_after);
     if (allow) MHD_add_response_header(resp, "Allow", allow);
+    if (r->refused) MHD_add_response_header(resp, "X-Rackllm-Refused", r->refused);
     if (status == 401) MHD_add_response_header(resp, "WWW-Authenticate", "Bearer");
     http_cors_headers(r, resp);
     enum MHD_Result rc = MHD_queue_response(r->conn, (unsigned)status, resp);
@@ -146,7 +147,7 @@ static enum MHD_Result health(request *r) {
     cJSON_AddNumberToObject(o, "capacity_calibrated", st.capacity_base);
     if (st.capacity_memory >= 0) cJSON_AddNumberToObject(o, "capacity_memory", st.capacity_memory);
     else cJSON_AddNullToObject(o, "capacity_memory");
-    cJSON_AddNumberToObject(o, "free_sessions", RL_MAX(0, st.capacity - st.active));
+    cJSON_AddNumberToObject(o, "free_sessions", st.free_sessions);
     cJSON_AddNumberToObject(o, "queue_length", st.queued);
     cJSON_AddNumberToObject(o, "queue_limit", st.queue_max);
     cJSON_AddNumberToObject(o, "floor_tokens_per_second", st.floor_tps);
@@ -415,6 +416,7 @@ static void defaults(server_params *p) {
     if (!p->max_body) p->max_body = 1 << 20;
     if (p->timeout <= 0) p->timeout = 30;
     if (p->max_connections <= 0) p->max_connections = 512;
+    if (p->full_status <= 0) p->full_status = 429;
     if (p->max_per_ip <= 0) p->max_per_ip = 64;
     if (p->header_timeout <= 0) p->header_timeout = 10;
     if (p->body_timeout <= 0) p->body_timeout = 30;

@@ -40,6 +40,10 @@
  * open connections get 503, queued ones 503, running sessions finish
  * (bounded by the drain time, then aborted with an error event), and the
  * call returns once every answer has been sent.
+ *
+ * A request refused before any token was generated (no room, or
+ * draining) carries `X-Rackllm-Refused: full|draining`, so a load balancer
+ * may safely try it on another server.
  */
 #ifndef RACKLLM_SERVER_H
 #define RACKLLM_SERVER_H
@@ -74,6 +78,8 @@ typedef struct server_params {
     const char *allowed_hosts; /* "a,b": more Host names accepted without a key (NULL: none) */
     const char *cors_origins;  /* "https://a,https://b" or "*": origins that may use the API (NULL: none) */
     bool protect_metrics;      /* /metrics needs the API key too */
+    int full_status;           /* the status of "no room" (0: 429; a rack behind HAProxy: 503,
+                                  which it retries on another server; docs/rack.md) */
     bool content_special;      /* special tokens written in chat messages become tokens (llama-server's
                                   way; default: they stay text, so a user cannot forge a turn) */
     bool no_web;               /* no pages (/, /dashboard, /plan: pages.h) */
