@@ -7,8 +7,10 @@
  * (scripts wait for it; --port 0 picks a free port and this line says
  * which). SIGTERM or SIGINT drains it: no new connections, queued requests
  * get 503, running sessions finish (at most --drain-timeout seconds), then
- * it exits 0. The signals are taken by sigwait on the main thread, blocked
- * everywhere else, so no handler runs inside a library.
+ * it exits 0. With --agent-port it also answers HAProxy's agent check
+ * (src/serve/agent.h), which says "drain" from the SIGTERM on. The
+ * signals are taken by sigwait on the main thread, blocked everywhere
+ * else, so no handler runs inside a library.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -16,6 +18,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "serve/agent.h"
 #include "serve/http/guard.h"
 #include "serve/http/server.h"
 #include "serve/scheduler.h"
@@ -23,7 +26,7 @@
 
 typedef struct serve_opts {
     const char *model_path, *host, *api_key, *api_key_file, *chat_template, *name, *allowed_hosts, *cors_origins;
-    int port;
+    int port, agent_port;
     double drain_timeout;
     server_params hp;
     sched_params sp;
@@ -92,6 +95,10 @@ static void usage(FILE *out) {
             "      --abort-on-close    a client that half-closes its socket counts as gone (default: it\n"
             "                          is answered; use this only if no client ever half-closes)\n"
             "      --drain-timeout S   on SIGTERM, seconds running sessions may take to finish (default 30)\n"
+            "      --agent-port N      answer HAProxy's agent check on this port: free sessions as\n"
+            "                          the weight, maxconn, drain (0: any free port, printed)\n"
+            "      --full-status N     the status of \"no room\": 429 (default) or 503 (behind a\n"
+            "                          balancer that retries 5xx on another server; docs/rack.md)\n"
             "      --step-delay MS     pause after every step: simulates a slower machine (testing)\n"
             "      --no-web            no web pages (default: / chat, /dashboard, /plan in a browser)\n"
             "      --plan-bench FILE   a `rackllm bench --json` file /plan's charts are calibrated with\n"
@@ -106,6 +113,8 @@ static int parse(int argc, char **argv, serve_opts *o, rl_err *err) {
     o->hp = (server_params){.timeout = 30, .max_connections = 512, .max_per_ip = 64, .header_timeout = 10,
                             .body_timeout = 30, .http_threads = 2, .prep_threads = 1};
     o->drain_timeout = 30;
+    o->agent_port = -1;
+    o->hp.full_status = 429;
     o->sp = sched_default_params();
     o->sp.queue_max = 16;
     int max_body = 1 << 20;
@@ -147,6 +156,8 @@ static int parse(int argc, char **argv, serve_opts *o, rl_err *err) {
         FLAG_NUM("step-delay", 0, &delay_ms, 0, 1e6),
         FLAG_BOOL("no-web", 0, &o->hp.no_web),
         FLAG_STR("plan-bench", 0, &o->hp.plan_bench),
+        FLAG_INT("agent-port", 0, &o->agent_port, 0, 65535),
+        FLAG_INT("full-status", 0, &o->hp.full_status, 429, 503),
     };
     int first, rc = cli_parse(argc, argv, flags, (int)RL_ARRAY_LEN(flags), usage, &first, err);
     o->hp.max_body = (size_t)max_body;
@@ -155,6 +166,8 @@ static int parse(int argc, char **argv, serve_opts *o, rl_err *err) {
     if (rc) return rc;
     if (first < argc) return rl_fail(err, RL_ERR_INPUT, "unexpected argument '%s'", argv[first]);
     if (!o->model_path) return rl_fail(err, RL_ERR_INPUT, "-m FILE is required");
+    if (o->hp.full_status != 429 && o->hp.full_status != 503)
+        return rl_fail(err, RL_ERR_INPUT, "--full-status must be 429 or 503, not %d", o->hp.full_status);
     return 0;
 }
 
@@ -262,6 +275,14 @@ static int serve(serve_opts *op, const char *key) {
         model_free(m);
         return cli_fail(&err);
     }
+    agent *ag = NULL;
+    if (o.agent_port >= 0 && !(ag = agent_start(s, o.host, o.agent_port, &err))) {
+        server_free(sv);
+        sched_free(s);
+        chat_jinja_free(jinja);
+        model_free(m);
+        return cli_fail(&err);
+    }
     sched_stats st;
     sched_get_stats(s, &st);
     fprintf(stderr,
@@ -273,6 +294,7 @@ static int serve(serve_opts *op, const char *key) {
     const char *shown = strchr(o.host, ':') ? "[%s]" : "%s";
     char host[300];
     snprintf(host, sizeof host, shown, o.host);
+    if (ag) printf("rackllm serve: agent check on %s:%d\n", host, agent_port(ag));
     printf("rackllm serve: listening on http://%s:%d\n", host, server_port(sv));
     fflush(stdout);
 
@@ -282,6 +304,7 @@ static int serve(serve_opts *op, const char *key) {
             o.drain_timeout);
     server_shutdown(sv, o.drain_timeout);
     server_free(sv);
+    agent_stop(ag);
     sched_get_stats(s, &st);
     sched_free(s);
     chat_jinja_free(jinja);
