@@ -6,7 +6,7 @@ set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config libpcre2-dev libcjson-dev libmicrohttpd-dev
       libcurl4-openssl-dev python3-jinja2
-      clang libclang-rt-dev curl jq prometheus libxml2-utils haproxy
+      clang libclang-rt-dev curl jq prometheus libxml2-utils haproxy systemd
       gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static)
 pkgs+=(chromium) # the web pages' browser test (puppeteer-core from tests/web/package-lock.json)
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)

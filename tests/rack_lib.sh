@@ -38,7 +38,7 @@ free_port() {
   local p
   while :; do
     p=$((20000 + RANDOM % 30000))
-    ss -Htln "sport = :$p" | grep -q . || { echo "$p"; return; }
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
   done
 }
 
@@ -106,3 +106,5 @@ done_ok() { grep -q '^data: \[DONE\]' "$1" 2>/dev/null; }
 # codes OUT...: the status codes of pool_stream requests, space-separated.
 codes() { local f; for f; do cat "$f.code"; echo; done | xargs; }
 quiet() { "$@" >/dev/null; }
+# children PID: the processes PID started (HAProxy's master: its workers).
+children() { cat /proc/"$1"/task/*/children 2>/dev/null | xargs -n 1; }

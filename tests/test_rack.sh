@@ -124,10 +124,10 @@ check_true "b0 back" wait_until 30 srv_is b0 UP
 for k in $(seq 1 4); do pool_stream "$k" 120 "$TMP/h$k"; done
 streaming4() { local k; for k in 1 2 3 4; do has_content "$TMP/h$k" || return 1; done; }
 check_true "4 streams running" wait_until 60 streaming4
-workers() { pgrep -P "$HPID" | wc -l; }
-first=$(pgrep -P "$HPID" | head -n 1)
+first=$(children "$HPID" | head -n 1)
+check_true "HAProxy has a worker" test -n "$first"
 kill -USR2 "$HPID"
-new_worker() { pgrep -P "$HPID" | grep -qv "^$first\$"; }
+new_worker() { children "$HPID" | grep -qv "^$first\$"; }
 check_true "reload: a new worker" wait_until 30 new_worker
 pool_stream after 5 "$TMP/after"
 check_true "reload: established streams over" wait_until 120 all_over "$TMP"/h{1,2,3,4} "$TMP/after"
