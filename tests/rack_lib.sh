@@ -8,11 +8,12 @@ BACKENDS=() # "name pid port agent_port" per backend, by index
 
 # start_backend I [serve options...]: backend bI on free ports (or, when it
 # ran before, the ports it had: a restart), waits for its "listening" line.
+# $LAUNCH, if set, prefixes the command (the bench: "taskset -c N").
 start_backend() {
   local i=$1 port=0 aport=0
   shift
   if [ -n "${BACKENDS[$i]:-}" ]; then read -r _ _ port aport <<<"${BACKENDS[$i]}"; fi
-  "$BIN" serve --port "$port" --agent-port "$aport" --threads 1 --queue 0 --full-status 503 "$@" \
+  ${LAUNCH:-} "$BIN" serve --port "$port" --agent-port "$aport" --threads 1 --queue 0 --full-status 503 "$@" \
     >"$TMP/b$i.out" 2>>"$TMP/b$i.err" &
   local pid=$!
   PIDS+=("$pid")
