@@ -68,6 +68,9 @@ check "agent, full" "up ready 1% maxconn:2" "$(agent_says 1)"
 streaming() { local k; for k in $(seq 1 6); do has_content "$TMP/k$k" || return 1; done; }
 check_true "every stream has tokens" wait_until 60 streaming
 kill -KILL "$(bpid 1)"
+# its two streams end at once (the others run ~6 s more): no hang
+two_over() { [ "$(for k in $(seq 1 6); do stream_over "$TMP/k$k" && echo x; done | wc -l)" -ge 2 ]; }
+check_true "kill -9: its streams end within 5 s" wait_until 5 two_over
 check_true "every stream over" wait_until 120 all_over $(for k in $(seq 1 6); do echo "$TMP/k$k"; done)
 ok=0 cut=0
 for k in $(seq 1 6); do
