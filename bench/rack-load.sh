@@ -81,6 +81,7 @@ for i in 0 1; do
   stop_server "${CPID[$i]}" || true
 done
 C=$((CAP[0] + CAP[1]))
+CAPS=("${CAP[@]}") # each backend's own capacity in the rack config
 echo "# $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs; model $(basename "$MODEL"); floor $FLOOR tok/s"
 echo "# capacity calibrated together: b0 (CPU 0) ${CAP[0]}, b1 (CPU 1) ${CAP[1]}: pool C = $C"
 echo "# $DURATION s per run, $MAX_TOKENS tokens per answer, ~$PROMPT_LEN-word prompts"
@@ -89,8 +90,6 @@ printf 'run\tsessions\tserved\t429\terrors\tcut\tslowest_tok_s\tall>=floor\tttft
 for mode in agent leastconn roundrobin; do
   backends "$mode"
   rack_conf 0 "$mode"
-  # the rack config's capacity per instance: each backend's own
-  sed -i "s/^\(instance b0 .*\) 0$/\1 ${CAP[0]}/; s/^\(instance b1 .*\) 0$/\1 ${CAP[1]}/" "$TMP/rack.conf"
   start_haproxy
   for f in 1.5 3; do run "$mode-${f}x" "$mode" "$f"; done
   stop_all
@@ -99,7 +98,6 @@ done
 # ---- the failure drill: kill -9 under load, restart ----
 backends agent
 rack_conf 0 agent
-sed -i "s/^\(instance b0 .*\) 0$/\1 ${CAP[0]}/; s/^\(instance b1 .*\) 0$/\1 ${CAP[1]}/" "$TMP/rack.conf"
 start_haproxy
 n=$(awk -v c="$C" 'BEGIN { printf "%d", c * 1.5 + 0.5 }')
 "$RACKLLM_BIN" loadgen --url "$POOL" --sessions "$n" --duration "$DURATION" --max-tokens "$MAX_TOKENS" \

@@ -43,8 +43,10 @@ free_port() {
   done
 }
 
-# rack_conf CAPACITY [ROUTING]: the rack config of the backends started.
+# rack_conf CAPACITY [ROUTING]: the rack config of the backends started
+# (backend i's capacity: ${CAPS[i]} if set, else CAPACITY).
 rack_conf() {
+  RACK_CAP=$1 RACK_ROUTING=${2:-agent}
   POOL_PORT=$(free_port)
   STATS_PORT=$(free_port)
   {
@@ -55,7 +57,7 @@ rack_conf() {
     local i
     for i in "${!BACKENDS[@]}"; do
       read -r name _ port aport <<<"${BACKENDS[$i]}"
-      echo "instance $name 127.0.0.1 $port $aport $1"
+      echo "instance $name 127.0.0.1 $port $aport ${CAPS[$i]:-$1}"
     done
   } >"$TMP/rack.conf"
   POOL="http://127.0.0.1:$POOL_PORT"
@@ -64,21 +66,28 @@ rack_conf() {
 
 # start_haproxy: HAProxy (master-worker, foreground) on the rack config;
 # HPID is the master (SIGUSR2: soft reload). Waits until every backend is
-# UP in its statistics.
+# UP in its statistics. A port taken between rack_conf's look and HAProxy's
+# bind: new ports, up to three times.
 start_haproxy() {
-  "$ROOT/deploy/rackllm-haproxy" "$TMP/rack.conf" -o "$TMP/haproxy.cfg"
-  haproxy -W -f "$TMP/haproxy.cfg" >"$TMP/haproxy.out" 2>&1 &
-  HPID=$!
-  PIDS+=("$HPID")
-  local i
-  for i in "${!BACKENDS[@]}"; do
-    if ! wait_until 30 srv_is "b$i" UP; then
-      echo "FAIL: HAProxy does not see b$i UP" >&2
-      cat "$TMP/haproxy.out" >&2
-      exit 1
+  local try
+  for try in 1 2 3; do
+    "$ROOT/deploy/rackllm-haproxy" "$TMP/rack.conf" -o "$TMP/haproxy.cfg"
+    haproxy -W -f "$TMP/haproxy.cfg" >"$TMP/haproxy.out" 2>&1 &
+    HPID=$!
+    PIDS+=("$HPID")
+    if wait_until 30 pool_up_or_dead && kill -0 "$HPID" 2>/dev/null; then
+      wait_until 30 pool_up && return 0
+      break
     fi
+    grep -q "cannot bind" "$TMP/haproxy.out" || break
+    rack_conf "$RACK_CAP" "$RACK_ROUTING"
   done
+  echo "FAIL: HAProxy does not see every backend UP" >&2
+  cat "$TMP/haproxy.out" >&2
+  exit 1
 }
+pool_up() { local i; for i in "${!BACKENDS[@]}"; do srv_is "b$i" UP || return 1; done; }
+pool_up_or_dead() { pool_up || ! kill -0 "$HPID" 2>/dev/null; }
 
 # srv_field NAME FIELD: a field of server NAME in HAProxy's CSV statistics
 # (status: UP, DOWN, DRAIN, "UP 1/2" ...; weight; scur ...).
