@@ -3,8 +3,8 @@
  * polls the listening socket and a stop pipe; each connection gets the
  * line for the scheduler's figures at that moment, then the agent shuts
  * its side, reads whatever HAProxy sent (agent-send) for at most
- * AGENT_LINGER_MS so that closing does not reset the connection before the
- * line is read, and closes. Checks come a few times a second per balancer:
+ * AGENT_LINGER_MS in all, so that closing does not reset the connection
+ * before the line is read, and closes. Checks come a few times a second per balancer:
  * one thread answering them in turn is enough.
  */
 #include "agent.h"
@@ -47,9 +47,13 @@ static void answer(agent *a, int c) {
     size_t n = agent_line(&st, line, sizeof line);
     (void)!send(c, line, n, MSG_NOSIGNAL | MSG_DONTWAIT);
     shutdown(c, SHUT_WR);
+    /* at most AGENT_LINGER_MS in all, however the peer trickles */
     char sink[256];
     struct pollfd pfd = {.fd = c, .events = POLLIN};
-    while (poll(&pfd, 1, AGENT_LINGER_MS) > 0 && recv(c, sink, sizeof sink, MSG_DONTWAIT) > 0) {
+    double end = rl_now() + AGENT_LINGER_MS / 1000.0;
+    int left;
+    while ((left = (int)((end - rl_now()) * 1000)) > 0 && poll(&pfd, 1, left) > 0 &&
+           recv(c, sink, sizeof sink, MSG_DONTWAIT) > 0) {
     }
     close(c);
 }
