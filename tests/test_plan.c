@@ -447,7 +447,9 @@ static void check_figure(const char *entry, const char *key, const cJSON *fig, c
     const cJSON *basis = cJSON_GetObjectItemCaseSensitive(fig, "basis");
     const cJSON *note = cJSON_GetObjectItemCaseSensitive(fig, "note");
     bool has_basis = cJSON_IsString(basis) && strlen(basis->valuestring) > 3;
-    CHECKF(cJSON_IsNumber(value) || cJSON_IsNull(value), "%s.%s: value must be a number or null", entry, key);
+    bool named = strcmp(key, "uarch") == 0 || strcmp(key, "isa") == 0; /* a name, not a number */
+    CHECKF(cJSON_IsNumber(value) || cJSON_IsNull(value) || (named && cJSON_IsString(value)),
+           "%s.%s: value must be a number or null", entry, key);
     CHECKF(cJSON_IsString(src), "%s.%s: no src", entry, key);
     if (!cJSON_IsString(src)) return;
     const char *s = src->valuestring;

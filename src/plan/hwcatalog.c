@@ -33,6 +33,12 @@ static double fig(const cJSON *entry, const char *key) {
     return cJSON_IsNumber(v) ? v->valuedouble : 0;
 }
 
+/* The string value of a figure object, into buf ("" when absent). */
+static void fig_str(const cJSON *entry, const char *key, char *buf, size_t size) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(entry, key), "value");
+    snprintf(buf, size, "%s", cJSON_IsString(v) ? v->valuestring : "");
+}
+
 static void efficiency_defaults(const cJSON *root, const char *kind, plan_hw *hw) {
     const cJSON *d = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "efficiency_defaults"), kind);
     hw->eff_bw = fig(d, "bandwidth");
@@ -58,6 +64,8 @@ static void from_json(const cJSON *root, const cJSON *e, plan_hw *hw) {
     hw->tdp_w = fig(e, "tdp_w");
     hw->unit_usd = fig(e, "unit_usd");
     hw->mig_instances = (int)fig(e, "mig_instances");
+    fig_str(e, "uarch", hw->uarch, sizeof hw->uarch);
+    fig_str(e, "isa", hw->isa, sizeof hw->isa);
     hw->mig_mem_gib = fig(e, "mig_mem_gb");
     hw->mig_bw_fraction = fig(e, "mig_bw_fraction");
     hw->mig_compute_fraction = fig(e, "mig_compute_fraction");

@@ -116,7 +116,16 @@ int plan_model_from_shape(const rl_shape *s, const char *quant, const plan_param
     m->attn_flops_per_token = shape_attention_flops(s, (uint32_t)p->ctx);
     m->size_class = shape_size_class(m->params);
     m->int8_compute = plan_quant_int8(quant);
+    plan_model_set_chat(s, p, m);
     return 0;
+}
+
+void plan_model_set_chat(const rl_shape *s, const plan_params *p, plan_model *m) {
+    m->prefill_per_token = 0;
+    m->prefill_attn_flops = 0;
+    if (!(p->prompt > 0) || !(p->answer > 0)) return;
+    m->prefill_per_token = p->prompt / p->answer;
+    m->prefill_attn_flops = shape_attention_flops(s, (uint32_t)(p->prompt / 2));
 }
 
 /* ---- one partition ---- */
@@ -151,8 +160,19 @@ static double session_kv(const plan_model *m) { return m->kv_bytes_per_token * m
  * and does its floating-point arithmetic, one after the other (`attn`).
  * Infinite when the partition lacks what the part needs. */
 typedef struct step_cost {
-    double stream, per, u, attn;
+    double stream, per, u, attn, fixed;
 } step_cost;
+
+/* Seconds of arithmetic for one prompt token in a partition: the weights'
+ * products (a prompt is many tokens at once: arithmetic-bound) and
+ * attention over half the prompt on average. */
+static double prefill_cost(const plan_part *pt, const plan_model *m, double eff_compute) {
+    double C = eff_compute * pt->compute_ops;
+    double Ca = eff_compute * (pt->attn_ops > 0 ? pt->attn_ops : pt->compute_ops);
+    double Fw = m->flops_per_token - m->attn_flops_per_token;
+    if (!(C > 0) || !(Ca > 0)) return INFINITY;
+    return Fw / C + m->prefill_attn_flops / Ca;
+}
 
 static step_cost step_costs(const plan_part *pt, const plan_model *m, double eff_bw, double eff_compute) {
     double B = eff_bw * pt->bw_gbs * 1e9, C = eff_compute * pt->compute_ops;
@@ -162,7 +182,8 @@ static step_cost step_costs(const plan_part *pt, const plan_model *m, double eff
     c.stream = B > 0 ? m->weight_bytes / B : INFINITY;
     c.per = Fw <= 0 ? 0 : C > 0 ? Fw / C : INFINITY;
     double kv = B > 0 ? session_kv(m) / B : INFINITY, arith = Fa <= 0 ? 0 : Ca > 0 ? Fa / Ca : INFINITY;
-    c.attn = kv + arith;
+    c.attn = kv + arith + m->prefill_per_token * prefill_cost(pt, m, eff_compute);
+    c.fixed = pt->sync_s * pt->threads;
     return c;
 }
 
@@ -173,7 +194,18 @@ double plan_phase_step(double stream, double per, double u, double attn, int b) 
 double plan_step_rate(const plan_part *pt, const plan_model *m, double eff_bw, double eff_compute, int b) {
     if (b < 1) return 0;
     step_cost c = step_costs(pt, m, eff_bw, eff_compute);
-    return 1 / plan_phase_step(c.stream, c.per, c.u, c.attn, b); /* 0 when a part is infinite */
+    return 1 / (plan_phase_step(c.stream, c.per, c.u, c.attn, b) + c.fixed); /* 0 when a part is infinite */
+}
+
+double plan_prefill_share(const plan_part *pt, const plan_model *m, double eff_compute, int b, double tok_s) {
+    if (b < 1 || !(m->prefill_per_token > 0)) return 0;
+    return fmin(1, b * tok_s * m->prefill_per_token * prefill_cost(pt, m, eff_compute));
+}
+
+double plan_users(const plan_params *p, int b, double tok_s) {
+    if (!(p->answer > 0) || !(tok_s > 0)) return b;
+    double busy = p->answer / tok_s;
+    return b * (busy + p->think_s) / busy;
 }
 
 /* A bound kept within [0, PLAN_BATCH_CAP]. */
@@ -194,12 +226,14 @@ plan_fit plan_fit_part(const plan_part *pt, const plan_model *m, const plan_para
     step_cost c = step_costs(pt, m, eff_bw, eff_compute);
     /* Each bound is the largest b that keeps its own condition true (s =
      * c.stream, w = c.per, A = c.attn):
-     *   bandwidth: s + b A <= 1/f             =>  b <= (1/f - s) / A
-     *   compute:   (u + b) w + b A <= 1/f     =>  b <= (1/f - u w) / (w + A)
+     * with the barriers' fixed time o taken off the step first:
+     *   bandwidth: s + b A + o <= 1/f         =>  b <= (1/f - o - s) / A
+     *   compute:   (u + b) w + b A + o <= 1/f =>  b <= (1/f - o - u w) / (w + A)
      *   memory:    W + b K <= M               =>  b <= (M - W) / K             */
-    double ex_bw = !isfinite(c.stream) ? 0 : c.attn > 0 ? bound((1 / f - c.stream) / c.attn)
-                                          : c.stream <= 1 / f ? PLAN_BATCH_CAP : 0;
-    double ex_compute = c.per <= 0 ? PLAN_BATCH_CAP : bound((1 / f - c.u * c.per) / (c.per + c.attn));
+    double slack = 1 / f - c.fixed; /* a step's time left after the barriers */
+    double ex_bw = !isfinite(c.stream) ? 0 : c.attn > 0 ? bound((slack - c.stream) / c.attn)
+                                          : c.stream <= slack ? PLAN_BATCH_CAP : 0;
+    double ex_compute = c.per <= 0 ? PLAN_BATCH_CAP : bound((slack - c.u * c.per) / (c.per + c.attn));
     double ex_mem = kv > 0 ? bound((pt->mem_bytes - W) / kv) : pt->mem_bytes >= W ? PLAN_BATCH_CAP : 0;
     double by_bw = whole(ex_bw), by_mem = whole(ex_mem), by_compute = whole(ex_compute);
     double by_assumption = pt->max_batch > 0 ? pt->max_batch : PLAN_BATCH_CAP;
@@ -222,6 +256,8 @@ plan_fit plan_fit_part(const plan_part *pt, const plan_model *m, const plan_para
     fit.batch_exact = b == 0 ? 0 : fmax(exact, b);
     fit.sessions = (long)fit.batch * pt->count;
     fit.tok_s = fit.batch > 0 ? plan_step_rate(pt, m, eff_bw, eff_compute, fit.batch) : 0;
+    fit.prefill_share = plan_prefill_share(pt, m, eff_compute, fit.batch, fit.tok_s);
+    fit.users = (double)pt->count * plan_users(p, fit.batch, fit.tok_s);
     return fit;
 }
 
@@ -277,6 +313,7 @@ static int cpu_parts(const plan_hw *hw, const plan_model *m, const plan_params *
         pt->compute_ops = pool_compute * pt->cores / pool_cores;
         pt->attn_ops = pool_attn * pt->cores / pool_cores;
         pt->mem_bytes = pool_mem / q;
+        pt->threads = pt->cores;
     }
     return n;
 }
@@ -329,16 +366,22 @@ int plan_parts(const plan_hw *hw, const plan_model *m, const plan_params *p, int
                int cap) {
     bool cpu = hw->kind == PLAN_HW_CPU;
     int n = !cpu ? gpu_parts(hw, m, p, strategy, out, cap) : strategy == PLAN_BATCHED ? cpu_parts(hw, m, p, out, cap) : 0;
-    for (int i = 0; i < n; i++) out[i].step_fixed = plan_step_fixed(hw, p);
+    for (int i = 0; i < n; i++) {
+        out[i].step_fixed = plan_step_fixed(hw, p);
+        out[i].sync_s = cpu ? hw->sync_s : 0;
+    }
     return n;
 }
 
 double plan_step_fixed(const plan_hw *hw, const plan_params *p) {
+    if (hw->kind == PLAN_HW_CPU && hw->fitted && hw->step_fixed >= 0) return hw->step_fixed;
     return hw->kind == PLAN_HW_CPU && p->cpu_step_fixed >= 0 ? p->cpu_step_fixed : p->step_fixed;
 }
 
 void plan_efficiency(const plan_hw *hw, const plan_params *p, double *eff_bw, double *eff_compute) {
-    bool cpu = hw->kind == PLAN_HW_CPU;
+    /* Calibration measures this machine; a CPU with factors fitted to its
+     * own microarchitecture's evidence keeps them. */
+    bool cpu = hw->kind == PLAN_HW_CPU && !hw->fitted;
     *eff_bw = p->eff_bw > 0 ? p->eff_bw : cpu && p->cpu_eff_bw > 0 ? p->cpu_eff_bw : hw->eff_bw;
     *eff_compute = p->eff_compute > 0       ? p->eff_compute
                    : cpu && p->cpu_eff_compute > 0 ? p->cpu_eff_compute
@@ -396,6 +439,7 @@ void plan_rack_compute(const plan_hw *hw, const plan_params *p, const plan_fit *
                : r->servers_by_space < r->servers_by_power ? PLAN_RACK_SPACE
                                                            : PLAN_RACK_BOTH;
     r->sessions = (long)r->servers * fit->sessions;
+    r->users = r->servers * fit->users;
     r->watts = r->servers * hw->server_power_w + p->overhead_w;
     r->tok_s = r->sessions * fit->tok_s;
     double capital = p->years > 0 ? r->servers * hw->server_usd / (p->years * PLAN_HOURS_PER_YEAR) : 0;
@@ -422,6 +466,8 @@ int plan_run(const plan_hw *hw, const plan_model *m, const plan_params *p, plan_
             return rl_fail(err, RL_ERR_INPUT, "--cores %d is more than the %d cores of %s", p->cores,
                            hw->units * hw->cores, hw->id);
     }
+    if ((p->prompt > 0) != (p->answer > 0) || p->prompt < 0 || p->think_s < 0)
+        return rl_fail(err, RL_ERR_INPUT, "a chat workload needs both --prompt and --answer (tokens > 0), think time >= 0");
     if (p->bw_share < 0 || p->bw_share > hw->units)
         return rl_fail(err, RL_ERR_INPUT, "--bw-share %g must be a fraction of a socket's bandwidth", p->bw_share);
     plan_efficiency(hw, p, &r->eff_bw, &r->eff_compute);

@@ -18,7 +18,11 @@
  *       max( weights / (eff_bw x bandwidth),
  *            (u + b) x weight FLOPs per token / (eff_compute x compute) )
  *     + b x ( KV bytes at the context / (eff_bw x bandwidth)
- *             + attention FLOPs per token / (eff_compute x float compute) ).
+ *             + attention FLOPs per token / (eff_compute x float compute)
+ *             + a chat workload's prompt tokens per answer token x the
+ *               arithmetic of one prompt token )
+ *     + threads x the barriers' cost per thread (sync_s: fitted to published
+ *       measurements of llama.cpp, where wide processes step slower).
  *   Sessions per server = partitions x batch, maximised over the ways to
  *   split the server, such that the rate stays >= the floor and weights plus
  *   KV caches fit the partition's memory.
@@ -62,7 +66,14 @@ typedef struct plan_hw {
     double mig_mem_gib;   /* memory of one slice */
     double mig_bw_fraction, mig_compute_fraction;
     double server_power_w, server_u, server_usd;
-    double eff_bw, eff_compute; /* default efficiency factors for this kind */
+    double eff_bw, eff_compute; /* default efficiency factors for this kind,
+                                   or fitted to published evidence */
+    char uarch[24];       /* CPU microarchitecture ("zen4"), "" if unknown */
+    char isa[12];         /* CPU kernels' instruction set: avx512, avx2, arm */
+    bool fitted;          /* eff_* (and the two below) fitted to evidence:
+                             calibration of this machine does not replace them */
+    double step_fixed;    /* >= 0: per-step arithmetic for this hardware */
+    double sync_s;        /* seconds per thread per step (barriers) */
 } plan_hw;
 
 /* What the planner needs to know about a model at a quantization. */
@@ -80,6 +91,10 @@ typedef struct plan_model {
                                     floating point, whatever the weights */
     int size_class;             /* shape_size_class */
     bool int8_compute;          /* quantized weights: int8 dot products */
+    double prefill_per_token;   /* prompt tokens per answer token (P / A):
+                                   0 for decode only */
+    double prefill_attn_flops;  /* attention FLOPs of a prompt token, on
+                                   average (at position P / 2) */
 } plan_model;
 
 /* GPU headline: the seed's assumption (one session per GPU or MIG slice) or
@@ -111,6 +126,9 @@ typedef struct plan_params {
     double pue;            /* facility overhead on electricity (1.0) */
     double years;          /* server cost amortised over (4) */
     int gpu_mode;          /* PLAN_GPU_SEED or PLAN_GPU_BATCHED */
+    double prompt;         /* > 0 with answer: a chat workload, prompt tokens */
+    double answer;         /* ... and answer tokens per request */
+    double think_s;        /* ... and a user's time between answer and prompt */
 } plan_params;
 
 void plan_params_default(plan_params *p);
@@ -121,6 +139,14 @@ void plan_params_default(plan_params *p);
  * data/quant-types.json (Q4_K_M ...) or a single block type from types.h
  * (Q4_0 = 18 bytes per 32 weights = 4.5). -1 if unknown. */
 double plan_quant_bits(const char *quant, rl_err *err);
+
+/* A chat workload's prefill: each answer of A tokens follows a prompt of P,
+ * so a decoding session brings P / A prompt tokens per token it decodes; a
+ * prompt token costs the weights' arithmetic and attention over half the
+ * prompt. The server paces prefill into the decoders' steps, so in a steady
+ * state a session's rate r satisfies r = (1 - share) / t(b) with share =
+ * b r (P / A) c_p: prefill adds b (P / A) c_p to every step. */
+void plan_model_set_chat(const rl_shape *s, const plan_params *p, plan_model *m);
 
 /* Fills m from a shape at a quantization; ctx and kv_elem_bytes from p.
  * weight_bytes = params x bits / 8 (overridden by the caller for a file,
@@ -162,6 +188,8 @@ typedef struct plan_part {
     double mem_bytes;     /* each, usable for weights + KV */
     int max_batch;        /* 0: free; 1: one session each (seed) */
     double step_fixed;    /* the params' step_fixed for this hardware */
+    int threads;          /* threads that step together (barriers) */
+    double sync_s;        /* seconds per thread per step they cost */
 } plan_part;
 
 /* A partitioning with the batch the model allows in it. */
@@ -174,6 +202,9 @@ typedef struct plan_fit {
     long sessions;        /* per server = count x batch */
     double tok_s;         /* each session's speed at that batch (0 if none) */
     int limit;            /* PLAN_LIMIT_* that stops batch + 1 */
+    double prefill_share; /* of each second, the share new prompts take */
+    double users;         /* sessions counting think time (= sessions
+                             without a chat workload) */
 } plan_fit;
 
 /* Tokens per second of every session in a partition decoding b at once. */
@@ -220,6 +251,7 @@ typedef struct plan_rack {
     int servers_by_power, servers_by_space;
     int limit;             /* PLAN_RACK_* */
     long sessions;         /* per rack */
+    double users;          /* per rack, counting think time (chat) */
     double watts;          /* servers x server power + overhead */
     double tok_s;          /* all sessions at their speed */
     double watts_per_session;  /* NAN when no session fits */
@@ -252,6 +284,11 @@ int plan_run(const plan_hw *hw, const plan_model *m, const plan_params *p, plan_
  * step; then every session's attention (`attn`: its KV read and float
  * arithmetic). plan_step_rate's step, and the one calibration fits. */
 double plan_phase_step(double stream, double per, double u, double attn, int b);
+
+/* Prefill's share of a step of b sessions, and the users b sessions serve
+ * with think time (b x (A / r + think) / (A / r)); b without a chat. */
+double plan_prefill_share(const plan_part *pt, const plan_model *m, double eff_compute, int b, double tok_s);
+double plan_users(const plan_params *p, int b, double tok_s);
 
 /* Whether weights of this quantization compute in int8 dot products: all
  * but F32, F16 and BF16 (any case). */
