@@ -24,6 +24,7 @@
 #include "commands.h"
 #include "gguf/gguf.h"
 #include "model/shape.h"
+#include "plan/basis.h"
 #include "plan/benchjson.h"
 #include "plan/calibrate.h"
 #include "plan/hwcatalog.h"
@@ -37,8 +38,10 @@ extern char **environ;
 static const char *const CLASS_MODELS[4] = {"llama3.2-1b", "llama3.1-8b", "llama3.3-70b", "llama3.1-405b"};
 
 typedef struct plan_cli {
-    const char *model, *quant, *hardware, *calibrate, *verify_from, *svg;
-    bool model_given, quant_given, list, matrix, json, verify;
+    const char *model, *quant, *hardware, *calibrate, *verify_from, *svg, *software;
+    bool model_given, quant_given, list, matrix, json, verify, evidence, ctx_given;
+    basis_fits *fits;     /* the published evidence, fitted; NULL if it failed */
+    bool rackllm;         /* figures for rackllm (else for llama.cpp) */
     plan_params params;
     bool eff_bw_given, eff_compute_given;
     bench_json calib;     /* --calibrate, when calibrated */
@@ -85,6 +88,16 @@ static void usage(FILE *out) {
           "  --verify-repeat N    passes of that sweep over its points, each session's\n"
           "                       median counting (default 3: this is a noisy measure)\n"
           "  --verify-from FILE   the same against an existing bench JSON\n"
+          "  --software S         rackllm (default: the evidence's llama.cpp figures x\n"
+          "                       rackllm's ratio measured here) or llama.cpp (as published)\n"
+          "  --prompt P --answer A  a chat workload: P prompt tokens, then A answer\n"
+          "                       tokens per request; prefill takes its share of every\n"
+          "                       step (context then defaults to P + A/2)\n"
+          "  --think S            seconds a user reads and types between requests:\n"
+          "                       users per rack = sessions x (A/rate + S) / (A/rate)\n"
+          "  --evidence           the published measurements, the fit per\n"
+          "                       microarchitecture and its leave-one-out error\n"
+          "                       (--json: every point; else a markdown table)\n"
           "  --matrix             sessions per rack for every size class x hardware\n"
           "  --json               machine-readable output\n"
           "  --svg FILE           also draw a bar chart (log scale) to FILE\n"
@@ -103,6 +116,7 @@ static int parse_flags(plan_cli *c, int argc, char **argv, rl_err *err) {
     c->model = "llama3.2-1b";
     c->quant = "Q4_0";
     c->verify_repeat = 3;
+    c->software = "rackllm";
     plan_params *p = &c->params;
     bool gpu_batching = false;
     const cli_flag flags[] = {
@@ -111,7 +125,12 @@ static int parse_flags(plan_cli *c, int argc, char **argv, rl_err *err) {
         {"quant", 0, CLI_STR, &c->quant, 0, 0, NULL, &c->quant_given},
         FLAG_STR("hardware", 0, &c->hardware),
         FLAG_NUM("floor", 0, &p->floor_tok_s, 1e-6, 1e6),
-        FLAG_NUM("ctx", 0, &p->ctx, 1, 1e7),
+        {"ctx", 0, CLI_DOUBLE, &p->ctx, 1, 1e7, NULL, &c->ctx_given},
+        FLAG_STR("software", 0, &c->software),
+        FLAG_NUM("prompt", 0, &p->prompt, 1, 1e7),
+        FLAG_NUM("answer", 0, &p->answer, 1, 1e7),
+        FLAG_NUM("think", 0, &p->think_s, 0, 1e6),
+        FLAG_BOOL("evidence", 0, &c->evidence),
         FLAG_NUM("kv-bytes", 0, &p->kv_elem_bytes, 0, 8),
         FLAG_NUM("mem-usable", 0, &p->mem_usable, 0.01, 1),
         FLAG_INT("cores", 0, &p->cores, 1, 1 << 20),
@@ -138,9 +157,15 @@ static int parse_flags(plan_cli *c, int argc, char **argv, rl_err *err) {
     if (gpu_batching) p->gpu_mode = PLAN_GPU_BATCHED;
     if (rc) return rc;
     if (first < argc) return rl_fail(err, RL_ERR_INPUT, "unexpected argument '%s'", argv[first]);
+    if (strcmp(c->software, "rackllm") != 0 && strcmp(c->software, "llama.cpp") != 0)
+        return rl_fail(err, RL_ERR_INPUT, "--software '%s': rackllm or llama.cpp", c->software);
+    c->rackllm = strcmp(c->software, "rackllm") == 0;
+    if ((p->prompt > 0) != (p->answer > 0))
+        return rl_fail(err, RL_ERR_INPUT, "a chat workload needs both --prompt and --answer");
+    if (p->prompt > 0 && !c->ctx_given) p->ctx = p->prompt + p->answer / 2;
     if ((c->verify || c->verify_from) && c->hardware && strcmp(c->hardware, "this") != 0)
         return rl_fail(err, RL_ERR_INPUT, "--verify compares with this machine: use --hardware this or leave it out");
-    if (!c->list && !c->matrix && !c->verify && !c->verify_from && !c->hardware)
+    if (!c->list && !c->matrix && !c->verify && !c->verify_from && !c->evidence && !c->hardware)
         return rl_fail(err, RL_ERR_INPUT, "--hardware ID is required (see --list)");
     return 0;
 }
@@ -201,6 +226,15 @@ static int calibrate(plan_cli *c, rl_err *err) {
     return 0;
 }
 
+/* What hw's figures rest on (basis.h), its factors written into hw; for a
+ * CPU without evidence, the range the other CPUs' fits give for m. */
+static int hw_basis(const plan_cli *c, plan_hw *hw, const plan_model *m, plan_basis *b, rl_err *err) {
+    bool flags = c->eff_bw_given || c->eff_compute_given;
+    basis_apply(c->fits, hw, &c->params, c->rackllm, flags, c->calibrated, b);
+    if (b->kind == BASIS_NO_EVIDENCE) return basis_range(c->fits, hw, m, &c->params, c->rackllm, b, err);
+    return 0;
+}
+
 /* ---- printing helpers ---- */
 
 static void json_num(cJSON *o, const char *key, double v) {
@@ -235,13 +269,15 @@ static void part_label(const plan_hw *hw, const plan_part *pt, char *buf, size_t
 /* Where the efficiency factors used for hw come from. */
 static const char *efficiency_origin(const plan_cli *c, const plan_hw *hw) {
     if (c->eff_bw_given || c->eff_compute_given) return "set by flags";
+    if (hw->fitted) return "fitted to published evidence";
     if (c->calibrated && hw->kind == PLAN_HW_CPU) return "calibrated by the bench JSON";
     return "conservative defaults, not measured";
 }
 
 /* ---- one plan ---- */
 
-static void print_model_and_hw(const plan_cli *c, const plan_model *m, const plan_hw *hw, const plan_result *r) {
+static void print_model_and_hw(const plan_cli *c, const plan_model *m, const plan_hw *hw, const plan_result *r,
+                               const plan_basis *b) {
     printf("model      %s (%s), %s, %.3g B params, %s\n", m->name, m->id, m->quant, m->params / 1e9,
            shape_size_class_label(m->size_class));
     printf("           weights %.3g GB (%.3g bits/weight), KV %.1f kB/token = %.3g GB per session at ctx %.0f,"
@@ -253,8 +289,14 @@ static void print_model_and_hw(const plan_cli *c, const plan_model *m, const pla
            hw->cores, hw->kind == PLAN_HW_GPU ? "SMs" : "cores", hw->mem_bw_gbs, hw->mem_gib, hw->int8_tops,
            hw->bf16_tflops, hw->kind == PLAN_HW_GPU ? "card" : "socket");
     printf("           server %.0f W, %gU, $%.0f\n", hw->server_power_w, hw->server_u, hw->server_usd);
-    printf("efficiency bandwidth %.3g, compute %.3g, per-step arithmetic %.2g sessions' worth (%s)\n", r->eff_bw,
-           r->eff_compute, plan_step_fixed(hw, &c->params), efficiency_origin(c, hw));
+    char basis[512];
+    basis_describe(c->fits, b, basis, sizeof basis);
+    printf("efficiency bandwidth %.3g, compute %.3g, per-step arithmetic %.2g sessions' worth, barriers %.3g us per"
+           " thread\n", r->eff_bw, r->eff_compute, plan_step_fixed(hw, &c->params), hw->kind == PLAN_HW_CPU ? hw->sync_s * 1e6 : 0);
+    printf("rests on   %s (software: %s)\n", basis, c->software);
+    if (c->params.prompt > 0)
+        printf("workload   chat: prompt %g tokens, answer %g, think %g s; context %.0f\n", c->params.prompt,
+               c->params.answer, c->params.think_s, c->params.ctx);
     if (r->slices > 0)
         printf("slicing    %d instances of %d cores per server, each with %.3g of a socket's bandwidth\n",
                r->slices, c->params.cores, r->slice_share);
@@ -272,6 +314,10 @@ static void print_server(const plan_hw *hw, const plan_params *p, const plan_res
         printf("  %-12s %-13s %10d %7d %9ld %11.3g  %s%s\n", strategy_label(s), part, f->part.count, f->batch,
                f->sessions, f->tok_s, plan_limit_name(f->limit), s == r->headline ? "   <- headline" : "");
     }
+    const plan_fit *h = &r->fit[r->headline];
+    if (p->prompt > 0 && h->sessions > 0)
+        printf("  chat: new prompts take %.1f%% of each step; %.0f users per server with %g s think time\n",
+               100 * h->prefill_share, h->users, p->think_s);
 }
 
 static void print_rack(const plan_params *p, const plan_result *r) {
@@ -281,6 +327,7 @@ static void print_rack(const plan_params *p, const plan_result *r) {
     printf("  servers per rack    %d   (power allows %d, space %d: limited by %s)\n", k->servers,
            k->servers_by_power, k->servers_by_space, plan_rack_limit_name(k->limit));
     printf("  sessions per rack   %ld\n", k->sessions);
+    if (p->prompt > 0 && p->think_s > 0) printf("  users per rack      %.0f (with think time)\n", k->users);
     for (int s = 0; s < PLAN_STRATEGIES; s++)
         if (r->has[s] && s != r->headline)
             printf("                      %ld with %s\n", r->rack[s].sessions, strategy_label(s));
@@ -316,7 +363,33 @@ static cJSON *fit_json(const plan_hw *hw, const plan_fit *f, const plan_rack *k)
     return o;
 }
 
-static cJSON *plan_json(const plan_cli *c, const plan_model *m, const plan_hw *hw, const plan_result *r) {
+static void basis_json(const plan_cli *c, cJSON *root, const plan_basis *b) {
+    static const char *const KINDS[] = {"default", "flags", "measured", "fitted", "no_evidence"};
+    char text[512];
+    basis_describe(c->fits, b, text, sizeof text);
+    cJSON *o = cJSON_AddObjectToObject(root, "basis");
+    cJSON_AddStringToObject(o, "kind", KINDS[b->kind]);
+    cJSON_AddStringToObject(o, "text", text);
+    cJSON_AddStringToObject(o, "software", c->software);
+    if (b->kind == BASIS_FITTED) {
+        const basis_group *g = &c->fits->g[b->group];
+        cJSON_AddStringToObject(o, "uarch", g->uarch);
+        cJSON_AddStringToObject(o, "measured_with", c->fits->ev.software[g->software].id);
+        cJSON_AddNumberToObject(o, "points", g->n);
+        json_num(o, "loo_median_error", g->loo_median);
+        json_num(o, "loo_worst_error", g->loo_worst);
+        json_num(o, "ratio_bandwidth", b->ratio_bw);
+        json_num(o, "ratio_compute", b->ratio_compute);
+        json_num(o, "sync_s_per_thread", b->sync_s);
+    }
+    if (b->kind == BASIS_NO_EVIDENCE) {
+        cJSON_AddNumberToObject(o, "sessions_per_rack_low", (double)b->range_lo);
+        cJSON_AddNumberToObject(o, "sessions_per_rack_high", (double)b->range_hi);
+    }
+}
+
+static cJSON *plan_json(const plan_cli *c, const plan_model *m, const plan_hw *hw, const plan_result *r,
+                        const plan_basis *b) {
     const plan_params *p = &c->params;
     const plan_fit *f = &r->fit[r->headline];
     const plan_rack *k = &r->rack[r->headline];
@@ -346,6 +419,15 @@ static cJSON *plan_json(const plan_cli *c, const plan_model *m, const plan_hw *h
     cJSON_AddNumberToObject(po, "eff_compute", r->eff_compute);
     cJSON_AddNumberToObject(po, "step_fixed", plan_step_fixed(hw, &c->params));
     cJSON_AddStringToObject(po, "efficiency", efficiency_origin(c, hw));
+    basis_json(c, root, b);
+    if (p->prompt > 0) {
+        cJSON *ch = cJSON_AddObjectToObject(root, "chat");
+        cJSON_AddNumberToObject(ch, "prompt", p->prompt);
+        cJSON_AddNumberToObject(ch, "answer", p->answer);
+        cJSON_AddNumberToObject(ch, "think_s", p->think_s);
+        json_num(ch, "prefill_share", f->prefill_share);
+        json_num(ch, "users_per_rack", k->users);
+    }
     cJSON_AddStringToObject(root, "strategy", plan_strategy_name(r->headline));
     cJSON_AddNumberToObject(root, "sessions_per_server", (double)f->sessions);
     cJSON_AddNumberToObject(root, "servers_per_rack", k->servers);
@@ -416,12 +498,13 @@ static int run_single(const plan_cli *c, rl_err *err) {
     plan_model m;
     plan_hw hw;
     plan_result r;
+    plan_basis b;
     if (load_model(c, c->model, &m, err) || load_hardware(c, c->hardware, &hw, err) ||
-        plan_run(&hw, &m, &c->params, &r, err))
+        hw_basis(c, &hw, &m, &b, err) || plan_run(&hw, &m, &c->params, &r, err))
         return cli_fail(err);
     if (c->svg && plan_svg(c, &m, &hw, &r, err)) return cli_fail(err);
-    if (c->json) return print_json(plan_json(c, &m, &hw, &r));
-    print_model_and_hw(c, &m, &hw, &r);
+    if (c->json) return print_json(plan_json(c, &m, &hw, &r, &b));
+    print_model_and_hw(c, &m, &hw, &r, &b);
     print_server(&hw, &c->params, &r);
     print_rack(&c->params, &r);
     return 0;
@@ -460,20 +543,33 @@ typedef struct matrix_row {
     double watts_per_session[4];
     double usd_per_mtok[4];
     char limit[4][24];
+    plan_basis basis[4];  /* what each figure rests on */
+    char mark[48];        /* ... in short, for the row */
 } matrix_row;
 
 static void matrix_fill(const plan_cli *c, matrix_row *row, const plan_model *models) {
     for (int k = 0; k < 4; k++) {
         plan_result r;
+        plan_hw hw = row->hw;
         row->sessions[k] = 0;
         row->watts_per_session[k] = row->usd_per_mtok[k] = NAN;
         snprintf(row->limit[k], sizeof row->limit[k], "n/a");
-        if (plan_run(&row->hw, &models[k], &c->params, &r, NULL) || !r.has[row->strategy]) continue;
+        if (hw_basis(c, &hw, &models[k], &row->basis[k], NULL)) continue;
+        if (plan_run(&hw, &models[k], &c->params, &r, NULL) || !r.has[row->strategy]) continue;
         row->sessions[k] = r.rack[row->strategy].sessions;
         row->watts_per_session[k] = r.rack[row->strategy].watts_per_session;
         row->usd_per_mtok[k] = r.rack[row->strategy].usd_per_mtok;
         snprintf(row->limit[k], sizeof row->limit[k], "%s", plan_limit_name(r.fit[row->strategy].limit));
     }
+    basis_mark(c->fits, &row->basis[0], row->mark, sizeof row->mark);
+    if (row->basis[0].kind == BASIS_NO_EVIDENCE) snprintf(row->mark, sizeof row->mark, "no evidence: range");
+}
+
+/* A cell: the sessions, or for a CPU without evidence the range. */
+static void matrix_cell(const matrix_row *row, int k, char *buf, size_t size) {
+    const plan_basis *b = &row->basis[k];
+    if (b->kind == BASIS_NO_EVIDENCE) snprintf(buf, size, "%ld-%ld", b->range_lo, b->range_hi);
+    else snprintf(buf, size, "%ld", row->sessions[k]);
 }
 
 /* One row per CPU; three per GPU (the seed's two assumptions, batching). */
@@ -512,14 +608,15 @@ static void matrix_assumptions(const plan_cli *c, const plan_model *models, char
              p->floor_tok_s, models[0].quant, p->kv_elem_bytes, p->ctx);
     snprintf(lines[(*n)++], 200, "rack %g kW, %gU, of which %gU and %g W for the switch; %.0f%% of memory usable",
              p->rack_kw, p->rack_u, p->overhead_u, p->overhead_w, p->mem_usable * 100);
-    plan_hw cpu = {.kind = PLAN_HW_CPU}, gpu = {.kind = PLAN_HW_GPU};
-    if (hwcatalog_find("ampereone-a192-32x", &cpu, NULL) == 0 && hwcatalog_find("h100-sxm", &gpu, NULL) == 0) {
-        double cb, cc, gb, gc;
-        plan_efficiency(&cpu, p, &cb, &cc);
+    plan_hw gpu = {.kind = PLAN_HW_GPU};
+    if (hwcatalog_find("h100-sxm", &gpu, NULL) == 0) {
+        double gb, gc;
         plan_efficiency(&gpu, p, &gb, &gc);
-        snprintf(lines[(*n)++], 200, "efficiency: CPU bandwidth %.3g, compute %.3g (%s); GPU %.3g, %.3g (%s)", cb, cc,
-                 efficiency_origin(c, &cpu), gb, gc, efficiency_origin(c, &gpu));
+        snprintf(lines[(*n)++], 200, "CPU efficiency: what each row rests on (fitted to published points, or a range where"
+                 " none); GPU %.3g, %.3g (%s)", gb, gc, efficiency_origin(c, &gpu));
     }
+    snprintf(lines[(*n)++], 200, "software: %s%s", c->software,
+             c->rackllm ? " (llama.cpp's fitted factors x rackllm's ratio measured here, where measured on that ISA)" : "");
     snprintf(lines[(*n)++], 200, "GPU rows: 1/GPU and 1/MIG slice = the seed's one session each; batched = the model's best split and batch");
     snprintf(lines[(*n)++], 200, "classes drawn with %.24s, %.24s, %.24s, %.24s; 0 = floor not reached or model does not fit",
              models[0].id, models[1].id, models[2].id, models[3].id);
@@ -535,7 +632,14 @@ static int matrix_svg(const plan_cli *c, const matrix_row *rows, int n, const pl
         groups[k] = group_text[k];
         for (int i = 0; i < n; i++) values[k * n + i] = (double)rows[i].sessions[k];
     }
-    for (int i = 0; i < n; i++) series[i] = rows[i].label;
+    char series_text[MATRIX_MAX_ROWS][112];
+    for (int i = 0; i < n; i++) {
+        bool range = rows[i].basis[0].kind == BASIS_NO_EVIDENCE;
+        snprintf(series_text[i], sizeof series_text[i], "%s [%s]", rows[i].label,
+                 range ? "no evidence: low end of range" : rows[i].mark);
+        series[i] = series_text[i];
+        for (int k = 0; k < 4 && range; k++) values[k * n + i] = (double)rows[i].basis[k].range_lo;
+    }
     int n_notes;
     matrix_assumptions(c, models, notes, &n_notes);
     for (int i = 0; i < n_notes; i++) note_ptrs[i] = notes[i];
@@ -567,6 +671,11 @@ static int matrix_json(const matrix_row *rows, int n, const plan_model *models, 
             json_num(o, "watts_per_session", rows[i].watts_per_session[k]);
             json_num(o, "usd_per_mtok", rows[i].usd_per_mtok[k]);
             cJSON_AddStringToObject(o, "limiting_factor", rows[i].limit[k]);
+            cJSON_AddStringToObject(o, "rests_on", rows[i].mark);
+            if (rows[i].basis[k].kind == BASIS_NO_EVIDENCE) {
+                cJSON_AddNumberToObject(o, "sessions_per_rack_low", (double)rows[i].basis[k].range_lo);
+                cJSON_AddNumberToObject(o, "sessions_per_rack_high", (double)rows[i].basis[k].range_hi);
+            }
             cJSON_AddItemToArray(arr, o);
         }
     cJSON *as = cJSON_AddArrayToObject(root, "assumptions");
@@ -580,13 +689,17 @@ static void matrix_print(const plan_cli *c, const matrix_row *rows, int n, const
            c->params.floor_tok_s);
     printf("%-32s", "hardware");
     for (int k = 0; k < 4; k++) printf(" %15s", models[k].id);
-    printf("\n%-32s", "");
+    printf("   rests on\n%-32s", "");
     for (int k = 0; k < 4; k++) printf("       (class %d)", k);
     printf("\n");
     for (int i = 0; i < n; i++) {
         printf("%-32s", rows[i].label);
-        for (int k = 0; k < 4; k++) printf(" %15ld", rows[i].sessions[k]);
-        printf("\n");
+        for (int k = 0; k < 4; k++) {
+            char cell[48];
+            matrix_cell(&rows[i], k, cell, sizeof cell);
+            printf(" %15s", cell);
+        }
+        printf("   %s\n", rows[i].mark);
     }
     printf("\nassumptions:\n");
     for (int i = 0; i < n_notes; i++) printf("  - %s\n", notes[i]);
@@ -618,6 +731,112 @@ static int run_matrix(const plan_cli *c, rl_err *err) {
     }
     matrix_print(c, rows, n, models, notes, n_notes);
     free(rows);
+    return 0;
+}
+
+/* ---- --evidence ---- */
+
+/* Median and worst |error| over every group's leave-one-out points. */
+static void evidence_overall(basis_fits *f, double *median, double *worst, int *n, int *within) {
+    int total = 0;
+    for (int g = 0; g < f->n; g++) total += f->g[g].n;
+    double *e = malloc((size_t)(total > 0 ? total : 1) * sizeof *e);
+    *median = *worst = NAN;
+    *n = *within = 0;
+    if (!e) return;
+    for (int g = 0; g < f->n; g++) {
+        basis_fits_loo(f, g);
+        for (int i = 0; i < f->g[g].n && f->g[g].loo_pred; i++)
+            e[(*n)++] = fabs(f->g[g].loo_pred[i] / f->ev.points[f->g[g].idx[i]].tok_s - 1);
+        *within += f->g[g].loo_within_15;
+    }
+    for (int i = 1; i < *n; i++) /* insertion sort: a thousand numbers, once */
+        for (int j = i; j > 0 && e[j] < e[j - 1]; j--) {
+            double t = e[j];
+            e[j] = e[j - 1];
+            e[j - 1] = t;
+        }
+    if (*n > 0) {
+        *median = *n % 2 ? e[*n / 2] : (e[*n / 2 - 1] + e[*n / 2]) / 2;
+        *worst = e[*n - 1];
+    }
+    free(e);
+}
+
+static void evidence_point_row(const basis_fits *f, const basis_group *g, int i) {
+    const ev_point *pt = &f->ev.points[g->idx[i]];
+    double pred = g->loo_pred[i];
+    printf("| %s | %s %s | %s %s | %.0f+%.0f | %d x %d | %d | %.2f | %.2f | %+.1f%% |\n",
+           f->ev.machines[pt->machine].id, f->ev.software[pt->software].id, pt->version, pt->model, pt->quant,
+           pt->prompt, pt->gen, pt->procs, pt->threads, pt->batch, pt->tok_s, pred, 100 * (pred / pt->tok_s - 1));
+}
+
+static void evidence_markdown(basis_fits *f) {
+    double med, worst;
+    int n, within;
+    evidence_overall(f, &med, &worst, &n, &within);
+    printf("%d published points (%d of them at >= %g tok/s per stream, fitted); source %s\n\n", f->ev.n_points, n,
+           f->min_tok_s, f->ev.source_url);
+    printf("Leave-one-out, all fitted points: median error %.1f%%, worst %.0f%%, %d of %d within 1.5x.\n\n",
+           100 * med, 100 * worst, within, n);
+    printf("| microarchitecture | software | machines | points | eff. bandwidth | eff. compute | per-step (sessions) |"
+           " barrier (us/thread) | LOO median | LOO worst | within 1.5x |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (int g = 0; g < f->n; g++) {
+        const basis_group *b = &f->g[g];
+        printf("| %s | %s %s | %s | %d | %.3f | %.4f | %.2f | %.1f | %.1f%% | %.0f%% | %d |\n", b->uarch,
+               f->ev.software[b->software].id, b->version, b->machines, b->n, b->x.eff_bw, b->x.eff_compute, b->x.step_fixed,
+               b->x.sync_s * 1e6, 100 * b->loo_median, 100 * b->loo_worst, b->loo_within_15);
+    }
+    printf("\n| machine | software | model | prompt+gen | procs x threads | streams each | published tok/s |"
+           " predicted (LOO) | error |\n|---|---|---|---:|---:|---:|---:|---:|---:|\n");
+    for (int g = 0; g < f->n; g++)
+        for (int i = 0; i < f->g[g].n && f->g[g].loo_pred; i++) evidence_point_row(f, &f->g[g], i);
+}
+
+static void evidence_json(basis_fits *f) {
+    double med, worst;
+    int n, within;
+    evidence_overall(f, &med, &worst, &n, &within);
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddNumberToObject(root, "points_published", f->ev.n_points);
+    cJSON_AddNumberToObject(root, "points_fitted", n);
+    json_num(root, "loo_median_error", med);
+    json_num(root, "loo_worst_error", worst);
+    cJSON_AddNumberToObject(root, "loo_within_1_5x", within);
+    cJSON *groups = cJSON_AddArrayToObject(root, "fits");
+    for (int g = 0; g < f->n; g++) {
+        const basis_group *b = &f->g[g];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "uarch", b->uarch);
+        cJSON_AddStringToObject(o, "software", f->ev.software[b->software].id);
+        cJSON_AddStringToObject(o, "version", b->version);
+        cJSON_AddStringToObject(o, "machines", b->machines);
+        cJSON_AddNumberToObject(o, "points", b->n);
+        json_num(o, "eff_bw", b->x.eff_bw);
+        json_num(o, "eff_compute", b->x.eff_compute);
+        json_num(o, "step_fixed", b->x.step_fixed);
+        json_num(o, "sync_s_per_thread", b->x.sync_s);
+        json_num(o, "loo_median_error", b->loo_median);
+        json_num(o, "loo_worst_error", b->loo_worst);
+        cJSON *pts = cJSON_AddArrayToObject(o, "loo");
+        for (int i = 0; i < b->n && b->loo_pred; i++) {
+            const ev_point *pt = &f->ev.points[b->idx[i]];
+            cJSON *q = cJSON_CreateObject();
+            cJSON_AddStringToObject(q, "file", pt->file);
+            cJSON_AddNumberToObject(q, "csv_line", pt->line);
+            cJSON_AddNumberToObject(q, "published_tok_s", pt->tok_s);
+            json_num(q, "predicted_tok_s", b->loo_pred[i]);
+            cJSON_AddItemToArray(pts, q);
+        }
+        cJSON_AddItemToArray(groups, o);
+    }
+    print_json(root);
+}
+
+static int run_evidence(const plan_cli *c, rl_err *err) {
+    if (!c->fits) return cli_fail(err);
+    if (c->json) evidence_json(c->fits);
+    else evidence_markdown(c->fits);
     return 0;
 }
 
@@ -768,6 +987,20 @@ static int run_verify(const plan_cli *c, rl_err *err) {
     return rc ? cli_fail(err) : 0;
 }
 
+/* The plans and the matrix: with the evidence fitted at half the floor. */
+static int run_planned(plan_cli *c, rl_err *err) {
+    static basis_fits fits;
+    if (basis_fits_build(&fits, c->params.floor_tok_s / 2, err)) {
+        if (c->evidence) return cli_fail(err);
+        fprintf(stderr, "rackllm plan: no evidence (%s): catalog CPUs keep the defaults\n", err->msg);
+    } else {
+        c->fits = &fits;
+    }
+    int rc = c->evidence ? run_evidence(c, err) : c->matrix ? run_matrix(c, err) : run_single(c, err);
+    if (c->fits) basis_fits_free(&fits);
+    return rc;
+}
+
 int cmd_plan(int argc, char **argv) {
     plan_cli c;
     rl_err err = {0};
@@ -776,6 +1009,5 @@ int cmd_plan(int argc, char **argv) {
     if (c.list) return run_list(&c, &err);
     if (c.calibrate && calibrate(&c, &err)) return cli_fail(&err);
     if (c.verify || c.verify_from) return run_verify(&c, &err);
-    if (c.matrix) return run_matrix(&c, &err);
-    return run_single(&c, &err);
+    return run_planned(&c, &err);
 }
