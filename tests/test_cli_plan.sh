@@ -177,6 +177,12 @@ check '[ "$(grep -c "^| m7a | llama.cpp b11f9ba |" "$tmp/ev.md")" -ge 100 ]' "a 
 "$bin" plan --evidence --json >"$tmp/ev.json"
 check '[ "$(jget "$tmp/ev.json" "j.points_published > 1000 && j.points_fitted > 500 && j.loo_median_error < 0.2")" = true ]'
 
+# docs/planner.md's generated blocks are what the command says now (scripts/planner-docs.sh).
+check '[ "$(grep "^Leave-one-out, all fitted points" "$tmp/ev.md")" = "$(grep "^Leave-one-out, all fitted points" docs/planner.md)" ]' "docs/planner.md evidence block is current"
+"$bin" plan --matrix --json >"$tmp/emj.json"
+row=$(jget "$tmp/emj.json" "j.matrix.filter(c => c.hardware === 'epyc-9654').map(c => c.sessions_per_rack).join(' | ')")
+check "grep -q '^| epyc-9654 | $row |' docs/planner.md" "docs/planner.md matrix block is current"
+
 # ---- a chat workload is not a decode-only plan ----
 "$bin" plan --hardware epyc-9654 --ctx 1125 --json >"$tmp/d.json"
 "$bin" plan --hardware epyc-9654 --prompt 1000 --answer 250 --think 30 --json >"$tmp/ch.json"
