@@ -102,6 +102,13 @@ static void test_barriers(void) {
     CHECK(f.batch == 39);
     CHECK(f.limit == PLAN_LIMIT_BANDWIDTH);
     CHECK_NEAR(f.batch_exact, 39.5, 1e-9);
+    /* Arithmetic lost per thread: 0.1 x 10 threads halves C to 2.5e12.
+     * 30 sessions, no barriers: max(0.02, 32 x 2e9 / 2.5e12 = 0.0256) + 30
+     * x 0.002 = 0.0856 s (without the loss: max(0.02, 0.0128) + 0.06). */
+    pt.sync_s = 0;
+    CHECK_NEAR(plan_step_rate(&pt, &m, 0.5, 0.5, 30), 1 / 0.08, 1e-9);
+    pt.thread_loss = 0.1;
+    CHECK_NEAR(plan_step_rate(&pt, &m, 0.5, 0.5, 30), 1 / 0.0856, 1e-9);
 }
 
 /* ---- the fit on a hand-made evidence set ---- */
@@ -148,7 +155,7 @@ static int hand_set(evidence *ev) {
 static void test_predict_by_hand(void) {
     evidence ev;
     hand_set(&ev);
-    ev_params x = {TRUE_BW, TRUE_C, TRUE_U, TRUE_SYNC};
+    ev_params x = {TRUE_BW, TRUE_C, TRUE_U, TRUE_SYNC, 0};
     for (int i = 0; i < ev.n_points; i++) CHECK_NEAR(evidence_predict(&ev, &ev.points[i], &x), ev.points[i].tok_s, 1e-9);
     /* Attention over every stream's cache: 16 streams, one process of 8
      * threads: the attention FLOPs are 16 x 1e8 per token: t = max(0.02,

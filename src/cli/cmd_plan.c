@@ -291,8 +291,10 @@ static void print_model_and_hw(const plan_cli *c, const plan_model *m, const pla
     printf("           server %.0f W, %gU, $%.0f\n", hw->server_power_w, hw->server_u, hw->server_usd);
     char basis[512];
     basis_describe(c->fits, b, basis, sizeof basis);
+    bool cpu = hw->kind == PLAN_HW_CPU;
     printf("efficiency bandwidth %.3g, compute %.3g, per-step arithmetic %.2g sessions' worth, barriers %.3g us per"
-           " thread\n", r->eff_bw, r->eff_compute, plan_step_fixed(hw, &c->params), hw->kind == PLAN_HW_CPU ? hw->sync_s * 1e6 : 0);
+           " thread, arithmetic / (1 + %.3g%% x threads)\n", r->eff_bw, r->eff_compute, plan_step_fixed(hw, &c->params),
+           cpu ? hw->sync_s * 1e6 : 0, cpu ? 100 * hw->thread_loss : 0);
     printf("rests on   %s (software: %s)\n", basis, c->software);
     if (c->params.prompt > 0)
         printf("workload   chat: prompt %g tokens, answer %g, think %g s; context %.0f\n", c->params.prompt,
@@ -381,6 +383,7 @@ static void basis_json(const plan_cli *c, cJSON *root, const plan_basis *b) {
         json_num(o, "ratio_bandwidth", b->ratio_bw);
         json_num(o, "ratio_compute", b->ratio_compute);
         json_num(o, "sync_s_per_thread", b->sync_s);
+        json_num(o, "thread_loss", b->thread_loss);
     }
     if (b->kind == BASIS_NO_EVIDENCE) {
         cJSON_AddNumberToObject(o, "sessions_per_rack_low", (double)b->range_lo);
@@ -780,12 +783,14 @@ static void evidence_markdown(basis_fits *f) {
     printf("Leave-one-out, all fitted points: median error %.1f%%, worst %.0f%%, %d of %d within 1.5x.\n\n",
            100 * med, 100 * worst, within, n);
     printf("| microarchitecture | software | machines | points | eff. bandwidth | eff. compute | per-step (sessions) |"
-           " barrier (us/thread) | LOO median | LOO worst | within 1.5x |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+           " barrier (us/thread) | arithmetic lost per thread | LOO median | LOO worst | within 1.5x |\n"
+           "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (int g = 0; g < f->n; g++) {
         const basis_group *b = &f->g[g];
-        printf("| %s | %s %s | %s | %d | %.3f | %.4f | %.2f | %.1f | %.1f%% | %.0f%% | %d |\n", b->uarch,
-               f->ev.software[b->software].id, b->version, b->machines, b->n, b->x.eff_bw, b->x.eff_compute, b->x.step_fixed,
-               b->x.sync_s * 1e6, 100 * b->loo_median, 100 * b->loo_worst, b->loo_within_15);
+        printf("| %s | %s %s | %s | %d | %.3f | %.4f | %.2f | %.1f | %.2f%% | %.1f%% | %.0f%% | %d |\n", b->uarch,
+               f->ev.software[b->software].id, b->version, b->machines, b->n, b->x.eff_bw, b->x.eff_compute,
+               b->x.step_fixed, b->x.sync_s * 1e6, 100 * b->x.thread_loss, 100 * b->loo_median, 100 * b->loo_worst,
+               b->loo_within_15);
     }
     printf("\n| machine | software | model | prompt+gen | procs x threads | streams each | published tok/s |"
            " predicted (LOO) | error |\n|---|---|---|---:|---:|---:|---:|---:|---:|\n");
@@ -816,6 +821,7 @@ static void evidence_json(basis_fits *f) {
         json_num(o, "eff_compute", b->x.eff_compute);
         json_num(o, "step_fixed", b->x.step_fixed);
         json_num(o, "sync_s_per_thread", b->x.sync_s);
+        json_num(o, "thread_loss", b->x.thread_loss);
         json_num(o, "loo_median_error", b->loo_median);
         json_num(o, "loo_worst_error", b->loo_worst);
         cJSON *pts = cJSON_AddArrayToObject(o, "loo");

@@ -130,6 +130,7 @@ static void group_factors(const basis_fits *f, int gi, const char *isa, bool rac
     b->eff_compute = g->x.eff_compute * b->ratio_compute;
     b->step_fixed = g->x.step_fixed;
     b->sync_s = g->x.sync_s;
+    b->thread_loss = g->x.thread_loss;
 }
 
 static void set_hw(plan_hw *hw, const plan_basis *b) {
@@ -137,6 +138,7 @@ static void set_hw(plan_hw *hw, const plan_basis *b) {
     hw->eff_compute = b->eff_compute;
     hw->step_fixed = b->step_fixed;
     hw->sync_s = b->sync_s;
+    hw->thread_loss = b->thread_loss;
     hw->fitted = true;
 }
 

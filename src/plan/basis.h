@@ -68,7 +68,7 @@ typedef struct plan_basis {
     int group;                /* BASIS_FITTED: index into the fits */
     double ratio_bw, ratio_compute; /* rackllm / the software measured */
     bool ratio_measured;      /* a ratio measured on this instruction set */
-    double eff_bw, eff_compute, step_fixed, sync_s; /* in force */
+    double eff_bw, eff_compute, step_fixed, sync_s, thread_loss; /* in force */
     long range_lo, range_hi;  /* BASIS_NO_EVIDENCE: rack sessions */
 } plan_basis;
 

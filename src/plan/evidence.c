@@ -184,7 +184,8 @@ void evidence_free(evidence *ev) {
 
 double evidence_predict(const evidence *ev, const ev_point *pt, const ev_params *x) {
     const ev_machine *mc = &ev->machines[pt->machine];
-    plan_part part = {.count = pt->procs, .cores = pt->threads, .threads = pt->threads, .sync_s = x->sync_s};
+    plan_part part = {.count = pt->procs, .cores = pt->threads, .threads = pt->threads, .sync_s = x->sync_s,
+                      .thread_loss = x->thread_loss};
     part.bw_gbs = mc->bw_gbs / pt->procs;
     part.compute_ops = (pt->m.int8_compute ? mc->int8_tops : mc->float_tflops) * 1e12 / pt->procs;
     part.attn_ops = mc->float_tflops * 1e12 / pt->procs;
@@ -220,10 +221,18 @@ typedef struct axis {
     bool log_scale;
 } axis;
 
-static const axis AXES[4] = {{0.01, 1, true}, {0.001, 1, true}, {0, 32, false}, {1e-8, 1e-3, true}};
+#define EV_PARAMS 5
+static const axis AXES[EV_PARAMS] = {{0.01, 1, true}, {0.001, 1, true}, {0, 32, false}, {1e-8, 1e-3, true},
+                                     {1e-6, 1, true}};
 
 static double *param(ev_params *x, int k) {
-    return k == 0 ? &x->eff_bw : k == 1 ? &x->eff_compute : k == 2 ? &x->step_fixed : &x->sync_s;
+    switch (k) {
+    case 0: return &x->eff_bw;
+    case 1: return &x->eff_compute;
+    case 2: return &x->step_fixed;
+    case 3: return &x->sync_s;
+    default: return &x->thread_loss;
+    }
 }
 
 #define EV_GRID 48
@@ -272,7 +281,7 @@ static void search(const evidence *ev, const int *idx, int n, ev_params *x, int 
 static ev_params local_turns(const evidence *ev, const int *idx, int n, ev_params x, int max_rounds) {
     double before = loss(ev, idx, n, &x);
     for (int r = 0; r < max_rounds; r++) {
-        for (int k = 0; k < 4; k++) search(ev, idx, n, &x, k, false);
+        for (int k = 0; k < EV_PARAMS; k++) search(ev, idx, n, &x, k, false);
         double after = loss(ev, idx, n, &x);
         if (before - after <= EV_STILL * (before + 1e-300)) break;
         before = after;
@@ -281,9 +290,9 @@ static ev_params local_turns(const evidence *ev, const int *idx, int n, ev_param
 }
 
 ev_params evidence_fit(const evidence *ev, const int *idx, int n) {
-    ev_params x = {.eff_bw = 0.5, .eff_compute = 0.1, .step_fixed = 2, .sync_s = 0};
+    ev_params x = {.eff_bw = 0.5, .eff_compute = 0.1, .step_fixed = 2, .sync_s = 0, .thread_loss = 0};
     for (int r = 0; r < EV_GRID_ROUNDS; r++)
-        for (int k = 0; k < 4; k++) search(ev, idx, n, &x, k, true);
+        for (int k = 0; k < EV_PARAMS; k++) search(ev, idx, n, &x, k, true);
     return local_turns(ev, idx, n, x, EV_MAX_ROUNDS);
 }
 

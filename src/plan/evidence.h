@@ -7,9 +7,10 @@
  * processes of `threads` threads, each decoding `batch` streams of a model
  * after a prompt, and the speed one stream reached. The model predicts it
  * with plan_step_rate on a partition of 1/procs of the machine at the
- * points' mean context (prompt + generated / 2). Four parameters per
- * (microarchitecture, software and its version): the bandwidth and compute efficiencies,
- * the per-step arithmetic u and the barriers' cost per thread, fitted by
+ * points' mean context (prompt + generated / 2). Five parameters per
+ * (microarchitecture, software and its version): the bandwidth and compute
+ * efficiencies, the per-step arithmetic u, the barriers' cost per thread
+ * and the arithmetic's loss per thread, fitted by
  * least squares on log(predicted / published) over the points whose stream
  * ran at least at half the floor (where the plan's crossing is). The fit is
  * deterministic (a log grid per parameter, then golden-section, in turns);
@@ -72,9 +73,9 @@ typedef struct evidence {
     char source_url[160];
 } evidence;
 
-/* The four fitted parameters. */
+/* The five fitted parameters. */
 typedef struct ev_params {
-    double eff_bw, eff_compute, step_fixed, sync_s;
+    double eff_bw, eff_compute, step_fixed, sync_s, thread_loss;
 } ev_params;
 
 /* Reads data/evidence.json (embedded). The points' model figures come from

@@ -166,17 +166,20 @@ typedef struct step_cost {
 /* Seconds of arithmetic for one prompt token in a partition: the weights'
  * products (a prompt is many tokens at once: arithmetic-bound) and
  * attention over half the prompt on average. */
+/* The arithmetic's share of the factors' rate a partition's threads keep. */
+static double thread_scale(const plan_part *pt) { return 1 / (1 + pt->thread_loss * pt->threads); }
+
 static double prefill_cost(const plan_part *pt, const plan_model *m, double eff_compute) {
-    double C = eff_compute * pt->compute_ops;
-    double Ca = eff_compute * (pt->attn_ops > 0 ? pt->attn_ops : pt->compute_ops);
+    double C = eff_compute * pt->compute_ops * thread_scale(pt);
+    double Ca = eff_compute * (pt->attn_ops > 0 ? pt->attn_ops : pt->compute_ops) * thread_scale(pt);
     double Fw = m->flops_per_token - m->attn_flops_per_token;
     if (!(C > 0) || !(Ca > 0)) return INFINITY;
     return Fw / C + m->prefill_attn_flops / Ca;
 }
 
 static step_cost step_costs(const plan_part *pt, const plan_model *m, double eff_bw, double eff_compute) {
-    double B = eff_bw * pt->bw_gbs * 1e9, C = eff_compute * pt->compute_ops;
-    double Ca = eff_compute * (pt->attn_ops > 0 ? pt->attn_ops : pt->compute_ops);
+    double B = eff_bw * pt->bw_gbs * 1e9, C = eff_compute * pt->compute_ops * thread_scale(pt);
+    double Ca = eff_compute * (pt->attn_ops > 0 ? pt->attn_ops : pt->compute_ops) * thread_scale(pt);
     double Fa = m->attn_flops_per_token, Fw = m->flops_per_token - Fa;
     step_cost c = {.u = pt->step_fixed};
     c.stream = B > 0 ? m->weight_bytes / B : INFINITY;
@@ -369,6 +372,7 @@ int plan_parts(const plan_hw *hw, const plan_model *m, const plan_params *p, int
     for (int i = 0; i < n; i++) {
         out[i].step_fixed = plan_step_fixed(hw, p);
         out[i].sync_s = cpu ? hw->sync_s : 0;
+        out[i].thread_loss = cpu ? hw->thread_loss : 0;
     }
     return n;
 }

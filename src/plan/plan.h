@@ -21,8 +21,10 @@
  *             + attention FLOPs per token / (eff_compute x float compute)
  *             + a chat workload's prompt tokens per answer token x the
  *               arithmetic of one prompt token )
- *     + threads x the barriers' cost per thread (sync_s: fitted to published
- *       measurements of llama.cpp, where wide processes step slower).
+ *     + threads x the barriers' cost per thread (sync_s),
+ *   with the arithmetic's rates divided by 1 + thread_loss x threads (both
+ *   fitted to published measurements of llama.cpp, where wide processes
+ *   step slower, the more the more arithmetic a step does).
  *   Sessions per server = partitions x batch, maximised over the ways to
  *   split the server, such that the rate stays >= the floor and weights plus
  *   KV caches fit the partition's memory.
@@ -74,6 +76,7 @@ typedef struct plan_hw {
                              calibration of this machine does not replace them */
     double step_fixed;    /* >= 0: per-step arithmetic for this hardware */
     double sync_s;        /* seconds per thread per step (barriers) */
+    double thread_loss;   /* arithmetic slows by 1 + thread_loss x threads */
 } plan_hw;
 
 /* What the planner needs to know about a model at a quantization. */
@@ -190,6 +193,8 @@ typedef struct plan_part {
     double step_fixed;    /* the params' step_fixed for this hardware */
     int threads;          /* threads that step together (barriers) */
     double sync_s;        /* seconds per thread per step they cost */
+    double thread_loss;   /* their arithmetic runs at 1 / (1 + thread_loss
+                             x threads) of the factors' rate */
 } plan_part;
 
 /* A partitioning with the batch the model allows in it. */
