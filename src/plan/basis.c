@@ -57,7 +57,6 @@ static int add_group(basis_fits *f, const char *uarch, int software, const char 
     append(g->uarch, sizeof g->uarch, uarch);
     g->software = software;
     append(g->version, sizeof g->version, version);
-    g->x = evidence_fit(&f->ev, g->idx, g->n);
     group_machines(f, g);
     f->n++;
     return 0;
@@ -88,8 +87,18 @@ void basis_fits_free(basis_fits *f) {
     evidence_free(&f->ev);
 }
 
+const ev_params *basis_fit(basis_fits *f, int gi) {
+    basis_group *g = &f->g[gi];
+    if (!g->fitted) {
+        g->x = evidence_fit(&f->ev, g->idx, g->n);
+        g->fitted = true;
+    }
+    return &g->x;
+}
+
 void basis_fits_loo(basis_fits *f, int gi) {
     basis_group *g = &f->g[gi];
+    basis_fit(f, gi);
     if (g->loo_done) return;
     g->loo_done = true;
     g->loo_median = g->loo_worst = NAN;
@@ -116,8 +125,9 @@ int basis_group_for(const basis_fits *f, const char *uarch) {
 
 /* The factors of group g for hw: scaled to rackllm by the ratio measured
  * on hw's instruction set when g measured upstream llama.cpp. */
-static void group_factors(const basis_fits *f, int gi, const char *isa, bool rackllm, plan_basis *b) {
+static void group_factors(basis_fits *f, int gi, const char *isa, bool rackllm, plan_basis *b) {
     const basis_group *g = &f->g[gi];
+    basis_fit(f, gi);
     const ev_ratio *r = evidence_ratio(&f->ev, isa);
     bool upstream = strcmp(f->ev.software[g->software].id, "llama.cpp") == 0;
     b->ratio_bw = b->ratio_compute = 1;

@@ -34,7 +34,8 @@ typedef struct basis_group {
     char machines[64];        /* the machines measured, "m7a" */
     int n;                    /* points (at >= half the floor) */
     int *idx;
-    ev_params x;              /* fitted to all n */
+    ev_params x;              /* fitted to all n (once needed: basis_fit) */
+    bool fitted;
     bool loo_done;
     double loo_median, loo_worst; /* |predicted / published - 1| */
     int loo_within_15;        /* points predicted within 1.5x */
@@ -48,13 +49,17 @@ typedef struct basis_fits {
     double min_tok_s;
 } basis_fits;
 
-/* Loads the evidence and fits every group with enough points whose
- * streams ran at >= min_tok_s (half the floor). */
+/* Loads the evidence and forms every group with enough points whose
+ * streams ran at >= min_tok_s (half the floor); a group is fitted when
+ * first needed (basis_fit), so a plan pays only for the fits it uses. */
 int basis_fits_build(basis_fits *f, double min_tok_s, rl_err *err);
 void basis_fits_free(basis_fits *f);
 
-/* The group's leave-one-out predictions and summary (computed once). The
- * refits start from the full fit and search locally (evidence.h). */
+/* Group g's fit (computed once). */
+const ev_params *basis_fit(basis_fits *f, int g);
+
+/* The group's fit, leave-one-out predictions and summary (computed once).
+ * The refits start from the full fit and search locally (evidence.h). */
 void basis_fits_loo(basis_fits *f, int g);
 
 /* The group a catalog CPU's figures rest on: its microarchitecture with
