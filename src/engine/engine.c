@@ -19,7 +19,9 @@ struct engine_seq {
     fw_kv kv;
     int32_t *input; /* pending tokens; room for n_ctx */
     int n_input;
-    int pos;        /* tokens already in the cache */
+    int pos;        /* tokens already in the cache ... */
+    int32_t *hist;  /* ... and which (n_ctx room), for the prefix cache */
+    int n_cached;   /* of the prompt, copied from the prefix cache */
     sampler *smp;   /* NULL: manual */
     int32_t out;
     bool has_out;
@@ -101,6 +103,7 @@ static void seq_free(engine_seq *s) {
     if (!s) return;
     free(s->kv.data);
     free(s->input);
+    free(s->hist);
     free(s->logits);
     sampler_free(s->smp);
     free(s);
@@ -137,10 +140,26 @@ int engine_attention_cost(engine *e, double *seconds_per_token, rl_err *err) {
 uint64_t engine_seq_bytes(const engine *e, int n_ctx) {
     if (n_ctx <= 0 || n_ctx > e->p.n_ctx) n_ctx = e->p.n_ctx;
     uint64_t n_vocab = e->m->shape.n_vocab;
-    /* KV cache; input; logits; the sampler's candidates and, with
-     * penalties, its counts by token and its window of the context */
-    return forward_kv_bytes(e->m, n_ctx, !e->p.kv_f32) + 4 * (uint64_t)n_ctx + 4 * n_vocab + 8 * n_vocab +
+    /* KV cache; input and history; logits; the sampler's candidates and,
+     * with penalties, its counts by token and its window of the context */
+    return forward_kv_bytes(e->m, n_ctx, !e->p.kv_f32) + 8 * (uint64_t)n_ctx + 4 * n_vocab + 8 * n_vocab +
            12 * n_vocab + 8 * (uint64_t)n_ctx + sizeof(engine_seq);
+}
+
+/* Starts s from the prefix cache's longest match for its prompt (leaving
+ * at least the last token to run); returns how many tokens it took. */
+static int start_from_cache(engine *e, engine_seq *s, const int32_t *prompt, int n) {
+    if (!e->p.prefix_cache) return 0;
+    int len = 0, src_ctx = 0;
+    prefix_entry *en = prefix_cache_match(e->p.prefix_cache, prompt, n, n - 1, &len);
+    if (!en) return 0;
+    fw_kv src = {.data = (void *)prefix_entry_kv(en, &src_ctx)};
+    src.n_ctx = src_ctx;
+    forward_kv_copy(e->m, !e->p.kv_f32, &s->kv, &src, len);
+    prefix_cache_release(e->p.prefix_cache, en);
+    memcpy(s->hist, prompt, (size_t)len * sizeof *prompt);
+    s->pos = s->n_cached = len;
+    return len;
 }
 
 engine_seq *engine_seq_add(engine *e, const int32_t *prompt, int n, const sampler_params *sp, rl_err *err) {
@@ -173,8 +192,9 @@ engine_seq *engine_seq_add_ctx(engine *e, const int32_t *prompt, int n, const sa
     uint64_t kv_bytes = forward_kv_bytes(e->m, n_ctx, !e->p.kv_f32);
     s->kv.data = malloc(kv_bytes); /* untouched pages cost nothing until used */
     s->input = malloc((size_t)n_ctx * sizeof *s->input);
+    s->hist = malloc((size_t)n_ctx * sizeof *s->hist);
     s->logits = malloc((size_t)e->m->shape.n_vocab * sizeof *s->logits);
-    if (!s->kv.data || !s->input || !s->logits) {
+    if (!s->kv.data || !s->input || !s->hist || !s->logits) {
         rl_fail(err, RL_ERR_INTERNAL, "out of memory for a sequence (%llu bytes of KV cache)",
                 (unsigned long long)kv_bytes);
         seq_free(s);
@@ -188,9 +208,10 @@ engine_seq *engine_seq_add_ctx(engine *e, const int32_t *prompt, int n, const sa
         }
         for (int i = 0; i < n; i++) sampler_accept(s->smp, prompt[i]);
     }
-    memcpy(s->input, prompt, (size_t)n * sizeof *prompt);
-    s->n_input = n;
-    s->state = n > 1 ? SEQ_PREFILL : SEQ_DECODE;
+    int done = start_from_cache(e, s, prompt, n);
+    memcpy(s->input, prompt + done, (size_t)(n - done) * sizeof *prompt);
+    s->n_input = n - done;
+    s->state = s->n_input > 1 ? SEQ_PREFILL : SEQ_DECODE;
     s->arrival = e->arrivals++;
     e->slots[slot] = s;
     e->n_active++;
@@ -215,6 +236,10 @@ void engine_seq_remove(engine *e, engine_seq *s) {
     if (!s) return;
     e->slots[s->slot] = NULL;
     e->n_active--;
+    if (e->p.prefix_cache && s->pos > 0) { /* the cache owns its KV now */
+        prefix_cache_put(e->p.prefix_cache, s->hist, s->pos, s->kv.data, s->kv.n_ctx, forward_kv_resident(e->m, s->pos, !e->p.kv_f32));
+        s->kv.data = NULL;
+    }
     seq_free(s);
 }
 
@@ -228,6 +253,7 @@ bool engine_seq_take(engine_seq *s, int32_t *token) {
 const float *engine_seq_logits(const engine_seq *s) { return s->logits_ready ? s->logits : NULL; }
 engine_seq_state engine_seq_get_state(const engine_seq *s) { return s->state; }
 int engine_seq_pos(const engine_seq *s) { return s->pos; }
+int engine_seq_cached(const engine_seq *s) { return s->n_cached; }
 void engine_seq_set_user(engine_seq *s, void *user) { s->user = user; }
 void *engine_seq_user(const engine_seq *s) { return s->user; }
 
@@ -265,6 +291,7 @@ static engine_seq *next_prefill(engine *e, uint64_t after, bool first) {
 /* After the pass: the tokens s put in the batch leave its input (they are
  * in its cache now). Sampling, where logits arrived, is engine_step's. */
 static void finish_seq(engine_seq *s, int took) {
+    memcpy(s->hist + s->pos, s->input, (size_t)took * sizeof *s->input);
     memmove(s->input, s->input + took, (size_t)(s->n_input - took) * sizeof *s->input);
     s->n_input -= took;
     s->pos += took;

@@ -31,6 +31,7 @@
 
 #include "base/common.h"
 #include "model/model.h"
+#include "prefix_cache.h"
 #include "sampler.h"
 
 typedef struct engine_params {
@@ -41,6 +42,9 @@ typedef struct engine_params {
     int max_batch;       /* tokens per step (default 512): the prefill chunk budget */
     bool kv_f32;         /* F32 KV cache (default F16, as llama.cpp) */
     int kern_level;      /* -1: best for this CPU (see kernels.h) */
+    prefix_cache *prefix_cache; /* optional: removed sequences' KV is kept
+                                 * there, new ones start from the longest
+                                 * cached prefix of their prompt */
 } engine_params;
 
 engine_params engine_default_params(void);
@@ -66,7 +70,10 @@ kernels *engine_kernels(engine *e);
 
 /* Adds a sequence. `sp` NULL makes a manual sequence. Fails (RL_ERR_INPUT)
  * if the prompt is empty or does not fit the context, or (RL_ERR_INTERNAL)
- * if max_seqs are active or memory is short. */
+ * if max_seqs are active or memory is short. With a prefix cache, the
+ * sequence starts from the cached state that shares the most leading
+ * tokens with the prompt (all but its last token at most): those tokens
+ * are not computed again (engine_seq_cached). */
 engine_seq *engine_seq_add(engine *e, const int32_t *prompt, int n, const sampler_params *sp, rl_err *err);
 /* The same with a context of its own, n_ctx <= the engine's (0: the
  * engine's): its KV cache holds that many positions, and it is full (SEQ_FULL)
@@ -97,9 +104,12 @@ bool engine_seq_take(engine_seq *s, int32_t *token);
 const float *engine_seq_logits(const engine_seq *s);
 engine_seq_state engine_seq_get_state(const engine_seq *s);
 int engine_seq_pos(const engine_seq *s);      /* tokens in its cache */
+int engine_seq_cached(const engine_seq *s);   /* of its prompt, taken from the prefix cache */
 void engine_seq_set_user(engine_seq *s, void *user);
 void *engine_seq_user(const engine_seq *s);
 
+/* Ends a sequence and frees its memory; with a prefix cache, its KV cache
+ * (the tokens it has processed) goes there instead. */
 void engine_seq_remove(engine *e, engine_seq *s);
 
 /* Seconds a step spends per token of one sequence's context in attention

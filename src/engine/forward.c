@@ -53,6 +53,21 @@ uint64_t forward_kv_bytes(const model *m, int n_ctx, bool kv_f16) {
     return (uint64_t)s->n_layer * 2 * (uint64_t)n_ctx * s->n_head_kv * s->head_dim * (kv_f16 ? 2 : 4);
 }
 
+uint64_t forward_kv_resident(const model *m, int n_pos, bool kv_f16) {
+    const rl_shape *s = &m->shape;
+    uint64_t runs = (uint64_t)s->n_layer * 2 * s->n_head_kv, page = 4096;
+    return forward_kv_bytes(m, n_pos, kv_f16) + runs * page;
+}
+
+void forward_kv_copy(const model *m, bool kv_f16, fw_kv *dst, const fw_kv *src, int n_pos) {
+    const rl_shape *s = &m->shape;
+    size_t elt = kv_f16 ? 2 : 4, runs = (size_t)s->n_layer * 2 * s->n_head_kv; /* see fw_kv */
+    size_t len = (size_t)n_pos * s->head_dim * elt;
+    for (size_t r = 0; r < runs; r++)
+        memcpy((uint8_t *)dst->data + r * (size_t)dst->n_ctx * s->head_dim * elt,
+               (const uint8_t *)src->data + r * (size_t)src->n_ctx * s->head_dim * elt, len);
+}
+
 forward *forward_new(const model *m, kernels *k, int max_tokens, int max_out, int max_ctx, bool kv_f16,
                      rl_err *err) {
     forward *f = rl_calloc(1, sizeof *f, err);

@@ -62,4 +62,14 @@ int forward_attention_cost(forward *f, double *per_token, rl_err *err);
 /* Bytes of one sequence's KV cache of n_ctx positions. */
 uint64_t forward_kv_bytes(const model *m, int n_ctx, bool kv_f16);
 
+/* The memory a cache with n_pos positions written occupies: the pages
+ * touched, a part page at the end of each layer's and head's run included
+ * (the untouched rest of its n_ctx positions costs nothing). */
+uint64_t forward_kv_resident(const model *m, int n_pos, bool kv_f16);
+
+/* Copies positions 0..n_pos-1 of every layer and head from one cache to
+ * another (their n_ctx may differ; both at least n_pos): a sequence that
+ * starts from a cached prefix (prefix_cache.h). */
+void forward_kv_copy(const model *m, bool kv_f16, fw_kv *dst, const fw_kv *src, int n_pos);
+
 #endif
