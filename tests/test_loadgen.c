@@ -96,7 +96,7 @@ static void feed(loadgen_stream *s, const char *text, double now, loadgen_sample
 #define EV(content) "data: {\"choices\":[{\"delta\":{\"content\":\"" content "\"}}]}\n\n"
 
 static void test_stream(void) {
-    loadgen_stream s;
+    loadgen_stream s = {.keep_content = true};
     loadgen_samples itl = {0};
     loadgen_stream_reset(&s);
     feed(&s, "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\"}}]}\n\n", 0.5, &itl); /* no content */
@@ -108,6 +108,7 @@ static void test_stream(void) {
     CHECK_NEAR(s.t_first, 1.0, 0);
     CHECK_NEAR(s.t_last, 1.3, 0);
     CHECK_EQ_INT(s.completion_tokens, 3);
+    CHECK_STR(s.content, "Once upon a");
     CHECK(!s.done_seen && !s.error_seen);
     feed(&s, "\ndata: [DONE]\n\n" EV(" late"), 2.0, &itl); /* nothing counts after [DONE] */
     CHECK(s.done_seen);
@@ -149,7 +150,7 @@ static void test_stream(void) {
 
 /* A stream that ran well: 5 tokens, content from t = 10 to 12, [DONE]. */
 static loadgen_stream good_stream(void) {
-    loadgen_stream s;
+    loadgen_stream s = {0};
     loadgen_stream_reset(&s);
     s.n_content = 5;
     s.completion_tokens = 5;
@@ -157,6 +158,55 @@ static loadgen_stream good_stream(void) {
     s.t_last = 12;
     s.done_seen = true;
     return s;
+}
+
+/* usage's prompt tokens and their cached part, and a conversation's
+ * requests: the history grows by each answer, a refused request is asked
+ * again as it was, and after `turns` answers a new conversation begins. */
+static void test_chat(void) {
+    loadgen_stream s = {0};
+    loadgen_stream_reset(&s);
+    feed(&s, "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":90,\"completion_tokens\":4,"
+             "\"prompt_tokens_details\":{\"cached_tokens\":60}}}\n", 1.0, NULL);
+    CHECK_EQ_INT(s.prompt_tokens, 90);
+    CHECK_EQ_INT(s.cached_tokens, 60);
+    CHECK(s.content == NULL); /* not kept unless asked */
+    loadgen_stream_free(&s);
+
+    loadgen_params p = loadgen_default_params();
+    p.turns = 2;
+    p.system_len = 5;
+    p.prompt_len = 3;
+    loadgen_chat *c = loadgen_chat_new(&p);
+    const char *roles1[] = {"system", "user"}, *roles2[] = {"system", "user", "assistant", "user"};
+    for (int round = 0; round < 2; round++) {
+        char *b1 = loadgen_chat_request(c, "m", 7), *again = loadgen_chat_request(c, "m", 8);
+        cJSON *ja = cJSON_Parse(again), *jb = cJSON_Parse(b1);
+        char *ma = cJSON_PrintUnformatted(cJSON_GetObjectItem(ja, "messages"));
+        char *mb = cJSON_PrintUnformatted(cJSON_GetObjectItem(jb, "messages"));
+        CHECK_STR(ma, mb); /* asked again, not a new message */
+        free(ma), free(mb);
+        cJSON_Delete(ja), cJSON_Delete(jb);
+        CHECK_EQ_INT(loadgen_chat_answer(c, "Sure thing", 10), 0);
+        char *b2 = loadgen_chat_request(c, "m", 9);
+        cJSON *j1 = cJSON_Parse(b1), *j2 = cJSON_Parse(b2);
+        const cJSON *m1 = cJSON_GetObjectItem(j1, "messages"), *m2 = cJSON_GetObjectItem(j2, "messages");
+        CHECK_EQ_INT(cJSON_GetArraySize(m1), 2);
+        CHECK_EQ_INT(cJSON_GetArraySize(m2), 4);
+        for (int i = 0; i < cJSON_GetArraySize(m2); i++) {
+            const cJSON *role = cJSON_GetObjectItem(cJSON_GetArrayItem(m2, i), "role");
+            CHECK_STR(role->valuestring, roles2[i]);
+            if (i < 2) CHECK_STR(cJSON_GetObjectItem(cJSON_GetArrayItem(m1, i), "role")->valuestring, roles1[i]);
+        }
+        CHECK_STR(cJSON_GetObjectItem(cJSON_GetArrayItem(m2, 2), "content")->valuestring, "Sure thing");
+        CHECK(strcmp(cJSON_GetObjectItem(cJSON_GetArrayItem(m2, 1), "content")->valuestring,
+                     cJSON_GetObjectItem(cJSON_GetArrayItem(m2, 3), "content")->valuestring) != 0);
+        CHECK_EQ_INT(loadgen_chat_answer(c, "ok", 2), 1); /* the second turn: then it starts again */
+        CHECK_EQ_INT(loadgen_chat_turn(c), 0);
+        cJSON_Delete(j1), cJSON_Delete(j2);
+        free(b1), free(again), free(b2);
+    }
+    loadgen_chat_free(c);
 }
 
 static void test_accounting(void) {
@@ -248,6 +298,7 @@ int main(int argc, char **argv) {
     RUN(test_prompts);
     RUN(test_bodies);
     RUN(test_stream);
+    RUN(test_chat);
     RUN(test_accounting);
     RUN(test_percentiles);
     RUN(test_runs);

@@ -61,6 +61,10 @@ void loadgen_result_free(loadgen_result *r) {
     free(r->ttft.v);
     free(r->itl.v);
     r->tps = r->ttft = r->itl = (loadgen_samples){0};
+    for (int t = 0; t < LOADGEN_MAX_TURNS; t++) {
+        free(r->ttft_turn[t].v);
+        r->ttft_turn[t] = (loadgen_samples){0};
+    }
 }
 
 /* ---- the URL ---- */
@@ -133,14 +137,127 @@ char *loadgen_request_body(const loadgen_params *o, const char *model, int seria
     return s;
 }
 
+/* ---- conversations ---- */
+
+struct loadgen_chat {
+    const loadgen_params *p;
+    cJSON *messages;
+    int turn;      /* answers so far in this conversation */
+    bool asked;    /* the last message waits for its answer */
+};
+
+static void add_message(cJSON *messages, const char *role, const char *content) {
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "role", role);
+    cJSON_AddStringToObject(m, "content", content ? content : "hello");
+    cJSON_AddItemToArray(messages, m);
+}
+
+/* A new conversation: the shared system prompt, if any. */
+static void chat_restart(loadgen_chat *c) {
+    cJSON_Delete(c->messages);
+    c->messages = cJSON_CreateArray();
+    c->turn = 0;
+    c->asked = false;
+    if (c->p->system_len > 0) {
+        char *sys = loadgen_prompt(c->p->system_len, -1); /* one salt: the same for all */
+        add_message(c->messages, "system", sys);
+        free(sys);
+    }
+}
+
+loadgen_chat *loadgen_chat_new(const loadgen_params *p) {
+    loadgen_chat *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->p = p;
+    chat_restart(c);
+    return c;
+}
+
+void loadgen_chat_free(loadgen_chat *c) {
+    if (!c) return;
+    cJSON_Delete(c->messages);
+    free(c);
+}
+
+int loadgen_chat_turn(const loadgen_chat *c) { return c->turn; }
+
+char *loadgen_chat_request(loadgen_chat *c, const char *model, int serial) {
+    if (!c->messages) return NULL;
+    if (!c->asked) {
+        char *prompt = loadgen_prompt(c->p->prompt_len, serial);
+        add_message(c->messages, "user", prompt);
+        free(prompt);
+        c->asked = true;
+    }
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "model", model);
+    cJSON_AddItemReferenceToObject(j, "messages", c->messages);
+    cJSON_AddNumberToObject(j, "max_tokens", c->p->max_tokens);
+    cJSON_AddBoolToObject(j, "stream", true);
+    cJSON_AddItemToObject(cJSON_AddObjectToObject(j, "stream_options"), "include_usage", cJSON_CreateTrue());
+    if (!c->p->allow_eos) cJSON_AddBoolToObject(j, "ignore_eos", true);
+    cJSON_AddNumberToObject(j, "seed", serial);
+    char *body = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    return body;
+}
+
+int loadgen_chat_answer(loadgen_chat *c, const char *text, size_t len) {
+    int turn = c->turn;
+    char *copy = malloc(len + 1);
+    if (copy) {
+        memcpy(copy, text, len);
+        copy[len] = 0;
+    }
+    add_message(c->messages, "assistant", copy ? copy : "");
+    free(copy);
+    c->asked = false;
+    int turns = c->p->turns > 0 ? c->p->turns : 1;
+    if (++c->turn >= turns) chat_restart(c);
+    return turn;
+}
+
 /* ---- the event stream ---- */
 
 void loadgen_stream_reset(loadgen_stream *s) {
     s->t_first = s->t_last = 0;
     s->n_content = s->completion_tokens = 0;
     s->done_seen = s->error_seen = false;
+    s->prompt_tokens = s->cached_tokens = 0;
     s->error[0] = 0;
     s->line_len = 0;
+    s->content_len = 0;
+}
+
+void loadgen_stream_free(loadgen_stream *s) {
+    free(s->content);
+    s->content = NULL;
+    s->content_len = s->content_cap = 0;
+}
+
+static void keep_text(loadgen_stream *s, const char *text) {
+    size_t n = strlen(text);
+    if (s->content_len + n + 1 > s->content_cap) {
+        size_t cap = RL_MAX(2 * s->content_cap, s->content_len + n + 1024);
+        char *grown = realloc(s->content, cap);
+        if (!grown) return;
+        s->content = grown;
+        s->content_cap = cap;
+    }
+    memcpy(s->content + s->content_len, text, n + 1);
+    s->content_len += n;
+}
+
+/* What usage says: completion and prompt tokens, and the cached ones. */
+static void read_usage(loadgen_stream *s, const cJSON *usage) {
+    const cJSON *ct = cJSON_GetObjectItemCaseSensitive(usage, "completion_tokens");
+    const cJSON *pt = cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens");
+    const cJSON *details = cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens_details");
+    const cJSON *cached = cJSON_GetObjectItemCaseSensitive(details, "cached_tokens");
+    if (cJSON_IsNumber(ct)) s->completion_tokens = (int)ct->valuedouble;
+    if (cJSON_IsNumber(pt)) s->prompt_tokens = (int)pt->valuedouble;
+    if (cJSON_IsNumber(cached)) s->cached_tokens = (int)cached->valuedouble;
 }
 
 static void on_event(loadgen_stream *s, const char *data, double now, loadgen_samples *itl) {
@@ -166,9 +283,9 @@ static void on_event(loadgen_stream *s, const char *data, double now, loadgen_sa
         else if (itl) loadgen_sample_add(itl, now - s->t_last);
         s->t_last = now;
         s->n_content++;
+        if (s->keep_content) keep_text(s, content->valuestring);
     }
-    const cJSON *ct = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "usage"), "completion_tokens");
-    if (cJSON_IsNumber(ct)) s->completion_tokens = (int)ct->valuedouble;
+    read_usage(s, cJSON_GetObjectItemCaseSensitive(j, "usage"));
     cJSON_Delete(j);
 }
 
@@ -207,6 +324,8 @@ double loadgen_account(loadgen_result *r, const loadgen_stream *s, loadgen_trans
     }
     r->completed++;
     r->tokens += s->completion_tokens;
+    r->prompt_tokens += s->prompt_tokens;
+    r->cached_tokens += s->cached_tokens;
     if (s->n_content > 0) loadgen_sample_add(&r->ttft, s->t_first - t_sent);
     if (s->completion_tokens >= 2 && s->t_last > s->t_first)
         loadgen_sample_add(&r->tps, (s->completion_tokens - 1) / (s->t_last - s->t_first));
@@ -222,6 +341,7 @@ typedef struct slot {
     bool busy;
     double next_start, t_sent, retry_after;
     loadgen_stream stream;
+    loadgen_chat *chat; /* chat requests: the conversation (NULL: completions) */
     loadgen_result *res;
 } slot;
 
@@ -251,7 +371,8 @@ typedef struct run {
 
 static void start_request(run *g, slot *s) {
     free(s->body);
-    s->body = loadgen_request_body(g->p, g->r->model, g->started);
+    s->body = s->chat ? loadgen_chat_request(s->chat, g->r->model, g->started)
+                      : loadgen_request_body(g->p, g->r->model, g->started);
     g->started++;
     s->t_sent = rl_now();
     s->retry_after = 0;
@@ -280,8 +401,13 @@ static void finish_request(slot *s, CURLcode rc, double now) {
     s->busy = false;
     loadgen_transfer how = rc == CURLE_OK ? LOADGEN_OK : rc == CURLE_OPERATION_TIMEDOUT ? LOADGEN_TIMED_OUT
                                                                                        : LOADGEN_FAILED;
+    int completed = s->res->completed;
     s->next_start = now + loadgen_account(s->res, &s->stream, how, curl_easy_strerror(rc), status, s->retry_after,
                                           s->t_sent);
+    if (s->res->completed > completed && s->chat) { /* answered: the conversation goes on */
+        int turn = loadgen_chat_answer(s->chat, s->stream.content ? s->stream.content : "", s->stream.content_len);
+        if (s->stream.n_content > 0) loadgen_sample_add(&s->res->ttft_turn[turn], s->stream.t_first - s->t_sent);
+    }
 }
 
 /* Starts what may start, moves the transfers on, counts what ended.
@@ -373,6 +499,9 @@ static int prepare(run *g, rl_err *err) {
 int loadgen_run(const loadgen_params *p, loadgen_result *r, rl_err *err) {
     memset(r, 0, sizeof *r);
     if (p->sessions < 1 || !(p->duration > 0)) return rl_fail(err, RL_ERR_INPUT, "loadgen needs sessions and a duration");
+    if (p->turns < 0 || p->turns > LOADGEN_MAX_TURNS || (p->completions && p->turns > 1) || p->system_len < 0)
+        return rl_fail(err, RL_ERR_INPUT, "turns must be 1..%d, and only for chat requests; system_len >= 0",
+                       LOADGEN_MAX_TURNS);
     if (loadgen_base_url(p->url, r->base, sizeof r->base))
         return rl_fail(err, RL_ERR_INPUT,
                        "'%s' is not an http:// URL on this machine (127.0.0.0/8, [::1] or localhost); loadgen only "
@@ -384,18 +513,24 @@ int loadgen_run(const loadgen_params *p, loadgen_result *r, rl_err *err) {
         double t0 = rl_now();
         g.end = t0 + p->duration;
         g.hard_end = g.end + RL_MAX(30.0, p->duration);
-        for (int i = 0; i < p->sessions; i++)
+        for (int i = 0; i < p->sessions; i++) {
             g.slots[i] = (slot){.h = curl_easy_init(), .res = r, .next_start = t0};
+            if (!p->completions) g.slots[i].chat = loadgen_chat_new(p);
+            g.slots[i].stream.keep_content = !p->completions;
+        }
         while (pump(&g)) {
         }
         r->wall = rl_now() - t0;
         sort_samples(&r->tps);
         sort_samples(&r->ttft);
         sort_samples(&r->itl);
+        for (int t = 0; t < LOADGEN_MAX_TURNS; t++) sort_samples(&r->ttft_turn[t]);
     }
     for (int i = 0; g.slots && i < p->sessions; i++) {
         curl_easy_cleanup(g.slots[i].h);
         free(g.slots[i].body);
+        loadgen_chat_free(g.slots[i].chat);
+        loadgen_stream_free(&g.slots[i].stream);
     }
     free(g.slots);
     curl_multi_cleanup(g.multi);

@@ -13,7 +13,14 @@
  *     over the time from its first to its last token;
  *   - time to first token (queueing included);
  *   - inter-token latency: the gaps between content events;
- *   - requests completed, rejected (429), failed, cut.
+ *   - requests completed, rejected (429), failed, cut;
+ *   - prompt tokens, and how many of them the server took from its prefix
+ *     cache (usage.prompt_tokens_details.cached_tokens).
+ * A slot may hold a conversation (turns > 1): each request sends the whole
+ * history (a system prompt all conversations share, if system_len, then
+ * every message and answer so far) and a new message, as a chat client
+ * does; after `turns` answers it starts a new one. Time to first token is
+ * also kept per turn: what a long chat costs its user.
  * Bounded in time (above) and in count (max_requests). Loopback only: a URL
  * whose host is not 127.0.0.0/8, ::1 or localhost is refused. One thread
  * drives every transfer through libcurl's multi interface.
@@ -31,6 +38,7 @@
 #include "base/common.h"
 
 #define LOADGEN_RETRY_CAP 2.0 /* seconds a rejected slot waits at most */
+#define LOADGEN_MAX_TURNS 64  /* requests per conversation, at most */
 
 typedef struct loadgen_params {
     const char *url;          /* the server, e.g. http://127.0.0.1:8080 */
@@ -43,6 +51,8 @@ typedef struct loadgen_params {
     double duration;          /* seconds to keep starting requests */
     bool allow_eos;           /* false: ignore_eos, so every answer is max_tokens long */
     bool completions;         /* /v1/completions with plain text instead of chat */
+    int turns;                /* requests per conversation (1..LOADGEN_MAX_TURNS; 0: 1) */
+    int system_len;           /* words of a system prompt every conversation begins with */
 } loadgen_params;
 
 loadgen_params loadgen_default_params(void);
@@ -62,6 +72,8 @@ typedef struct loadgen_result {
     char base[2048];          /* the server's root, without "/" or "/v1" at the end */
     char model[512];          /* the model asked for */
     loadgen_samples tps, ttft, itl; /* sorted ascending once the run is over */
+    loadgen_samples ttft_turn[LOADGEN_MAX_TURNS]; /* time to first token by turn */
+    long prompt_tokens, cached_tokens; /* of the completed requests, as usage says */
     int completed, rejected, errors, cut;
     long tokens;              /* completion tokens of the completed requests */
     double wall;              /* seconds from the first request to the last end */
@@ -87,11 +99,29 @@ char *loadgen_prompt(int words, int salt);
 /* The JSON body of request number `serial` (malloc'ed, or NULL). */
 char *loadgen_request_body(const loadgen_params *p, const char *model, int serial);
 
+/* A conversation: its messages so far, as the next request sends them. */
+typedef struct loadgen_chat loadgen_chat;
+loadgen_chat *loadgen_chat_new(const loadgen_params *p);
+void loadgen_chat_free(loadgen_chat *c);
+/* The body of the conversation's next request: the history and a new user
+ * message (made by loadgen_prompt from serial) if the last one was
+ * answered, else the same question again (after a 429 or an error).
+ * malloc'ed, or NULL. */
+char *loadgen_chat_request(loadgen_chat *c, const char *model, int serial);
+/* The answer to the last message; the turn that ended. After p->turns
+ * answers the conversation starts again (from the system prompt). */
+int loadgen_chat_answer(loadgen_chat *c, const char *text, size_t len);
+int loadgen_chat_turn(const loadgen_chat *c); /* 0-based turn of the next answer */
+
 /* One response's event stream, as it arrives. */
 typedef struct loadgen_stream {
     double t_first, t_last;   /* the first and latest content event */
     int n_content;            /* content events */
     int completion_tokens;    /* usage.completion_tokens, if sent */
+    int prompt_tokens, cached_tokens; /* usage.prompt_tokens (and its cached part) */
+    char *content;            /* the answer's text so far, if keep_content (malloc'ed) */
+    size_t content_len, content_cap;
+    bool keep_content;
     bool done_seen;           /* data: [DONE] */
     bool error_seen;          /* an error object */
     char error[200];
@@ -99,7 +129,8 @@ typedef struct loadgen_stream {
     size_t line_len;
 } loadgen_stream;
 
-void loadgen_stream_reset(loadgen_stream *s);
+void loadgen_stream_reset(loadgen_stream *s); /* keeps content's buffer, emptied */
+void loadgen_stream_free(loadgen_stream *s);
 /* Feeds n bytes of the body received at `now`; each gap between content
  * events goes to itl (may be NULL). */
 void loadgen_stream_feed(loadgen_stream *s, const char *data, size_t n, double now, loadgen_samples *itl);

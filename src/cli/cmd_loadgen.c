@@ -38,6 +38,10 @@ static void usage(FILE *out) {
             "  --completions       use /v1/completions with the prompt as plain text instead of\n"
             "                      chat (for servers whose chat parsing fails on a synthetic\n"
             "                      model's random text, as llama-server's does)\n"
+            "  --turns T           requests per conversation (default 1): each sends the whole\n"
+            "                      chat so far and a new message, as a chat client does; time to\n"
+            "                      first token is reported per turn too\n"
+            "  --system-len W      a system prompt of W words that every conversation shares\n"
             "  --json              one JSON object instead of the table\n"
             "  -h, --help          this help\n");
 }
@@ -58,6 +62,8 @@ static int parse(int argc, char **argv, lg_opts *o, rl_err *err) {
         FLAG_STR("api-key", 0, &p->api_key),
         FLAG_BOOL("allow-eos", 0, &p->allow_eos),
         FLAG_BOOL("completions", 0, &p->completions),
+        FLAG_INT("turns", 0, &p->turns, 1, LOADGEN_MAX_TURNS),
+        FLAG_INT("system-len", 0, &p->system_len, 0, 100000),
         FLAG_BOOL("json", 0, &o->json),
     };
     int first, rc = cli_parse(argc, argv, flags, (int)RL_ARRAY_LEN(flags), usage, &first, err);
@@ -65,6 +71,8 @@ static int parse(int argc, char **argv, lg_opts *o, rl_err *err) {
     if (first < argc) return rl_fail(err, RL_ERR_INPUT, "unexpected argument '%s'", argv[first]);
     if (!p->url || !p->sessions || !p->duration)
         return rl_fail(err, RL_ERR_INPUT, "--url, --sessions and --duration are required");
+    if (p->completions && (p->turns > 1 || p->system_len > 0))
+        return rl_fail(err, RL_ERR_INPUT, "--turns and --system-len are for chat requests, not --completions");
     return 0;
 }
 
@@ -75,11 +83,17 @@ static void print_json(const loadgen_params *o, const loadgen_result *r) {
     printf("{\"url\":\"%s\",\"model\":\"%s\",\"sessions\":%d,\"duration_s\":%g,\"prompt_words\":%d,\"max_tokens\":%d,"
            "\"wall_s\":%.3f,\"requests\":{\"completed\":%d,\"rejected_429\":%d,\"errors\":%d,\"cut\":%d},"
            "\"tokens\":%ld,\"session_tps\":{\"min\":%.3f,\"p50\":%.3f,\"mean\":%.3f,\"max\":%.3f},"
-           "\"ttft_s\":{\"p50\":%.4f,\"p99\":%.4f},\"itl_s\":{\"p50\":%.4f,\"p99\":%.4f},\"first_error\":",
+           "\"ttft_s\":{\"p50\":%.4f,\"p99\":%.4f},\"itl_s\":{\"p50\":%.4f,\"p99\":%.4f},",
            r->base, r->model, o->sessions, o->duration, o->prompt_len, o->max_tokens, r->wall, r->completed,
            r->rejected, r->errors, r->cut, r->tokens, tps->n ? tps->v[0] : 0, loadgen_percentile(tps, 50),
            loadgen_mean(tps), tps->n ? tps->v[tps->n - 1] : 0, loadgen_percentile(ttft, 50),
            loadgen_percentile(ttft, 99), loadgen_percentile(itl, 50), loadgen_percentile(itl, 99));
+    printf("\"prompt_tokens\":%ld,\"cached_tokens\":%ld,\"turns\":%d,\"ttft_by_turn_s\":[", r->prompt_tokens,
+           r->cached_tokens, o->turns > 0 ? o->turns : 1);
+    for (int t = 0; t < (o->turns > 0 ? o->turns : 1); t++)
+        printf("%s{\"n\":%zu,\"p50\":%.4f,\"p99\":%.4f}", t ? "," : "", r->ttft_turn[t].n,
+               loadgen_percentile(&r->ttft_turn[t], 50), loadgen_percentile(&r->ttft_turn[t], 99));
+    printf("],\"first_error\":");
     cJSON *e = r->first_error[0] ? cJSON_CreateString(r->first_error) : cJSON_CreateNull();
     char *es = cJSON_PrintUnformatted(e);
     printf("%s}\n", es ? es : "null");
@@ -98,8 +112,16 @@ static void print_table(const loadgen_params *o, const loadgen_result *r) {
            loadgen_percentile(tps, 50), loadgen_mean(tps));
     printf("time to first token:  p50 %.3f s  p99 %.3f s\n", loadgen_percentile(ttft, 50),
            loadgen_percentile(ttft, 99));
+    int turns = o->turns > 0 ? o->turns : 1;
+    if (turns > 1)
+        for (int t = 0; t < turns; t++)
+            printf("  turn %2d:            p50 %.3f s  p99 %.3f s  (%zu answers)\n", t + 1,
+                   loadgen_percentile(&r->ttft_turn[t], 50), loadgen_percentile(&r->ttft_turn[t], 99),
+                   r->ttft_turn[t].n);
     printf("inter-token latency:  p50 %.4f s  p99 %.4f s\n", loadgen_percentile(itl, 50), loadgen_percentile(itl, 99));
     printf("tokens received:      %ld (%.1f tok/s in all)\n", r->tokens, r->wall > 0 ? r->tokens / r->wall : 0);
+    printf("prompt tokens:        %ld, %ld of them from the server's prefix cache (%.0f%%)\n", r->prompt_tokens,
+           r->cached_tokens, r->prompt_tokens > 0 ? 100.0 * r->cached_tokens / r->prompt_tokens : 0);
     if (r->first_error[0]) printf("first error:          %s\n", r->first_error);
 }
 
