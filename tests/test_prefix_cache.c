@@ -23,9 +23,9 @@ static engine *open_engine(const model *m, prefix_cache *pc, int max_seqs) {
     ep.n_ctx = CTX;
     ep.max_seqs = max_seqs;
     ep.n_threads = 2;
-    ep.prefix_cache = pc;
     engine *e = engine_open(m, &ep, &err);
     CHECKF(e != NULL, "%s", err.msg);
+    if (e) engine_set_prefix_cache(e, pc);
     return e;
 }
 

@@ -752,6 +752,37 @@ static void test_lowering(void) {
     sched_free(s);
 }
 
+/* A prompt seen before starts from the prefix cache: the same text, all
+ * but its last token reused, and the figures say so. */
+static void test_prefix(void) {
+    rl_err err = {0};
+    sched_params p = base_params(2, 0);
+    p.prefix_cache_bytes = 64u << 20;
+    sched *s = sched_new(M, &p, &err);
+    CHECKF(s != NULL, "%s", err.msg);
+    if (!s) return;
+    char want[4096], got[4096];
+    reference_text(12, want, sizeof want);
+    sched_request r = greedy_request(12);
+    for (int round = 0; round < 2; round++) {
+        sched_session *ss = NULL;
+        sched_progress pr;
+        CHECK_EQ_INT(sched_submit(s, &r, &ss, &err), SCHED_RUN);
+        read_all(ss, got, sizeof got, &pr);
+        CHECK_STR(got, want);
+        CHECK_EQ_INT(pr.n_prompt, N_PROMPT);
+        CHECK_EQ_INT(pr.n_cached, round == 0 ? 0 : N_PROMPT - 1);
+        sched_release(s, ss);
+    }
+    sched_stats st;
+    sched_get_stats(s, &st);
+    CHECK(st.prefix_on);
+    CHECK_EQ_INT(st.prefix.hits, 1);
+    CHECK_EQ_INT(st.prefix.tokens_reused, N_PROMPT - 1);
+    CHECK(st.prefix.entries == 1 && st.prefix.bytes > 0 && st.prefix.bytes <= st.prefix.budget);
+    sched_free(s);
+}
+
 int main(int argc, char **argv) {
     test_init(argc, argv);
     RUN(test_pace);
@@ -775,6 +806,7 @@ int main(int argc, char **argv) {
     RUN(test_drain);
     RUN(test_calibration);
     RUN(test_lowering);
+    RUN(test_prefix);
     model_free(M);
     free(data);
     return test_report("test_scheduler");

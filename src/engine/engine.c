@@ -49,6 +49,7 @@ struct engine {
     int *seg_len;         /* ... and how many of its tokens each has */
     int n_seg;
     int prefill_budget;   /* prompt tokens per step, at most max_batch */
+    prefix_cache *cache;  /* NULL: none */
     engine_stats stats;
 };
 
@@ -146,17 +147,19 @@ uint64_t engine_seq_bytes(const engine *e, int n_ctx) {
            12 * n_vocab + 8 * (uint64_t)n_ctx + sizeof(engine_seq);
 }
 
+void engine_set_prefix_cache(engine *e, prefix_cache *pc) { e->cache = pc; }
+
 /* Starts s from the prefix cache's longest match for its prompt (leaving
  * at least the last token to run); returns how many tokens it took. */
 static int start_from_cache(engine *e, engine_seq *s, const int32_t *prompt, int n) {
-    if (!e->p.prefix_cache) return 0;
+    if (!e->cache) return 0;
     int len = 0, src_ctx = 0;
-    prefix_entry *en = prefix_cache_match(e->p.prefix_cache, prompt, n, n - 1, &len);
+    prefix_entry *en = prefix_cache_match(e->cache, prompt, n, n - 1, &len);
     if (!en) return 0;
     fw_kv src = {.data = (void *)prefix_entry_kv(en, &src_ctx)};
     src.n_ctx = src_ctx;
     forward_kv_copy(e->m, !e->p.kv_f32, &s->kv, &src, len);
-    prefix_cache_release(e->p.prefix_cache, en);
+    prefix_cache_release(e->cache, en);
     memcpy(s->hist, prompt, (size_t)len * sizeof *prompt);
     s->pos = s->n_cached = len;
     return len;
@@ -236,8 +239,8 @@ void engine_seq_remove(engine *e, engine_seq *s) {
     if (!s) return;
     e->slots[s->slot] = NULL;
     e->n_active--;
-    if (e->p.prefix_cache && s->pos > 0) { /* the cache owns its KV now */
-        prefix_cache_put(e->p.prefix_cache, s->hist, s->pos, s->kv.data, s->kv.n_ctx, forward_kv_resident(e->m, s->pos, !e->p.kv_f32));
+    if (e->cache && s->pos > 0) { /* the cache owns its KV now */
+        prefix_cache_put(e->cache, s->hist, s->pos, s->kv.data, s->kv.n_ctx, forward_kv_resident(e->m, s->pos, !e->p.kv_f32));
         s->kv.data = NULL;
     }
     seq_free(s);

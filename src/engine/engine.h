@@ -42,9 +42,6 @@ typedef struct engine_params {
     int max_batch;       /* tokens per step (default 512): the prefill chunk budget */
     bool kv_f32;         /* F32 KV cache (default F16, as llama.cpp) */
     int kern_level;      /* -1: best for this CPU (see kernels.h) */
-    prefix_cache *prefix_cache; /* optional: removed sequences' KV is kept
-                                 * there, new ones start from the longest
-                                 * cached prefix of their prompt */
 } engine_params;
 
 engine_params engine_default_params(void);
@@ -67,6 +64,12 @@ int engine_n_ctx(const engine *e);
 int engine_active(const engine *e);   /* sequences added and not removed */
 int engine_capacity(const engine *e); /* max_seqs */
 kernels *engine_kernels(engine *e);
+
+/* From now on, removed sequences' KV caches go to `pc` and new sequences
+ * start from the longest cached prefix of their prompt (NULL: no cache,
+ * the default). One cache may serve several engines over the same model
+ * with the same KV type. */
+void engine_set_prefix_cache(engine *e, prefix_cache *pc);
 
 /* Adds a sequence. `sp` NULL makes a manual sequence. Fails (RL_ERR_INPUT)
  * if the prompt is empty or does not fit the context, or (RL_ERR_INTERNAL)

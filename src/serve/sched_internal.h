@@ -75,6 +75,7 @@ struct sched_session {
     bool done;
     sched_finish finish;
     int n_gen_pub;
+    int n_cached;     /* of the prompt, from the prefix cache */
     double ttft;
     char error[200];
     int refs; /* the reader's and (while queued or running) the scheduler's */
@@ -144,6 +145,7 @@ struct sched {
     uint64_t admitted, rej_full, rej_timeout, rej_draining, queue_cancelled;
     double mean_duration; /* of finished sessions (moving average), for Retry-After */
     double mean_reserved; /* context admitted sessions reserve (moving average), for sched_free_sessions */
+    prefix_cache *pc;     /* NULL: none */
 };
 
 /* ---- time: condition variables on the monotonic clock (rl_now's) ---- */

@@ -73,6 +73,9 @@ static void start_sessions(partition *p, sched_session *list) {
             finish_session(p, i, SCHED_FINISH_ERROR, err.msg);
             continue;
         }
+        pthread_mutex_lock(&ss->lock);
+        ss->n_cached = engine_seq_cached(ss->seq);
+        pthread_mutex_unlock(&ss->lock);
         pthread_mutex_lock(&p->stats_lock);
         p->prompt_tokens += (uint64_t)ss->n_prompt;
         int active = engine_active(p->e);

@@ -96,6 +96,7 @@ size_t sched_read(sched_session *ss, char *buf, size_t cap, double max_wait, sch
     pr->finish = ss->finish;
     pr->n_prompt = ss->n_prompt;
     pr->n_generated = ss->n_gen_pub;
+    pr->n_cached = ss->n_cached;
     pr->ttft = ss->ttft;
     pr->error = ss->error;
     pthread_mutex_unlock(&ss->lock);

@@ -73,6 +73,8 @@ void sched_get_stats(sched *s, sched_stats *o) {
     o->rejected_draining = s->rej_draining;
     o->finished[SCHED_FINISH_CANCELLED] = s->queue_cancelled;
     pthread_mutex_unlock(&s->lock);
+    o->prefix_on = s->pc != NULL;
+    if (s->pc) o->prefix = prefix_cache_get_stats(s->pc);
     double sum = 0;
     for (int i = 0; i < s->K; i++) {
         partition *p = &s->parts[i];

@@ -138,6 +138,15 @@ sched *sched_new(const model *m, const sched_params *params, rl_err *err) {
         sched_free(s);
         return NULL;
     }
+    /* after calibration, whose trial sequences are nobody's prefix */
+    if (p->prefix_cache_bytes > 0) {
+        s->pc = prefix_cache_new(p->prefix_cache_bytes, err);
+        if (!s->pc) {
+            sched_free(s);
+            return NULL;
+        }
+        for (int i = 0; i < s->K; i++) engine_set_prefix_cache(s->parts[i].e, s->pc);
+    }
     sched_run_cmd(s, CMD_SERVE, 0, 0, 0, err);
     return s;
 }
@@ -167,6 +176,7 @@ void sched_free(sched *s) {
         pthread_mutex_destroy(&p->stats_lock);
     }
     free(s->parts);
+    prefix_cache_free(s->pc); /* after the engines: they put their last sequences there */
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->cond);
     free(s);

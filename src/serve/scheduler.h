@@ -76,6 +76,7 @@
 #include <stdio.h>
 
 #include "base/common.h"
+#include "engine/prefix_cache.h"
 #include "engine/sampler.h"
 #include "model/model.h"
 
@@ -97,6 +98,8 @@ typedef struct sched_params {
     double recover_seconds; /* healthy this long before capacity + 1 (<= 0: SCHED_RECOVER_SECONDS) */
     double ctx_cost;      /* seconds a step spends per token of context (0: measured at start) */
     uint64_t mem_limit;   /* bytes all sessions may allocate (0: MEM_SHARE of what is available at start) */
+    uint64_t prefix_cache_bytes; /* finished sessions' KV kept for prompts that begin
+                                  * the same way (0: no prefix cache; prefix_cache.h) */
     FILE *log;            /* start-up messages (calibration); NULL: none */
 } sched_params;
 
@@ -170,6 +173,7 @@ typedef struct sched_progress {
     bool done;              /* no more text will come */
     sched_finish finish;
     int n_prompt, n_generated;
+    int n_cached;           /* of n_prompt, taken from the prefix cache (known once running) */
     double ttft;            /* seconds from submit to the first token (0: none yet) */
     const char *error;      /* for SCHED_FINISH_ERROR */
 } sched_progress;
@@ -256,6 +260,8 @@ typedef struct sched_stats {
     uint64_t prompt_tokens, completion_tokens;
     uint64_t capacity_lowered; /* times a partition lowered its capacity */
     sched_hist ttft, itl;
+    bool prefix_on;           /* a prefix cache is kept; its figures: */
+    prefix_cache_stats prefix;
 } sched_stats;
 
 void sched_get_stats(sched *s, sched_stats *out);
