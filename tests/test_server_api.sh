@@ -55,6 +55,17 @@ check "chat usage total" "true" "$(jq -r '.usage.total_tokens == .usage.prompt_t
 content=$(jq -r '.choices[0].message.content' "$TMP/chat.json")
 check "chat content" "yes" "$([ -n "$content" ] && echo yes)"
 check "chat greedy repeats" "$content" "$(curl -s "$A/v1/chat/completions" -H "$J" -d "$chat" | jq -r '.choices[0].message.content')"
+# the prefix cache: the repeat above started from the first one's state (the same text all
+# the same); a third says so in usage, as OpenAI's cached_tokens
+curl -s "$A/v1/chat/completions" -H "$J" -d "$chat" >"$TMP/chat3.json"
+check "prefix cache: same answer" "$content" "$(jq -r '.choices[0].message.content' "$TMP/chat3.json")"
+check "prefix cache: all but the last prompt token reused" "true" \
+    "$(jq -r '.usage.prompt_tokens_details.cached_tokens == .usage.prompt_tokens - 1' "$TMP/chat3.json")"
+check "prefix cache: the first chat reused at most BOS" "true" \
+    "$(jq -r '.usage.prompt_tokens_details.cached_tokens <= 1' "$TMP/chat.json")"
+check "prefix cache in /health" "true" "$(health "$A" '.prefix_cache.hits >= 2 and .prefix_cache.bytes > 0')"
+check "prefix cache in /metrics" "yes" \
+    "$(curl -s "$A/metrics" | grep -q '^rackllm_prefix_cache_reused_tokens_total [1-9]' && echo yes)"
 curl -sN "$A/v1/chat/completions" -H "$J" -d "${chat%\}},\"stream\":true,\"stream_options\":{\"include_usage\":true}}" >"$TMP/chat.sse"
 sse_events "$TMP/chat.sse" >"$TMP/chat.ev"
 check "stream: [DONE] last" "data: [DONE]" "$(grep '^data:' "$TMP/chat.sse" | tail -n 1)"
@@ -188,7 +199,7 @@ check_true "promtool check metrics" promtool check metrics <"$TMP/metrics.txt"
 check "requests 413 counted" "1" "$(metric "$A" 'rackllm_requests_total{endpoint="completions",code="413"}')"
 check "requests 404 counted" "1" "$(metric "$A" 'rackllm_requests_total{endpoint="other",code="404"}')"
 n200=$(metric "$A" 'rackllm_requests_total{endpoint="chat_completions",code="200"}')
-check "chat 200 counted" "4" "$n200"
+check "chat 200 counted" "5" "$n200"
 adm=$(metric "$A" rackllm_admitted_total)
 ttft=$(metric "$A" rackllm_time_to_first_token_seconds_count)
 check "every admitted session got a first token" "$adm" "$ttft"

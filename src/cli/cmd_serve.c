@@ -80,6 +80,10 @@ static void usage(FILE *out) {
             "                          request's prompt + max_tokens (or the whole context) by it\n"
             "      --mem-limit BYTES   memory all sessions' KV caches may take, each at the context it\n"
             "                          reserves (default: 90%% of what is available at start-up)\n"
+            "      --prefix-cache MIB  memory for finished sessions' KV, so that a prompt that begins\n"
+            "                          the same way (a chat's next turn, a shared system prompt) skips\n"
+            "                          that part of its prefill (default: a tenth of the sessions'\n"
+            "                          memory, at most 1024; 0: off)\n"
             "      --timeout S         seconds a connection may be idle while answered (default 30)\n"
             "      --header-timeout S  seconds for a request's head, from the connection's start or the\n"
             "                          end of the previous answer, however slowly it comes (default 10)\n"
@@ -119,6 +123,7 @@ static int parse(int argc, char **argv, serve_opts *o, rl_err *err) {
     o->sp.queue_max = 16;
     int max_body = 1 << 20;
     double delay_ms = 0, ctx_cost_us = 0;
+    int prefix_mib = -1;
     const cli_flag flags[] = {
         FLAG_STR("model", 'm', &o->model_path),
         FLAG_STR("host", 0, &o->host),
@@ -140,6 +145,7 @@ static int parse(int argc, char **argv, serve_opts *o, rl_err *err) {
         FLAG_INT("prefill-chunk", 0, &o->sp.prefill_chunk, 1, 65536),
         FLAG_NUM("ctx-cost", 0, &ctx_cost_us, 1e-6, 1e9),
         FLAG_U64("mem-limit", 0, &o->sp.mem_limit, 1 << 20, 0),
+        FLAG_INT("prefix-cache", 0, &prefix_mib, 0, 1 << 24),
         FLAG_INT("timeout", 0, &o->hp.timeout, 1, 1000000),
         FLAG_NUM("header-timeout", 0, &o->hp.header_timeout, 0.1, 1e6),
         FLAG_NUM("body-timeout", 0, &o->hp.body_timeout, 0.1, 1e6),
@@ -163,6 +169,7 @@ static int parse(int argc, char **argv, serve_opts *o, rl_err *err) {
     o->hp.max_body = (size_t)max_body;
     o->sp.step_delay = delay_ms / 1000;
     o->sp.ctx_cost = ctx_cost_us * 1e-6;
+    o->sp.prefix_cache_bytes = prefix_mib < 0 ? SCHED_PREFIX_AUTO : (uint64_t)prefix_mib << 20;
     if (rc) return rc;
     if (first < argc) return rl_fail(err, RL_ERR_INPUT, "unexpected argument '%s'", argv[first]);
     if (!o->model_path) return rl_fail(err, RL_ERR_INPUT, "-m FILE is required");

@@ -119,6 +119,21 @@ static int start_partitions(sched *s, rl_err *err) {
     return 0;
 }
 
+/* The prefix cache, after calibration (whose trial sequences are nobody's
+ * prefix): its budget comes out of the sessions' memory. */
+static int start_prefix_cache(sched *s, rl_err *err) {
+    uint64_t bytes = s->p.prefix_cache_bytes;
+    if (bytes == SCHED_PREFIX_AUTO) bytes = s->mem_budget ? RL_MIN(s->mem_budget / 10, 1ull << 30) : 256ull << 20;
+    if (bytes == 0) return 0;
+    if (!(s->pc = prefix_cache_new(bytes, err))) return -1;
+    sched_reserve_memory(s, bytes);
+    for (int i = 0; i < s->K; i++) engine_set_prefix_cache(s->parts[i].e, s->pc);
+    if (s->p.log)
+        fprintf(s->p.log, "prefix cache: %.0f MiB for finished sessions' KV (out of the sessions' memory)\n",
+                (double)bytes / 1048576.0);
+    return 0;
+}
+
 sched *sched_new(const model *m, const sched_params *params, rl_err *err) {
     sched *s = rl_calloc(1, sizeof *s, err);
     if (!s) return NULL;
@@ -138,14 +153,9 @@ sched *sched_new(const model *m, const sched_params *params, rl_err *err) {
         sched_free(s);
         return NULL;
     }
-    /* after calibration, whose trial sequences are nobody's prefix */
-    if (p->prefix_cache_bytes > 0) {
-        s->pc = prefix_cache_new(p->prefix_cache_bytes, err);
-        if (!s->pc) {
-            sched_free(s);
-            return NULL;
-        }
-        for (int i = 0; i < s->K; i++) engine_set_prefix_cache(s->parts[i].e, s->pc);
+    if (start_prefix_cache(s, err)) {
+        sched_free(s);
+        return NULL;
     }
     sched_run_cmd(s, CMD_SERVE, 0, 0, 0, err);
     return s;

@@ -83,6 +83,7 @@
 #define SCHED_RATE_WINDOW 16        /* tokens a session's tok/s is measured over */
 #define SCHED_RECOVER_SECONDS 3.0   /* default: at or above the floor this long, capacity + 1 */
 #define SCHED_CALIBRATE_LIMIT 64    /* most sessions calibration tries without max_sessions */
+#define SCHED_PREFIX_AUTO UINT64_MAX /* prefix_cache_bytes: sized from the memory budget */
 
 typedef struct sched_params {
     double floor_tps;     /* the per-session promise (default 10) */
@@ -99,7 +100,9 @@ typedef struct sched_params {
     double ctx_cost;      /* seconds a step spends per token of context (0: measured at start) */
     uint64_t mem_limit;   /* bytes all sessions may allocate (0: MEM_SHARE of what is available at start) */
     uint64_t prefix_cache_bytes; /* finished sessions' KV kept for prompts that begin
-                                  * the same way (0: no prefix cache; prefix_cache.h) */
+                                  * the same way (0: no prefix cache; prefix_cache.h;
+                                  * SCHED_PREFIX_AUTO: a tenth of the sessions' memory,
+                                  * at most 1 GiB); taken from the sessions' memory */
     FILE *log;            /* start-up messages (calibration); NULL: none */
 } sched_params;
 

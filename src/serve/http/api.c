@@ -342,6 +342,8 @@ static void add_usage(cJSON *root, api_usage u) {
     cJSON_AddNumberToObject(usage, "prompt_tokens", u.prompt_tokens);
     cJSON_AddNumberToObject(usage, "completion_tokens", u.completion_tokens);
     cJSON_AddNumberToObject(usage, "total_tokens", u.prompt_tokens + u.completion_tokens);
+    cJSON_AddNumberToObject(cJSON_AddObjectToObject(usage, "prompt_tokens_details"), "cached_tokens",
+                            u.cached_tokens);
 }
 
 char *api_completion_json(api_kind kind, const char *id, long created, const char *model, const char *text,
@@ -490,8 +492,10 @@ size_t api_chunk(const api_stream *st, char *out, size_t cap, const char *text, 
 size_t api_usage_chunk(const api_stream *st, char *out, size_t cap, api_usage u) {
     size_t n = 0;
     chunk_head(st, out, cap, &n);
-    put(out, cap, &n, "],\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,\"total_tokens\":%d}}\n\n",
-        u.prompt_tokens, u.completion_tokens, u.prompt_tokens + u.completion_tokens);
+    put(out, cap, &n,
+        "],\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,\"total_tokens\":%d,"
+        "\"prompt_tokens_details\":{\"cached_tokens\":%d}}}\n\n",
+        u.prompt_tokens, u.completion_tokens, u.prompt_tokens + u.completion_tokens, u.cached_tokens);
     return n < cap ? n : 0;
 }
 

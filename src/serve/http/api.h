@@ -70,6 +70,7 @@ int api_fail(api_error *err, int status, const char *type, const char *param, co
 
 typedef struct api_usage {
     int prompt_tokens, completion_tokens;
+    int cached_tokens; /* of prompt_tokens, from the prefix cache (prompt_tokens_details) */
 } api_usage;
 
 char *api_error_json(const api_error *err);

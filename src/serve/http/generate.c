@@ -203,7 +203,7 @@ static void final_events(request *r, const sched_progress *pr) {
     if (pr->finish == SCHED_FINISH_STOP || pr->finish == SCHED_FINISH_LENGTH) {
         n += api_chunk(&r->st, r->ev, r->ev_cap, "", 0, false, finish_name(pr->finish));
         if (r->st.include_usage)
-            n += api_usage_chunk(&r->st, r->ev + n, r->ev_cap - n, (api_usage){pr->n_prompt, pr->n_generated});
+            n += api_usage_chunk(&r->st, r->ev + n, r->ev_cap - n, (api_usage){pr->n_prompt, pr->n_generated, pr->n_cached});
         n += (size_t)snprintf(r->ev + n, r->ev_cap - n, "data: [DONE]\n\n");
     } else {
         const char *msg = pr->finish == SCHED_FINISH_ABORTED ? "the server is shutting down: generation stopped"
@@ -282,7 +282,7 @@ static enum MHD_Result whole_answer(request *r, const sched_progress *pr) {
     server *sv = r->sv;
     if (pr->finish == SCHED_FINISH_STOP || pr->finish == SCHED_FINISH_LENGTH) {
         char *json = api_completion_json(r->st.kind, r->id, r->st.created, sv->p.model_id, r->text, r->text_len,
-                                         finish_name(pr->finish), (api_usage){pr->n_prompt, pr->n_generated});
+                                         finish_name(pr->finish), (api_usage){pr->n_prompt, pr->n_generated, pr->n_cached});
         return json ? http_answer(r, 200, "application/json", json, NULL, NULL) : MHD_NO;
     }
     if (pr->finish == SCHED_FINISH_ABORTED)

@@ -152,6 +152,19 @@ char *metrics_render(const metrics *m, const sched_stats *st, const http_stats *
     gauge(&b, "rackllm_memory_session_bytes", "Memory one session at the full context may allocate.",
           (double)st->mem_session);
     gauge(&b, "rackllm_weights_bytes", "The model's tensors.", (double)st->weights_bytes);
+    if (st->prefix_on) {
+        const prefix_cache_stats *pc = &st->prefix;
+        gauge(&b, "rackllm_prefix_cache_budget_bytes", "Memory the prefix cache may hold.", (double)pc->budget);
+        gauge(&b, "rackllm_prefix_cache_bytes", "Memory the prefix cache holds (finished sessions' KV).",
+              (double)pc->bytes);
+        gauge(&b, "rackllm_prefix_cache_entries", "Token sequences the prefix cache holds.", pc->entries);
+        counter(&b, "rackllm_prefix_cache_lookups_total", "Sessions started with a prefix cache lookup.", pc->lookups);
+        counter(&b, "rackllm_prefix_cache_hits_total", "Sessions that started from a cached prefix.", pc->hits);
+        counter(&b, "rackllm_prefix_cache_reused_tokens_total", "Prompt tokens taken from the prefix cache.",
+                pc->tokens_reused);
+        counter(&b, "rackllm_prefix_cache_evictions_total", "Entries evicted for room (least recently used).",
+                pc->evictions);
+    }
     head(&b, "rackllm_session_tokens_per_second", "gauge",
          "Measured tok/s of running sessions over their last tokens (slowest and mean).");
     out(&b, "rackllm_session_tokens_per_second{stat=\"min\"} %.17g\n", st->tps_min);
