@@ -55,7 +55,7 @@ chart() { [ "$(curl -s -o "$TMP/$1.svg" -w '%{http_code}' -H "Authorization: Bea
 check_true "this machine's chart" wait_until 60 chart this
 check_true "the matrix chart" wait_until 60 chart matrix
 check_true "this machine's chart calibrated" grep -q "calibrated by the bench JSON" "$TMP/this.svg"
-check_true "the matrix has this machine" grep -q ">this, class 0" "$TMP/matrix.svg"
+check_true "the matrix has this machine" grep -q ">this \\[measured here\\], class 0" "$TMP/matrix.svg"
 check_true "charts are SVG" xmllint --noout "$TMP/this.svg" "$TMP/matrix.svg"
 stop_server "$PID"
 check "server exit" "0" "$?"
