@@ -146,6 +146,7 @@ static void test_stream(void) {
     CHECK(s.n_content == 0 && !s.done_seen && !s.error_seen);
     free(junk);
     free(itl.v);
+    loadgen_stream_free(&s);
 }
 
 /* A stream that ran well: 5 tokens, content from t = 10 to 12, [DONE]. */
