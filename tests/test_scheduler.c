@@ -1,11 +1,13 @@
 /*
  * test_scheduler.c — the scheduler without HTTP: the capacity controller,
- * the cost of context and prefill pacing on made-up measurements, then the
+ * the cost of context, prefill pacing and the expected time to first token
+ * on made-up measurements, then the
  * real thing on a tiny synthetic model (tiny_shape.h, built in memory):
  * admission (run, queue, reject), texts identical to a lone engine's, stop
  * strings, cancellation, queue timeout, drain and abort, calibration,
- * capacity lowered below the floor and recovered, admission by memory, and
- * the news a reader that does not wait in a thread is given.
+ * capacity lowered below the floor and recovered, admission by memory, the
+ * news a reader that does not wait in a thread is given, the prefix cache,
+ * and the refusal of a request whose first token would come too late.
  *
  * Sessions are kept running long enough to be seen by a step delay (the
  * scheduler's simulated slower machine), never by sleeping in the test:
@@ -24,8 +26,6 @@
 static model *M;
 static int32_t PROMPT[64];
 static int N_PROMPT;
-
-/* ---- the controller ---- */
 
 /* ---- prefill pacing ---- */
 
@@ -58,6 +58,21 @@ static void test_pace(void) {
     /* a session that has no token yet sets no deadline */
     int none[1] = {0};
     CHECK_EQ_INT(sched_pace_budget(&pc, 5.0, first, none, 1, true, 5.0), -1);
+}
+
+/* The expected time to first token (--ttft-limit's rule), by hand. */
+static void test_expected_ttft(void) {
+    /* a free slot, nothing ahead: its own 10 tokens at 20 tok/s */
+    CHECK_NEAR(sched_expected_ttft(0, 5, 2, 0, 10, 20), 0.5, 1e-12);
+    /* a free slot behind 30 tokens: 40 tokens at 20 tok/s */
+    CHECK_NEAR(sched_expected_ttft(0, 5, 2, 30, 10, 20), 2.0, 1e-12);
+    /* second in the queue, 3 sessions running 6 s each: a slot in 4 s,
+     * then its 20 tokens at 40 tok/s; the 120 tokens in all take only 3 s */
+    CHECK_NEAR(sched_expected_ttft(2, 6, 3, 100, 20, 40), 4.5, 1e-12);
+    /* first in the queue, but 400 tokens ahead: those decide (420 / 40) */
+    CHECK_NEAR(sched_expected_ttft(1, 1, 1, 400, 20, 40), 10.5, 1e-12);
+    /* no rate known yet: the slot's wait alone */
+    CHECK_NEAR(sched_expected_ttft(3, 2, 2, 400, 20, 0), 3.0, 1e-12);
 }
 
 static void test_ctl(void) {
@@ -783,9 +798,56 @@ static void test_prefix(void) {
     sched_free(s);
 }
 
+/* --ttft-limit on the real scheduler. With a chunk of 16 given, a prompt
+ * token is taken to cost 2 floor periods / 16 = 0.125 s, and prompts to go
+ * in at half that speed (4 tok/s) until measured (it takes a second of
+ * prefill, which this tiny model never spends). After one session of 40
+ * tokens (>= 0.8 s of step delays), a request expects N / 4 s with a free
+ * slot (admitted under a limit of N / 4 + 0.5 s) and at least 0.8 + N / 4 s
+ * behind it in the queue (refused at once, not queued). */
+static void test_ttft_limit(void) {
+    rl_err err = {0};
+    sched_params p = base_params(1, 4);
+    p.step_delay = 0.02;
+    p.prefix_cache_bytes = 0;
+    p.ttft_limit = N_PROMPT / 4.0 + 0.5;
+    sched *s = sched_new(M, &p, &err);
+    CHECKF(s != NULL, "%s", err.msg);
+    if (!s) return;
+    sched_request r = greedy_request(40);
+    sched_session *ss = NULL, *next = NULL;
+    char text[8192];
+    sched_progress pr;
+    CHECK_EQ_INT(sched_submit(s, &r, &ss, &err), SCHED_RUN);
+    read_all(ss, text, sizeof text, &pr);
+    sched_release(s, ss);
+    CHECK(sched_wait_idle(s, 10));
+    CHECK_NEAR(sched_expected_wait(s, N_PROMPT), N_PROMPT / 4.0, 1e-9);
+
+    CHECK_EQ_INT(sched_submit(s, &r, &ss, &err), SCHED_RUN);
+    CHECK(sched_expected_wait(s, N_PROMPT) >= 0.8 + N_PROMPT / 4.0);
+    CHECK_EQ_INT(sched_submit(s, &r, &next, &err), SCHED_REJECT_TTFT);
+    CHECK(next == NULL);
+    sched_stats st;
+    sched_get_stats(s, &st);
+    CHECK_EQ_INT(st.rejected_ttft, 1);
+    CHECK_EQ_INT(st.rejected_full, 0);
+    CHECK_EQ_INT(st.queued, 0);
+    CHECK_NEAR(st.ttft_limit, p.ttft_limit, 1e-12);
+    CHECK(st.expected_ttft >= 0.8 + N_PROMPT / 4.0);
+    read_all(ss, text, sizeof text, &pr);
+    CHECK_EQ_INT(pr.n_generated, 40);
+    sched_release(s, ss);
+    CHECK(sched_wait_idle(s, 10));
+    sched_get_stats(s, &st);
+    CHECK_EQ_INT(st.prefill_backlog, 0); /* every prompt counted out again */
+    sched_free(s);
+}
+
 int main(int argc, char **argv) {
     test_init(argc, argv);
     RUN(test_pace);
+    RUN(test_expected_ttft);
     RUN(test_ctl);
     RUN(test_cost);
     rl_err err = {0};
@@ -807,6 +869,7 @@ int main(int argc, char **argv) {
     RUN(test_calibration);
     RUN(test_lowering);
     RUN(test_prefix);
+    RUN(test_ttft_limit);
     model_free(M);
     free(data);
     return test_report("test_scheduler");

@@ -61,6 +61,9 @@ static void usage(FILE *out) {
             "  -c, --ctx N             context per session (default: the model's, at most 4096)\n"
             "      --queue N           requests that may wait for a slot (default 16; 0: none)\n"
             "      --queue-timeout S   seconds a request may wait (default 30)\n"
+            "      --ttft-limit S      refuse at once (429) a request whose first token is expected\n"
+            "                          later than S seconds: its wait for a slot, then its prompt\n"
+            "                          behind the prompts not yet through (default: none)\n"
             "      --api-key-file F    require 'Authorization: Bearer KEY' on /v1, KEY the first line of F\n"
             "                          (or $RACKLLM_API_KEY; printable ASCII, no spaces, 1-512 bytes)\n"
             "      --api-key KEY       the same, KEY given here (other users can see it in ps until the\n"
@@ -73,8 +76,9 @@ static void usage(FILE *out) {
             "      --chat-template N   llama3 | llama2 | llama2-sys | llama2-sys-bos | llama2-sys-strip |\n"
             "                          zephyr | chatml: a built-in (default: the model's own template,\n"
             "                          interpreted; ChatML if it has none)\n"
-            "      --prefill-chunk N   prompt tokens per step (default: measured, a quarter of a floor\n"
-            "                          period's compute)\n"
+            "      --prefill-chunk N   most prompt tokens per step (default: measured, two floor\n"
+            "                          periods' compute); a step takes what the running sessions'\n"
+            "                          lead over the floor pays for\n"
             "      --ctx-cost US       microseconds a step spends per token of context its sessions\n"
             "                          hold (default: measured at start-up); admission reserves each\n"
             "                          request's prompt + max_tokens (or the whole context) by it\n"
@@ -137,6 +141,7 @@ static int parse(int argc, char **argv, serve_opts *o, rl_err *err) {
         FLAG_INT("ctx", 'c', &o->sp.n_ctx, 8, 1 << 24),
         FLAG_INT("queue", 0, &o->sp.queue_max, 0, 1000000),
         FLAG_NUM("queue-timeout", 0, &o->sp.queue_timeout, 0.001, 1e6),
+        FLAG_NUM("ttft-limit", 0, &o->sp.ttft_limit, 0.001, 1e6),
         FLAG_STR("api-key", 0, &o->api_key),
         FLAG_STR("api-key-file", 0, &o->api_key_file),
         FLAG_BOOL("protect-metrics", 0, &o->hp.protect_metrics),

@@ -6,10 +6,13 @@
  * context (sched_cost, sched_capacity.c), when the memory budget holds it
  * beside every admitted session; otherwise it waits in the
  * bounded FIFO queue until a slot frees or queue_timeout passes, or is
- * rejected (the server's 429). Draining rejects the queue and admits no
- * more. The queue, the partitions' counts and a session's phase are
+ * rejected (the server's 429). With a ttft_limit, a request whose first
+ * token is expected later than that (a slot's wait, then its prompt behind
+ * the prompts not yet through: sched_expected_ttft) is rejected at once
+ * instead of waiting. Draining rejects the queue and admits no more. The queue, the partitions' counts and a session's phase are
  * sched.lock's: the functions named *_locked expect it held.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,6 +77,7 @@ static void assign_locked(sched *s, partition *p, sched_session *ss) {
     bool was_queued = ss->admit == SCHED_QUEUED; /* (a new session is PH_QUEUED by its zeroes) */
     ss->phase = PH_ASSIGNED;
     ss->admit = SCHED_RUN;
+    ss->t_admit = rl_now();
     ss->part = p->index;
     ss->next = NULL;
     if (p->inbox_tail) p->inbox_tail->next = ss;
@@ -81,9 +85,12 @@ static void assign_locked(sched *s, partition *p, sched_session *ss) {
     p->inbox_tail = ss;
     p->n_assigned++;
     p->ctx_load += ss->ctx_reserved;
+    ss->prompt_pending = ss->n_prompt;
+    p->prompt_load += ss->n_prompt;
     s->mem_used += ss->mem_need;
     s->admitted++;
     s->mean_reserved = s->admitted > 1 ? 0.9 * s->mean_reserved + 0.1 * ss->ctx_reserved : ss->ctx_reserved;
+    s->mean_prompt = s->admitted > 1 ? 0.9 * s->mean_prompt + 0.1 * ss->n_prompt : ss->n_prompt;
     pthread_cond_signal(&p->wake);
     if (was_queued) sched_session_notify(ss, SCHED_NEWS_ADMISSION);
 }
@@ -99,6 +106,7 @@ static void unqueue_locked(sched *s, sched_session *ss) {
     if (s->q_tail == ss) s->q_tail = prev;
     ss->next = NULL;
     s->q_len--;
+    s->q_prompt -= ss->n_prompt;
 }
 
 /* Takes a queued session out with a rejection. */
@@ -171,6 +179,38 @@ void sched_reserve_memory(sched *s, uint64_t bytes) {
     pthread_mutex_unlock(&s->lock);
 }
 
+double sched_expected_ttft(int queue_pos, double mean_run, int running, double backlog, int n_prompt, double rate) {
+    double slot = queue_pos > 0 ? queue_pos * mean_run / RL_MAX(1, running) : 0;
+    if (!(rate > 0)) return slot;
+    return fmax(slot + n_prompt / rate, (backlog + n_prompt) / rate);
+}
+
+/* sched_expected_ttft on p, or (NULL) on the partition whose prompts
+ * clear soonest. */
+static double expected_locked(const sched *s, const partition *p, int queue_pos, int n_prompt) {
+    double best = INFINITY;
+    int running = 0;
+    for (int i = 0; i < s->K; i++) running += s->parts[i].n_assigned;
+    for (int i = 0; i < s->K; i++) {
+        const partition *q = &s->parts[i];
+        if (p && q != p) continue;
+        double ahead = q->prompt_load + (queue_pos > 0 ? (double)s->q_prompt : 0);
+        best = fmin(best, sched_expected_ttft(queue_pos, s->mean_run, running, ahead, n_prompt, q->prefill_rate));
+    }
+    return best;
+}
+
+static bool over_ttft_locked(const sched *s, const partition *p, int queue_pos, int n_prompt) {
+    return s->p.ttft_limit > 0 && expected_locked(s, p, queue_pos, n_prompt) > s->p.ttft_limit;
+}
+
+double sched_expected_wait(sched *s, int n_prompt) {
+    pthread_mutex_lock(&s->lock);
+    double t = expected_locked(s, NULL, s->q_head || !sched_free_sessions_locked(s) ? s->q_len + 1 : 0, n_prompt);
+    pthread_mutex_unlock(&s->lock);
+    return t;
+}
+
 int sched_submit(sched *s, const sched_request *r, sched_session **out, rl_err *err) {
     *out = NULL;
     if (r->n_prompt < 1) return rl_fail(err, RL_ERR_INPUT, "the prompt is empty");
@@ -227,8 +267,10 @@ int sched_submit(sched *s, const sched_request *r, sched_session **out, rl_err *
         how = SCHED_REJECT_DRAINING;
         s->rej_draining++;
     } else if (!s->q_head && (p = pick_locked(s, ss)) != NULL) {
-        assign_locked(s, p, ss);
-        how = SCHED_RUN;
+        how = over_ttft_locked(s, p, 0, ss->n_prompt) ? SCHED_REJECT_TTFT : SCHED_RUN;
+        if (how == SCHED_RUN) assign_locked(s, p, ss);
+    } else if (s->q_len < s->p.queue_max && over_ttft_locked(s, NULL, s->q_len + 1, ss->n_prompt)) {
+        how = SCHED_REJECT_TTFT;
     } else if (s->q_len < s->p.queue_max) {
         ss->phase = PH_QUEUED;
         ss->admit = SCHED_QUEUED;
@@ -236,11 +278,13 @@ int sched_submit(sched *s, const sched_request *r, sched_session **out, rl_err *
         else s->q_head = ss;
         s->q_tail = ss;
         s->q_len++;
+        s->q_prompt += ss->n_prompt;
         how = SCHED_QUEUED;
     } else {
         how = SCHED_REJECT_FULL;
-        s->rej_full++;
     }
+    if (how == SCHED_REJECT_FULL) s->rej_full++;
+    if (how == SCHED_REJECT_TTFT) s->rej_ttft++;
     pthread_mutex_unlock(&s->lock);
     if (how != SCHED_RUN && how != SCHED_QUEUED) {
         sched_session_free(ss);

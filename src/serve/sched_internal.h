@@ -25,14 +25,17 @@
 #include "scheduler.h"
 #include "text/tokenizer.h"
 
-#define PROBE_TOKENS 32      /* prompt tokens timed to size the prefill chunk */
+#define PROBE_TOKENS 64      /* prompt tokens timed to size the prefill chunk */
 #define TRIAL_CTX 128        /* context of a calibration trial's sessions (they reach < 80) */
-#define CHUNK_SHARE 0.25     /* a chunk may cost this share of a floor period */
+#define CHUNK_PERIODS 2.0    /* a step's prompt tokens may cost at most this many
+                                floor periods (a pause a reader hardly notices);
+                                the decoders' slack decides how many it takes */
 #define HEADROOM 1.1         /* calibration: sessions must decode this x the floor,
                                 leaving time in every period for new prompts */
 #define PACE_MARGIN 0.95     /* prefill may use the decoders' time ahead of this
                                 x the floor's schedule */
 #define PREFILL_STARVE 1.0   /* s without prompt progress before 1 token is forced */
+#define RATE_WINDOW 1.0      /* s of steps with prompts waiting per prefill_rate update */
 #define TEXT_INITIAL 4096    /* a session's text buffer at first */
 #define MEM_SHARE 0.9        /* of the memory available at start, what sessions may take */
 
@@ -48,7 +51,7 @@ struct sched_session {
     sampler_params sp;
     bool ignore_eos;
     stop_matcher *stop; /* NULL: no stop strings */
-    double t_submit;
+    double t_submit, t_admit;
     void (*notify)(void *ctx, sched_news what); /* session.lock: cleared at release */
     void *notify_ctx;
 
@@ -62,6 +65,7 @@ struct sched_session {
     engine_seq *seq;
     tok_stream ts;
     int n_gen;
+    int prompt_pending; /* (sched.lock) of its prompt, in its partition's prompt_load */
     bool stop_hit;
     double t_first, t_last, win[SCHED_RATE_WINDOW];
 
@@ -95,6 +99,8 @@ typedef struct partition {
     sched_session *inbox, *inbox_tail;
     int n_assigned; /* in the inbox or running */
     double ctx_load; /* their ctx_reserved, summed */
+    int prompt_load;     /* prompt tokens of theirs not yet through (prompt_pending) */
+    double prefill_rate; /* prompt tokens/s while prompts wait (measured; at first a guess) */
     sched_ctl ctl;
     bool abort;
     double result; /* of the last start-up command */
@@ -105,6 +111,8 @@ typedef struct partition {
     int n_run, max_run;
     double t_decode;      /* a decode-only step, estimated (s) */
     double t_prefilled;   /* when a prompt token last went in */
+    double pf_tokens, pf_time; /* prompt tokens and seconds of steps with prompts waiting,
+                                  since prefill_rate was last updated */
     double *pace_first;   /* prefill_budget's scratch, max_run each */
     int *pace_gen;
     char *piece, *out; /* one token's text; what the stop matcher lets out */
@@ -130,6 +138,7 @@ struct sched {
     pthread_cond_t cond;
     sched_session *q_head, *q_tail;
     int q_len;
+    int64_t q_prompt; /* the queued requests' prompt tokens */
     bool draining, stopping;
 
     /* start-up commands */
@@ -142,9 +151,11 @@ struct sched {
     uint64_t mem_available, mem_budget, mem_used, mem_session; /* (mem_used: sched.lock) */
     sched_cost cost;  /* step time by sessions and context (set at start) */
     double per_token; /* seconds per prompt token in a step (probe) */
-    uint64_t admitted, rej_full, rej_timeout, rej_draining, queue_cancelled;
+    uint64_t admitted, rej_full, rej_timeout, rej_draining, rej_ttft, queue_cancelled;
     double mean_duration; /* of finished sessions (moving average), for Retry-After */
+    double mean_run;      /* of finished sessions from admission to end (moving average) */
     double mean_reserved; /* context admitted sessions reserve (moving average), for sched_free_sessions */
+    double mean_prompt;   /* prompt tokens of admitted sessions (moving average), for /health */
     prefix_cache *pc;     /* NULL: none */
 };
 

@@ -44,13 +44,27 @@ static void finish_session(partition *p, int i, sched_finish why, const char *ms
     ss->phase = PH_DONE;
     p->n_assigned--;
     p->ctx_load -= ss->ctx_reserved;
+    p->prompt_load -= ss->prompt_pending;
+    ss->prompt_pending = 0;
     s->mem_used -= ss->mem_need;
-    double dur = rl_now() - ss->t_submit;
+    double now = rl_now(), dur = now - ss->t_submit, run = now - ss->t_admit;
     s->mean_duration = s->mean_duration > 0 ? 0.9 * s->mean_duration + 0.1 * dur : dur;
+    s->mean_run = s->mean_run > 0 ? 0.9 * s->mean_run + 0.1 * run : run;
     sched_admit_queue_locked(s);
     pthread_mutex_unlock(&s->lock);
     sched_session_end(ss, why, msg);
     sched_session_unref(ss);
+}
+
+/* n more tokens of ss's prompt need no prefill (the prefix cache had them,
+ * or the first token came): out of the partition's prompt load. */
+static void prompt_through(partition *p, sched_session *ss, int n) {
+    if (n <= 0) return;
+    pthread_mutex_lock(&p->s->lock);
+    n = RL_MIN(n, ss->prompt_pending);
+    ss->prompt_pending -= n;
+    p->prompt_load -= n;
+    pthread_mutex_unlock(&p->s->lock);
 }
 
 static void start_sessions(partition *p, sched_session *list) {
@@ -76,6 +90,7 @@ static void start_sessions(partition *p, sched_session *list) {
         pthread_mutex_lock(&ss->lock);
         ss->n_cached = engine_seq_cached(ss->seq);
         pthread_mutex_unlock(&ss->lock);
+        prompt_through(p, ss, ss->n_cached);
         pthread_mutex_lock(&p->stats_lock);
         p->prompt_tokens += (uint64_t)ss->n_prompt;
         int active = engine_active(p->e);
@@ -93,7 +108,10 @@ static sched_finish take_token(partition *p, sched_session *ss, int32_t t, doubl
     if (ss->n_gen == 1) sched_hist_add(&p->ttft, now - ss->t_submit);
     else sched_hist_add(&p->itl, now - ss->t_last);
     pthread_mutex_unlock(&p->stats_lock);
-    if (ss->n_gen == 1) ss->t_first = now;
+    if (ss->n_gen == 1) {
+        ss->t_first = now;
+        prompt_through(p, ss, ss->n_prompt);
+    }
     ss->t_last = now;
     ss->win[(ss->n_gen - 1) % SCHED_RATE_WINDOW] = now;
 
@@ -176,17 +194,17 @@ int sched_pace_budget(const sched_pace *pc, double now, const double *t_first, c
 /* The budget for this partition's next step (sched_pace_budget): prompts
  * go in at full speed on an idle partition, at the pace the running
  * sessions' slack allows otherwise. *decoders: sessions past their prompt. */
-static int prefill_budget(partition *p, double now, int *decoders) {
+static int prefill_budget(partition *p, double now, int *decoders, bool *waiting) {
     sched *s = p->s;
     sched_pace pc = {.floor_tps = s->p.floor_tps, .margin = PACE_MARGIN, .t_decode = p->t_decode,
                      .per_token = s->per_token, .chunk = s->chunk, .starve = PREFILL_STARVE};
     int n = 0;
-    bool waiting = false;
+    *waiting = false;
     for (int i = 0; i < p->n_run; i++) {
         sched_session *ss = p->run[i];
         if (!ss->seq) continue;
         if (engine_seq_get_state(ss->seq) == SEQ_PREFILL) {
-            waiting = true;
+            *waiting = true;
             continue;
         }
         ++*decoders;
@@ -195,19 +213,34 @@ static int prefill_budget(partition *p, double now, int *decoders) {
             p->pace_gen[n++] = ss->n_gen;
         }
     }
-    return sched_pace_budget(&pc, now, p->pace_first, p->pace_gen, n, waiting, p->t_prefilled);
+    return sched_pace_budget(&pc, now, p->pace_first, p->pace_gen, n, *waiting, p->t_prefilled);
+}
+
+/* The rate prompts go in while some wait, over windows of RATE_WINDOW s
+ * of such steps (what sched_expected_ttft divides the backlog by). */
+static void measure_prefill(partition *p, int prompt, double dt) {
+    p->pf_tokens += RL_MAX(prompt, 0);
+    p->pf_time += dt;
+    if (p->pf_time < RATE_WINDOW) return;
+    double rate = p->pf_tokens / p->pf_time;
+    pthread_mutex_lock(&p->s->lock);
+    p->prefill_rate = 0.5 * p->prefill_rate + 0.5 * rate;
+    pthread_mutex_unlock(&p->s->lock);
+    p->pf_tokens = p->pf_time = 0;
 }
 
 /* Runs one step under the budget and updates the decode-step estimate. */
 static int paced_step(partition *p, rl_err *err) {
     double t0 = rl_now();
     int decoders = 0;
-    int budget = prefill_budget(p, t0, &decoders);
+    bool waiting;
+    int budget = prefill_budget(p, t0, &decoders, &waiting);
     engine_set_prefill_budget(p->e, budget);
     int n = engine_step(p->e, err);
     double now = rl_now();
     int prompt = n - decoders;
     if (prompt > 0 || budget < 0) p->t_prefilled = now;
+    if (waiting && n >= 0) measure_prefill(p, prompt, now - t0);
     if (n > 0 && decoders > 0) {
         double dt = now - t0 - RL_MAX(prompt, 0) * p->s->per_token;
         /* quick to rise (a slower step must not be missed), slow to fall */

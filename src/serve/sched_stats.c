@@ -4,6 +4,7 @@
  * histograms (under its stats_lock), gathered with the admission figures
  * (under sched.lock) into one sched_stats.
  */
+#include <math.h>
 #include <string.h>
 
 #include "sched_internal.h"
@@ -71,8 +72,16 @@ void sched_get_stats(sched *s, sched_stats *o) {
     o->rejected_full = s->rej_full;
     o->rejected_timeout = s->rej_timeout;
     o->rejected_draining = s->rej_draining;
+    o->rejected_ttft = s->rej_ttft;
+    o->ttft_limit = s->p.ttft_limit;
     o->finished[SCHED_FINISH_CANCELLED] = s->queue_cancelled;
+    for (int i = 0; i < s->K; i++) {
+        o->prefill_backlog += s->parts[i].prompt_load;
+        o->prefill_rate += s->parts[i].prefill_rate;
+    }
+    int mean_prompt = (int)lround(s->mean_prompt);
     pthread_mutex_unlock(&s->lock);
+    o->expected_ttft = sched_expected_wait(s, mean_prompt);
     o->prefix_on = s->pc != NULL;
     if (s->pc) o->prefix = prefix_cache_get_stats(s->pc);
     double sum = 0;

@@ -11,9 +11,11 @@
  * reader; a session that ends (end of generation, a stop string, max_tokens,
  * a full context, cancellation) leaves the engine in that same step, and its
  * slot goes to the head of the queue at once. Prompts are prefilled in
- * chunks of `prefill_chunk` tokens that ride along with the decode tokens of
- * the running sessions (the engine puts decoders first), so a long prompt
- * delays running streams by at most one chunk's compute per step.
+ * chunks that ride along with the decode tokens of the running sessions
+ * (the engine puts decoders first, then the oldest prompt): each step takes
+ * as many prompt tokens as the running sessions' lead over the floor pays
+ * for (sched_pace_budget), at most `prefill_chunk` (a pause of two floor
+ * periods at most), so new prompts go in at the speed the floor leaves.
  *
  * Admission. Capacity is the largest number of sessions that all stay at or
  * above the floor: measured at start (a short calibration: N sessions per
@@ -99,6 +101,8 @@ typedef struct sched_params {
     double recover_seconds; /* healthy this long before capacity + 1 (<= 0: SCHED_RECOVER_SECONDS) */
     double ctx_cost;      /* seconds a step spends per token of context (0: measured at start) */
     uint64_t mem_limit;   /* bytes all sessions may allocate (0: MEM_SHARE of what is available at start) */
+    double ttft_limit;    /* refuse at once a request whose first token is expected
+                           * later than this many seconds (sched_expected_ttft); 0: never */
     uint64_t prefix_cache_bytes; /* finished sessions' KV kept for prompts that begin
                                   * the same way (0: no prefix cache; prefix_cache.h;
                                   * SCHED_PREFIX_AUTO: a tenth of the sessions' memory,
@@ -141,6 +145,7 @@ typedef enum sched_admit {
     SCHED_REJECT_FULL,      /* capacity and queue are full */
     SCHED_REJECT_TIMEOUT,   /* waited queue_timeout without a slot */
     SCHED_REJECT_DRAINING,  /* shutting down */
+    SCHED_REJECT_TTFT,      /* its first token is expected later than ttft_limit */
 } sched_admit;
 
 typedef enum sched_finish {
@@ -209,6 +214,12 @@ bool sched_wait_idle(sched *s, double max_wait);
 /* Seconds a rejected client should wait before retrying (>= 1). */
 int sched_retry_after(sched *s);
 
+/* Seconds until the first token of a request of n_prompt tokens submitted
+ * now, by the rule ttft_limit applies: the wait for a slot if it would
+ * queue, then its prompt behind the prompts not yet through, at the rate
+ * prompts have been going in (sched_expected_ttft). */
+double sched_expected_wait(sched *s, int n_prompt);
+
 /* What keeps a request (n_prompt tokens, max_tokens as in sched_request)
  * out right now: the memory the admitted sessions hold, the context they
  * reserve, or every session taken (of the partitions' reasons, the first
@@ -258,7 +269,11 @@ typedef struct sched_stats {
     bool draining;
     double tps_min, tps_mean; /* measured over sessions with a full window (0: none) */
     int tps_sessions;         /* how many sessions those figures cover */
-    uint64_t admitted, rejected_full, rejected_timeout, rejected_draining;
+    uint64_t admitted, rejected_full, rejected_timeout, rejected_draining, rejected_ttft;
+    double ttft_limit;        /* as given (0: none) */
+    int prefill_backlog;      /* prompt tokens admitted and not yet through */
+    double prefill_rate;      /* prompt tokens/s going in while prompts wait (measured) */
+    double expected_ttft;     /* sched_expected_wait for a prompt of the mean admitted length */
     uint64_t finished[SCHED_FINISH_ERROR + 1];
     uint64_t prompt_tokens, completion_tokens;
     uint64_t capacity_lowered; /* times a partition lowered its capacity */
@@ -355,6 +370,15 @@ typedef struct sched_pace {
     int chunk;            /* most prompt tokens a step may take */
     double starve;        /* s without prompt progress before 1 token is forced */
 } sched_pace;
+
+/* The expected time to first token of a request of n_prompt tokens: if
+ * it would queue at position queue_pos (1 = next; 0: a slot is free), the
+ * wait for a slot (sessions run mean_run seconds once admitted, and the
+ * `running` ones end over that time: queue_pos x mean_run / running) and
+ * its own prompt at `rate` tokens/s — but no sooner than every prompt
+ * token ahead of it (backlog: the admitted ones' not yet through and the
+ * queued ones') and its own have gone in at that rate. */
+double sched_expected_ttft(int queue_pos, double mean_run, int running, double backlog, int n_prompt, double rate);
 
 /* Prompt tokens the next step may take at time `now`, given the decoding
  * sessions (n_gen[i] tokens so far, the first at t_first[i]), whether a

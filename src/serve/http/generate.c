@@ -15,6 +15,7 @@
  * the whole text as one JSON object. A client found gone at any of these
  * points is let go: its session is cancelled and the connection closed.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -312,6 +313,19 @@ static enum MHD_Result whole_step(request *r) {
     }
 }
 
+/* --ttft-limit: the first token would come too late; retry when the
+ * expected wait has come down to the limit. */
+static enum MHD_Result too_slow(request *r, const sched_stats *st) {
+    double wait = sched_expected_wait(r->sv->s, r->n_prompt);
+    api_error e;
+    api_fail(&e, 429, "rate_limit_error", NULL, "ttft_limit_exceeded",
+             "the first token would come in about %.1f s (%d sessions running, %d prompt tokens ahead going in at "
+             "%.0f tokens/s), later than this server's limit of %.1f s; retry later or elsewhere",
+             wait, st->active, st->prefill_backlog, st->prefill_rate, st->ttft_limit);
+    e.status = r->sv->p.full_status;
+    return http_answer_error(r, &e, (int)RL_MIN(60.0, RL_MAX(1.0, ceil(wait - st->ttft_limit))));
+}
+
 static enum MHD_Result overloaded(request *r, sched_admit how) {
     sched_stats st;
     sched_get_stats(r->sv->s, &st);
@@ -321,6 +335,7 @@ static enum MHD_Result overloaded(request *r, sched_admit how) {
         api_fail(&e, 503, "server_error", NULL, "server_shutting_down", "the server is shutting down; retry elsewhere");
         return http_answer_error(r, &e, sched_retry_after(r->sv->s));
     }
+    if (how == SCHED_REJECT_TTFT) return too_slow(r, &st);
     const char *code = how == SCHED_REJECT_TIMEOUT ? "queue_timeout" : "rate_limit_exceeded";
     const char *why = how == SCHED_REJECT_TIMEOUT ? "the wait in the queue ran out" : "the queue is full";
     sched_limit limit = sched_blocking_limit(r->sv->s, r->n_prompt, r->max_tokens);

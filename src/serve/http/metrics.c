@@ -170,6 +170,10 @@ char *metrics_render(const metrics *m, const sched_stats *st, const http_stats *
     out(&b, "rackllm_session_tokens_per_second{stat=\"min\"} %.17g\n", st->tps_min);
     out(&b, "rackllm_session_tokens_per_second{stat=\"mean\"} %.17g\n", st->tps_mean);
     gauge(&b, "rackllm_draining", "1 while shutting down.", st->draining);
+    gauge(&b, "rackllm_prefill_backlog_tokens", "Prompt tokens admitted and not yet through.", st->prefill_backlog);
+    gauge(&b, "rackllm_prefill_tokens_per_second", "Rate prompts go in while some wait (measured).", st->prefill_rate);
+    gauge(&b, "rackllm_expected_ttft_seconds", "Expected time to first token of a request of the mean prompt now.",
+          st->expected_ttft);
     http_figures(&b, m, hs);
 
     counter(&b, "rackllm_admitted_total", "Requests given a session slot.", st->admitted);
@@ -177,6 +181,7 @@ char *metrics_render(const metrics *m, const sched_stats *st, const http_stats *
     out(&b, "rackllm_rejections_total{reason=\"queue_full\"} %llu\n", (unsigned long long)st->rejected_full);
     out(&b, "rackllm_rejections_total{reason=\"queue_timeout\"} %llu\n", (unsigned long long)st->rejected_timeout);
     out(&b, "rackllm_rejections_total{reason=\"draining\"} %llu\n", (unsigned long long)st->rejected_draining);
+    out(&b, "rackllm_rejections_total{reason=\"ttft_limit\"} %llu\n", (unsigned long long)st->rejected_ttft);
     static const char *const FINISH[] = {NULL, "stop", "length", "cancelled", "aborted", "error"};
     head(&b, "rackllm_sessions_finished_total", "counter", "Sessions ended, by reason.");
     for (int f = SCHED_FINISH_STOP; f <= SCHED_FINISH_ERROR; f++)

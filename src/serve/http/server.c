@@ -158,6 +158,7 @@ static enum MHD_Result health(request *r) {
     cJSON_AddNumberToObject(o, "active_sessions_peak", st.active_peak);
     cJSON_AddNumberToObject(o, "partitions", st.partitions);
     cJSON_AddNumberToObject(o, "prefill_chunk", st.prefill_chunk);
+    http_add_prefill(o, &st);
     cJSON_AddNumberToObject(o, "context", st.n_ctx);
     cJSON_AddNumberToObject(o, "context_reserved_tokens", st.ctx_reserved);
     cJSON_AddNumberToObject(o, "context_cost_seconds_per_token", st.ctx_cost);

@@ -76,6 +76,15 @@ static void add_partitions(cJSON *o, sched *s, int k) {
     free(cpus);
 }
 
+void http_add_prefill(cJSON *o, const sched_stats *st) {
+    cJSON *f = cJSON_AddObjectToObject(o, "prefill");
+    cJSON_AddNumberToObject(f, "backlog_tokens", st->prefill_backlog);
+    cJSON_AddNumberToObject(f, "tokens_per_second", st->prefill_rate);
+    cJSON_AddNumberToObject(f, "expected_ttft_seconds", st->expected_ttft);
+    if (st->ttft_limit > 0) cJSON_AddNumberToObject(f, "ttft_limit_seconds", st->ttft_limit);
+    else cJSON_AddNullToObject(f, "ttft_limit_seconds");
+}
+
 char *stats_json(sched *s, const char *model_id) {
     sched_stats st;
     sched_get_stats(s, &st);
@@ -104,6 +113,7 @@ char *stats_json(sched *s, const char *model_id) {
     cJSON_AddNumberToObject(n, "rejected_full", (double)st.rejected_full);
     cJSON_AddNumberToObject(n, "rejected_timeout", (double)st.rejected_timeout);
     cJSON_AddNumberToObject(n, "rejected_draining", (double)st.rejected_draining);
+    cJSON_AddNumberToObject(n, "rejected_ttft", (double)st.rejected_ttft);
     cJSON_AddNumberToObject(n, "prompt_tokens", (double)st.prompt_tokens);
     cJSON_AddNumberToObject(n, "completion_tokens", (double)st.completion_tokens);
     cJSON *c = cJSON_AddObjectToObject(o, "context");
@@ -111,6 +121,7 @@ char *stats_json(sched *s, const char *model_id) {
     cJSON_AddNumberToObject(c, "reserved_tokens", st.ctx_reserved);
     cJSON_AddNumberToObject(c, "cost_seconds_per_token", st.ctx_cost);
     cJSON_AddNumberToObject(o, "prefill_chunk", st.prefill_chunk);
+    http_add_prefill(o, &st);
     add_partitions(o, s, st.partitions);
     char *json = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);

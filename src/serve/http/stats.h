@@ -13,7 +13,14 @@
 #ifndef RACKLLM_SERVER_STATS_H
 #define RACKLLM_SERVER_STATS_H
 
+#include <cjson/cJSON.h>
+
 #include "serve/scheduler.h"
+
+/* The prefill figures /health and /v1/stats share, as o.prefill:
+ * backlog_tokens, tokens_per_second, expected_ttft_seconds (a request of
+ * the mean prompt, now), ttft_limit_seconds (null: none). */
+void http_add_prefill(cJSON *o, const sched_stats *st);
 
 /* The JSON text (malloc'ed; NULL if out of memory). */
 char *stats_json(sched *s, const char *model_id);
