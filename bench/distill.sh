@@ -15,8 +15,9 @@
 #   curves                     both trainers from the same weights on the same
 #                              batches: the loss at every step, side by side
 #   density                    `rackllm bench` sessions at >= 10 tok/s of
-#                              teacher and students, and `rackllm plan` for
-#                              an 8B teacher against a 1B student
+#                              teacher and students, of an 8B teacher and a
+#                              1B student at real shapes (synthetic Q4_0),
+#                              and `rackllm plan` for that pair on servers
 #   peer                       llama.cpp (peer build) loads a student and
 #                              generates the same greedy tokens as rackllm
 #   scale                      the trainer at a wider shape (dim 512): its
@@ -102,6 +103,14 @@ density() {
       --json "$j" -q >/dev/null 2>&1 || { echo "bench failed on $m"; return 1; }
     jq -r --arg m "$(basename "$m")" '"\($m): \(.max_sessions_at_floor.batched) sessions at >= \(.floor) tok/s"' "$j"
   done | tee "$OUT/density.txt"
+  # the same at real shapes (synthetic weights: speed depends on the shape,
+  # not on what the weights learned): an 8B teacher, a 1B student
+  for shape in llama3.1-8b llama3.2-1b; do
+    local j=$OUT/bench-$shape-q4_0.json
+    "$RACKLLM" bench --shape "$shape" -T q4_0 -t "$THREADS" --sweep-only --partitions 0 --prompt 64 --gen 32 \
+      --json "$j" -q >/dev/null 2>&1 || { echo "bench failed on $shape"; return 1; }
+    jq -r --arg m "$shape Q4_0 (synthetic)" '"\($m): \(.max_sessions_at_floor.batched) sessions at >= \(.floor) tok/s"' "$j"
+  done | tee -a "$OUT/density.txt"
   for hw in ampereone-m epyc-9654; do
     for m in llama3.1-8b llama3.2-1b; do
       "$RACKLLM" plan --model "$m" --quant Q4_0 --hardware "$hw" --json |
