@@ -2,7 +2,8 @@
  * test_prefix_cache.c — the prefix cache (prefix_cache.h) through the
  * engine, on the tiny synthetic model: a chat's next turn and prompts
  * behind one system prompt start from the cached state and produce the
- * same tokens and bit-identical logits as without a cache; only an exact
+ * same tokens and bit-identical logits as without a cache, also from a long
+ * prompt copied while its session still runs; only an exact
  * token prefix is ever reused; entries that a newer one covers go; the
  * budget holds, least recently used first, and an entry being copied from
  * is never evicted.
@@ -171,6 +172,41 @@ static void test_shared_system_prompt(const model *m) {
     prefix_cache_free(pc);
 }
 
+/* A long prompt is copied to the cache as soon as it has gone in: a user
+ * arriving while the first still runs starts from it (same tokens and
+ * logits as without a cache), and the copy goes once a state that begins
+ * with it (here the second user's, at its end) is kept. */
+static void test_snapshot_while_running(const model *m) {
+    rl_err err = {0};
+    prefix_cache *pc = prefix_cache_new(64u << 20, &err);
+    engine *e = open_engine(m, pc, 2), *plain = open_engine(m, NULL, 1);
+    int32_t a[96], b[96];
+    int na = ids(40, a, 80);
+    memcpy(b, a, sizeof a);
+    int nb = na + ids(700, b + na, 10);
+    sampler_params sp = sampler_default_params();
+    sp.temperature = 0;
+    engine_seq *sa = engine_seq_add(e, a, na, &sp, &err);
+    CHECKF(sa != NULL, "%s", err.msg);
+    for (int i = 0; i < 10 && sa && engine_seq_get_state(sa) == SEQ_PREFILL; i++) CHECK(engine_step(e, &err) > 0);
+    CHECK(sa && engine_seq_get_state(sa) == SEQ_DECODE);
+    CHECK_EQ_INT(prefix_cache_get_stats(pc).entries, 1); /* the copy, while a runs */
+    run_out got, ref;
+    run_one(e, b, nb, &got); /* beside a, which keeps its slot */
+    run_one(plain, b, nb, &ref);
+    CHECK_EQ_INT(got.cached, na);
+    check_same(m, &got, &ref);
+    CHECK_EQ_INT(prefix_cache_get_stats(pc).entries, 1); /* b's state, which begins with the copy */
+    engine_seq_remove(e, sa);
+    prefix_cache_stats st = prefix_cache_get_stats(pc);
+    CHECK_EQ_INT(st.entries, 2); /* and a's */
+    CHECK(st.bytes <= st.budget);
+    free(got.logits), free(ref.logits);
+    engine_close(e);
+    engine_close(plain);
+    prefix_cache_free(pc);
+}
+
 /* A kv buffer of `bytes` the cache may own, marked so a bad read shows. */
 static void *kv_block(uint64_t bytes, int mark) {
     void *p = malloc(bytes);
@@ -252,6 +288,7 @@ int main(int argc, char **argv) {
     RUN_WITH(test_chat_turns, m);
     RUN_WITH(test_exact_prefix_only, m);
     RUN_WITH(test_shared_system_prompt, m);
+    RUN_WITH(test_snapshot_while_running, m);
     RUN(test_budget_and_pins);
     RUN_WITH(test_lru_through_engine, m);
     model_free(m);

@@ -3,7 +3,8 @@
  * (see engine.h for the contract). engine_step is where a batch is built:
  * one token from every decoding sequence, then chunks of waiting prompts,
  * oldest first, up to the step's budget; after forward_run it samples for
- * every sequence whose logits arrived.
+ * every sequence whose logits arrived, and a prompt that has just gone in
+ * is copied to the prefix cache.
  */
 #include "engine.h"
 
@@ -11,6 +12,10 @@
 #include <string.h>
 
 #include "forward.h"
+
+/* A prompt that computed at least this many tokens itself is copied to the
+ * prefix cache as soon as it has gone in (snapshot_prompt). */
+#define SNAPSHOT_MIN 64
 
 struct engine_seq {
     engine *e;
@@ -304,6 +309,19 @@ void engine_set_prefill_budget(engine *e, int tokens) {
     e->prefill_budget = tokens < 0 || tokens > e->p.max_batch ? e->p.max_batch : tokens;
 }
 
+/* s's prompt has just gone in: a copy of its KV goes to the prefix cache
+ * now, not only when s ends, so that prompts arriving while s runs (users
+ * behind one long system prompt) start from it. The copy is dropped from
+ * the cache once s's own state, a longer sequence, arrives at its end. */
+static void snapshot_prompt(engine *e, engine_seq *s) {
+    if (!e->cache || s->pos - s->n_cached < SNAPSHOT_MIN) return;
+    bool f16 = !e->p.kv_f32;
+    fw_kv copy = {.n_ctx = s->pos, .data = malloc(forward_kv_bytes(e->m, s->pos, f16))};
+    if (!copy.data) return; /* a cache is an optimisation: none this time */
+    forward_kv_copy(e->m, f16, &copy, &s->kv, s->pos);
+    prefix_cache_put(e->cache, s->hist, s->pos, copy.data, s->pos, forward_kv_bytes(e->m, s->pos, f16));
+}
+
 int engine_step(engine *e, rl_err *err) {
     int n = 0, n_out = 0;
     e->n_seg = 0;
@@ -335,6 +353,7 @@ int engine_step(engine *e, rl_err *err) {
     for (int i = 0; i < n_out; i++) {
         engine_seq *q = e->out_seq[i];
         q->logits_ready = true;
+        if (q->state == SEQ_PREFILL) snapshot_prompt(e, q);
         if (!q->smp) {
             q->state = SEQ_IDLE;
             continue;

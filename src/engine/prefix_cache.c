@@ -155,6 +155,14 @@ prefix_entry *prefix_cache_match(prefix_cache *c, const int32_t *tokens, int n, 
     return best;
 }
 
+int prefix_cache_peek(prefix_cache *c, const int32_t *tokens, int n, int max_len) {
+    int best = 0, limit = RL_MIN(n, max_len);
+    pthread_mutex_lock(&c->lock);
+    for (int i = 0; i < c->n; i++) best = RL_MAX(best, common_prefix(c->entries[i]->tokens, tokens, RL_MIN(c->entries[i]->n, limit)));
+    pthread_mutex_unlock(&c->lock);
+    return best;
+}
+
 const void *prefix_entry_kv(const prefix_entry *en, int *n_ctx) {
     *n_ctx = en->n_ctx;
     return en->kv;

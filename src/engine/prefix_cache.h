@@ -45,6 +45,9 @@ void prefix_cache_put(prefix_cache *c, const int32_t *tokens, int n, void *kv, i
  * that length in *len; NULL (and *len 0) when none shares a token. The
  * entry is pinned until prefix_cache_release: its KV stays valid. */
 prefix_entry *prefix_cache_match(prefix_cache *c, const int32_t *tokens, int n, int max_len, int *len);
+/* The length prefix_cache_match would find now, without pinning, counting
+ * or touching an entry (admission's estimate: it may change before use). */
+int prefix_cache_peek(prefix_cache *c, const int32_t *tokens, int n, int max_len);
 const void *prefix_entry_kv(const prefix_entry *en, int *n_ctx);
 void prefix_cache_release(prefix_cache *c, prefix_entry *en);
 
