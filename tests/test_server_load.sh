@@ -158,21 +158,27 @@ check "it ran whole" "40" "$(metric "$W" rackllm_completion_tokens_total)"
 check "the server takes the next" "200" "$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' -d "${body/true,\"ignore_eos\":true/false}" "$W/v1/chat/completions")"
 exec 4<&-
 
-# ---- --ttft-limit: refused at once when the first token would come too late ----
+# ---- --ttft-limit: refused at once when others would make the first token late ----
 # A given chunk of 16 at a floor of 1 prices a prompt token at 2 periods /
 # 16 = 0.125 s and takes prompts to go in at half that speed (4 tok/s)
-# until measured: a chat prompt of a few tokens expects > 0.5 s.
-start_server ttft -m "$STORIES" --floor 1 --capacity 2 --queue 2 --prefill-chunk 16 --ttft-limit 0.5
+# until measured: a chat prompt of a few tokens expects > 0.5 s. Alone it
+# is admitted all the same (nobody else makes it wait); behind a running
+# session, queued, it is refused.
+start_server ttft -m "$STORIES" --floor 1 --capacity 1 --queue 2 --prefill-chunk 16 --ttft-limit 0.5 --step-delay 20
 T=$URL
 check "health: the limit" "0.5 0" "$(health "$T" .prefill.ttft_limit_seconds) $(health "$T" .prefill.backlog_tokens)"
+stream_bg "$T" "$LONG" "$TMP/t0.sse"
+T0=$BGPID
+check_true "alone, it is admitted" wait_until 20 health_is "$T" .active_sessions 1
 printf '%s' "$SHORT" >"$TMP/t1.req"
 code=$(curl -s -D "$TMP/t1.head" -o "$TMP/t1.json" -w '%{http_code}' -H 'Content-Type: application/json' \
   --data-binary "@$TMP/t1.req" "$T/v1/chat/completions")
-check "over the limit: 429 at once" "429 ttft_limit_exceeded yes" \
+check "behind it: 429 at once" "429 ttft_limit_exceeded yes" \
   "$code $(jq -r .error.code "$TMP/t1.json") $(jq -r .error.message "$TMP/t1.json" | grep -q 'limit of 0.5 s' && echo yes)"
 check_true "with Retry-After" grep -qi '^Retry-After: [1-9]' "$TMP/t1.head"
 check "counted as ttft_limit" "1" "$(metric "$T" 'rackllm_rejections_total{reason="ttft_limit"}')"
-check "nothing ran or waits" "0 0" "$(health "$T" .active_sessions) $(health "$T" .queue_length)"
+check "not queued" "1 0" "$(health "$T" .active_sessions) $(health "$T" .queue_length)"
+kill "$T0"
 
 # ---- two partitions over HTTP ----
 start_server parts -m "$STORIES" --floor 1 --capacity 2 --queue 0 --partitions 2 --threads 2

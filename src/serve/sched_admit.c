@@ -200,8 +200,15 @@ static double expected_locked(const sched *s, const partition *p, int queue_pos,
     return best;
 }
 
-static bool over_ttft_locked(const sched *s, const partition *p, int queue_pos, int n_prompt) {
-    return s->p.ttft_limit > 0 && expected_locked(s, p, queue_pos, n_prompt) > s->p.ttft_limit;
+/* Whether a request whose prompt needs n_new tokens computed would see
+ * its first token later than ttft_limit because of others: one whose own
+ * prompt alone takes longer goes in when nothing is ahead of it. */
+static bool over_ttft_locked(const sched *s, const partition *p, int queue_pos, int n_new) {
+    if (!(s->p.ttft_limit > 0) || expected_locked(s, p, queue_pos, n_new) <= s->p.ttft_limit) return false;
+    bool ahead = queue_pos > 0;
+    for (int i = 0; i < s->K; i++)
+        if (!p || &s->parts[i] == p) ahead |= s->parts[i].prompt_load > 0;
+    return ahead;
 }
 
 double sched_expected_wait(sched *s, int n_prompt) {
@@ -258,6 +265,8 @@ int sched_submit(sched *s, const sched_request *r, sched_session **out, rl_err *
     }
     ss->t_submit = rl_now();
     ss->refs = 2;
+    /* what its prompt will compute, the prefix cache's share aside */
+    int n_new = r->n_prompt - (s->pc ? prefix_cache_peek(s->pc, r->prompt, r->n_prompt, r->n_prompt - 1) : 0);
 
     sched_admit how;
     pthread_mutex_lock(&s->lock);
@@ -267,9 +276,9 @@ int sched_submit(sched *s, const sched_request *r, sched_session **out, rl_err *
         how = SCHED_REJECT_DRAINING;
         s->rej_draining++;
     } else if (!s->q_head && (p = pick_locked(s, ss)) != NULL) {
-        how = over_ttft_locked(s, p, 0, ss->n_prompt) ? SCHED_REJECT_TTFT : SCHED_RUN;
+        how = over_ttft_locked(s, p, 0, n_new) ? SCHED_REJECT_TTFT : SCHED_RUN;
         if (how == SCHED_RUN) assign_locked(s, p, ss);
-    } else if (s->q_len < s->p.queue_max && over_ttft_locked(s, NULL, s->q_len + 1, ss->n_prompt)) {
+    } else if (s->q_len < s->p.queue_max && over_ttft_locked(s, NULL, s->q_len + 1, n_new)) {
         how = SCHED_REJECT_TTFT;
     } else if (s->q_len < s->p.queue_max) {
         ss->phase = PH_QUEUED;

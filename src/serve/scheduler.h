@@ -102,7 +102,8 @@ typedef struct sched_params {
     double ctx_cost;      /* seconds a step spends per token of context (0: measured at start) */
     uint64_t mem_limit;   /* bytes all sessions may allocate (0: MEM_SHARE of what is available at start) */
     double ttft_limit;    /* refuse at once a request whose first token is expected
-                           * later than this many seconds (sched_expected_ttft); 0: never */
+                           * later than this many seconds (sched_expected_ttft) because of
+                           * others (alone, any prompt goes in); 0: never */
     uint64_t prefix_cache_bytes; /* finished sessions' KV kept for prompts that begin
                                   * the same way (0: no prefix cache; prefix_cache.h;
                                   * SCHED_PREFIX_AUTO: a tenth of the sessions' memory,
