@@ -3,8 +3,9 @@
 # the real TinyStories model and a few kilobytes of its stories: a short
 # run writes a student that `eval`, `run` and `quantize` take, its --json
 # and --svg; Ctrl-C leaves a checkpoint and no student, and --resume ends
-# with the bytes of a run that never stopped; bad input exits 2 with one
-# line and writes nothing.
+# with the bytes of a run that never stopped; the teacher's pass in shards,
+# merged, gives the same student; bad input exits 2 with one line and
+# writes nothing.
 . "$(dirname "$0")/cli_lib.sh"
 
 teacher=$shared/models/stories260K.gguf
@@ -50,6 +51,21 @@ check 'grep -q -- "--resume" "$tmp/cut.log"' "the message says how to go on"
 rc=$?
 check '[ $rc -eq 0 ] && cmp -s "$tmp/whole.gguf" "$tmp/cut.gguf"' "resumed: the same student ($(tail -1 "$tmp/resume.log"))"
 
+# the teacher's pass in two shards (two servers), merged by concatenating
+# records: the same student as from one whole pass, and no teacher rerun
+short=(--steps 6 --eval-every 0 --checkpoint-every 0)
+for i in 0 1; do
+  "$bin" distill "${common[@]}" "${short[@]}" --cache "$tmp/shard$i.teacher" --teacher-shard "$i/2" \
+    -o "$tmp/shard.gguf" 2>"$tmp/shard$i.log"
+  check '[ $? -eq 0 ] && [ -s "$tmp/shard$i.teacher" ] && [ ! -e "$tmp/shard.gguf" ]' "teacher shard $i/2, no student"
+done
+cp "$tmp/shard0.teacher" "$tmp/merged.teacher"
+tail -c +65 "$tmp/shard1.teacher" >>"$tmp/merged.teacher"
+"$bin" distill "${common[@]}" "${short[@]}" --cache "$tmp/merged.teacher" -o "$tmp/merged.gguf" 2>"$tmp/merged.log"
+"$bin" distill "${common[@]}" "${short[@]}" -o "$tmp/oneshot.gguf" 2>/dev/null
+check 'grep -q "0 computed" "$tmp/merged.log" && cmp -s "$tmp/merged.gguf" "$tmp/oneshot.gguf"' \
+  "merged shards: nothing recomputed, the same student ($(grep "teacher pass" "$tmp/merged.log"))"
+
 # bad input: exit 2, one line, no file
 bad() { # bad WHY ARGS...
   local why=$1
@@ -66,6 +82,7 @@ bad "no text" --teacher "$teacher" --data "$tmp/empty.txt" --student-shape dim=3
 bad "not UTF-8" --teacher "$teacher" --data "$tmp/latin1.txt" --student-shape dim=32,layers=1,heads=4
 bad "do not divide" "${common[@]}" --student-shape dim=32,layers=1,heads=4,kv=3
 bad "tokenizer" "${common[@]}" --student-shape llama3.2-1b
+bad "teacher-shard" "${common[@]}" --teacher-shard 2/2
 bad "no layer 9" "${base[@]}" --init-from-teacher 0,9
 # a full disk (a 64 KiB file-size limit; SIGXFSZ ignored, so writes fail
 # with EFBIG): an error naming the file, no student, no temporary left

@@ -44,6 +44,9 @@ static void usage(FILE *out) {
             "      --resume               go on from the checkpoint (same flags)\n"
             "      --cache FILE           the teacher's predictions (default OUT.teacher; reused when it matches)\n"
             "      --teacher-seqs N       sequences the teacher runs at once (default 32)\n"
+            "      --teacher-shard I/N    only the teacher's pass over every N-th sequence from the I-th,\n"
+            "                             into --cache, then stop: one shard per server; merge them with\n"
+            "                             cp shard0 all; tail -c +65 shardK >> all (docs/distill.md)\n"
             "      --json FILE            settings, figures and the whole loss curve\n"
             "      --svg FILE             the loss curve as a chart\n"
             "  -h, --help                 this help\n");
@@ -59,7 +62,7 @@ static void on_interrupt(int sig) {
 
 typedef struct cli {
     distill_params p;
-    const char *init, *json, *svg;
+    const char *init, *json, *svg, *shard;
     int layers[1024];
 } cli;
 
@@ -81,7 +84,8 @@ static int parse(int argc, char **argv, cli *c, int *first, rl_err *err) {
         FLAG_INT("eval-seqs", 0, &p->eval_seqs, 1, 100000000),
         FLAG_INT("checkpoint-every", 0, &p->ckpt_every, 0, 100000000), FLAG_STR("checkpoint", 0, &p->ckpt_path),
         FLAG_BOOL("resume", 0, &p->resume), FLAG_STR("cache", 0, &p->cache_path),
-        FLAG_INT("teacher-seqs", 0, &p->teacher_seqs, 1, 4096), FLAG_STR("json", 0, &c->json),
+        FLAG_INT("teacher-seqs", 0, &p->teacher_seqs, 1, 4096), FLAG_STR("teacher-shard", 0, &c->shard),
+        FLAG_STR("json", 0, &c->json),
         FLAG_STR("svg", 0, &c->svg),
     };
     int rc = cli_parse(argc, argv, flags, (int)RL_ARRAY_LEN(flags), usage, first, err);
@@ -89,6 +93,7 @@ static int parse(int argc, char **argv, cli *c, int *first, rl_err *err) {
     if (*first != argc) return rl_fail(err, RL_ERR_INPUT, "unexpected argument '%s'", argv[*first]);
     if (!p->teacher_path || !p->data_path || !p->out_path)
         return rl_fail(err, RL_ERR_INPUT, "--teacher, --data and -o are required (see rackllm distill --help)");
+    if (c->shard && distill_parse_shard(c->shard, &p->shard, &p->n_shards, err)) return -1;
     if (c->init) {
         p->n_init_layers = distill_parse_layers(c->init, c->layers, (int)RL_ARRAY_LEN(c->layers), err);
         if (p->n_init_layers < 0) return -1;
@@ -114,7 +119,10 @@ int cmd_distill(int argc, char **argv) {
         distill_result_free(&r);
         return cli_fail(&err);
     }
-    if (r.interrupted)
+    if (r.shard_only)
+        fprintf(stderr, "rackllm distill: teacher shard %d/%d in %s (%lld sequences computed)\n", c.p.shard,
+                c.p.n_shards, r.cache_path, (long long)r.cache_computed);
+    else if (r.interrupted)
         fprintf(stderr, "rackllm distill: interrupted at step %d; run the same command with --resume to go on\n",
                 r.steps_done);
     else

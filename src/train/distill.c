@@ -108,6 +108,21 @@ int distill_parse_layers(const char *spec, int *layers, int max, rl_err *err) {
     return n;
 }
 
+int distill_parse_shard(const char *spec, int *shard, int *n_shards, rl_err *err) {
+    char *end;
+    long i = strtol(spec, &end, 10), n = 0;
+    if (end != spec && *end == '/') {
+        const char *q = end + 1;
+        n = strtol(q, &end, 10);
+        if (end == q) n = 0;
+    }
+    if (*end || n < 1 || n > 65536 || i < 0 || i >= n)
+        return rl_fail(err, RL_ERR_INPUT, "--teacher-shard: '%s' is not I/N with 0 <= I < N <= 65536 (e.g. 0/4)", spec);
+    *shard = (int)i;
+    *n_shards = (int)n;
+    return 0;
+}
+
 /* ---- the run's state ---- */
 
 typedef struct run {
@@ -260,7 +275,7 @@ static int prepare_cache(run *R, rl_err *err) {
     tcache_key key = {tcache_teacher_id(R->teacher->file), corpus_hash(&R->c), R->L.s.n_vocab, (uint32_t)R->T,
                       (uint32_t)p->train.top_k, (uint32_t)(R->n_train + R->n_eval), p->train.temperature};
     tcache_build_params bp = {.n_threads = p->train.n_threads, .max_seqs = p->teacher_seqs, .stop = p->stop,
-                              .progress = p->progress};
+                              .progress = p->progress, .shard = p->shard, .n_shards = p->n_shards};
     tcache_stats st;
     if (tcache_build(r->cache_path, R->teacher, &key, seq_at, R, &bp, &st, err)) return -1;
     r->cache_had = st.had;
@@ -271,6 +286,13 @@ static int prepare_cache(run *R, rl_err *err) {
         st.missing ? "; stopped" : "");
     if (st.missing) {
         r->interrupted = true;
+        return 0;
+    }
+    if (p->n_shards > 1) { /* this server's share only: the shards are merged, then trained from */
+        r->shard_only = true;
+        say(R, "teacher shard %d of %d done: merge the shards' records behind one header "
+               "(cp shard0 all; tail -c +%d shardK >> all), then distill with --cache all",
+            p->shard, p->n_shards, TCACHE_HEADER_BYTES + 1);
         return 0;
     }
     R->cache = tcache_open(r->cache_path, &key, err);
@@ -441,10 +463,11 @@ int distill_run(const distill_params *p, distill_result *r, rl_err *err) {
     if (rc == 0) rc = make_student(&R, err);
     if (rc == 0) rc = resume(&R, &seconds, err);
     if (rc == 0) rc = prepare_cache(&R, err);
-    if (rc == 0 && !r->interrupted) rc = train(&R, seconds, err);
+    bool go = rc == 0 && !r->interrupted && !r->shard_only;
+    if (go) rc = train(&R, seconds, err);
     if (rc == 0 && r->interrupted && r->steps_done > r->start_step)
         say(&R, "stopped at step %d: checkpoint %s (resume with --resume)", r->steps_done, r->ckpt_path);
-    if (rc == 0 && !r->interrupted) rc = write_student(&R, err);
+    if (go && rc == 0 && !r->interrupted) rc = write_student(&R, err);
     tcache_close(R.cache);
     tr_free(R.t);
     tr_layout_free(&R.L);

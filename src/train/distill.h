@@ -50,6 +50,8 @@ typedef struct distill_params {
     bool resume;             /* start from ckpt_path */
     const char *cache_path;  /* NULL: OUT.teacher */
     int teacher_seqs;        /* sequences in the teacher's engine at once */
+    int shard, n_shards;     /* n_shards > 1: only the teacher's pass over the sequences whose
+                              * index modulo n_shards is shard, into cache_path; no training */
     bool f16;                /* the student's matrices in F16 */
     const volatile int *stop;
     bool progress;           /* the progress line (on a terminal) */
@@ -73,6 +75,7 @@ typedef struct distill_result {
     double tok_per_s;                    /* tokens trained / train_seconds (this process) */
     double flops_per_token;
     bool interrupted;                    /* stopped: a checkpoint was written, no student */
+    bool shard_only;                     /* a teacher shard was computed, no student (n_shards > 1) */
     char ckpt_path[1024], cache_path[1024];
 } distill_result;
 
@@ -85,6 +88,9 @@ void distill_result_free(distill_result *r);
  * catalog shape whose vocabulary is not the teacher's is refused: the
  * student speaks its teacher's tokenizer. */
 int distill_parse_shape(const char *spec, const rl_shape *teacher, rl_shape *out, rl_err *err);
+
+/* "I/N" -> *shard = I, *n_shards = N (0 <= I < N); 0 or -1 with err. */
+int distill_parse_shard(const char *spec, int *shard, int *n_shards, rl_err *err);
 
 /* "0,2,4" -> layers (at most max); returns the count or -1 with err. */
 int distill_parse_layers(const char *spec, int *layers, int max, rl_err *err);
