@@ -49,7 +49,6 @@ static void run_together(engine *e, int k, int32_t *const *prompts, const int *n
     for (int i = 0; i < k; i++) {
         s[i] = engine_seq_add(e, prompts[i], n[i], &sp, &err);
         CHECKF(s[i] != NULL, "%s", err.msg);
-        out[i].cached = engine_seq_cached(s[i]);
         out[i].logits = calloc((size_t)n_vocab, sizeof(float));
     }
     for (int steps = 0; steps < 10 * CTX; steps++) {
@@ -58,7 +57,10 @@ static void run_together(engine *e, int k, int32_t *const *prompts, const int *n
         for (int i = 0; i < k; i++) {
             int32_t t;
             if (engine_seq_take(s[i], &t) && got[i] < N_GEN) {
-                if (got[i] == 0) memcpy(out[i].logits, engine_seq_logits(s[i]), (size_t)n_vocab * sizeof(float));
+                if (got[i] == 0) {
+                    memcpy(out[i].logits, engine_seq_logits(s[i]), (size_t)n_vocab * sizeof(float));
+                    out[i].cached = engine_seq_cached(s[i]); /* known once its prompt went in */
+                }
                 out[i].tok[got[i]++] = t;
             }
             done += got[i] == N_GEN;
@@ -207,6 +209,40 @@ static void test_snapshot_while_running(const model *m) {
     prefix_cache_free(pc);
 }
 
+/* Two prompts that begin the same way, added together, the step's budget
+ * taking one at a time: the second looks the cache up when its turn
+ * comes, and starts from the first's copy. */
+static void test_waiting_prompt_reuses(const model *m) {
+    rl_err err = {0};
+    prefix_cache *pc = prefix_cache_new(64u << 20, &err);
+    engine *e = open_engine(m, pc, 2), *plain = open_engine(m, NULL, 1);
+    int32_t a[96], b[96];
+    int na = ids(90, a, 72);
+    memcpy(b, a, sizeof a);
+    int nb = na + ids(800, b + na, 8);
+    sampler_params sp = sampler_default_params();
+    sp.temperature = 0;
+    engine_seq *sa = engine_seq_add(e, a, na, &sp, &err), *sb = engine_seq_add(e, b, nb, &sp, &err);
+    CHECK(sa && sb);
+    engine_set_prefill_budget(e, na); /* a's prompt, then b's */
+    CHECK_EQ_INT(engine_step(e, &err), na);
+    CHECK_EQ_INT(engine_seq_cached(sb), 0); /* not yet looked up */
+    CHECK(engine_step(e, &err) > 0);
+    CHECK_EQ_INT(engine_seq_cached(sb), na);
+    int32_t t;
+    CHECK(engine_seq_take(sb, &t));
+    run_out ref;
+    run_one(plain, b, nb, &ref);
+    CHECK_EQ_INT(t, ref.tok[0]);
+    CHECK(memcmp(engine_seq_logits(sb), ref.logits, m->shape.n_vocab * sizeof(float)) == 0);
+    free(ref.logits);
+    engine_seq_remove(e, sa);
+    engine_seq_remove(e, sb);
+    engine_close(e);
+    engine_close(plain);
+    prefix_cache_free(pc);
+}
+
 /* A kv buffer of `bytes` the cache may own, marked so a bad read shows. */
 static void *kv_block(uint64_t bytes, int mark) {
     void *p = malloc(bytes);
@@ -289,6 +325,7 @@ int main(int argc, char **argv) {
     RUN_WITH(test_exact_prefix_only, m);
     RUN_WITH(test_shared_system_prompt, m);
     RUN_WITH(test_snapshot_while_running, m);
+    RUN_WITH(test_waiting_prompt_reuses, m);
     RUN(test_budget_and_pins);
     RUN_WITH(test_lru_through_engine, m);
     model_free(m);

@@ -27,6 +27,7 @@ struct engine_seq {
     int pos;        /* tokens already in the cache ... */
     int32_t *hist;  /* ... and which (n_ctx room), for the prefix cache */
     int n_cached;   /* of the prompt, copied from the prefix cache */
+    bool lookup;    /* that copy is still to come: at its first prefill chunk */
     sampler *smp;   /* NULL: manual */
     int32_t out;
     bool has_out;
@@ -154,20 +155,23 @@ uint64_t engine_seq_bytes(const engine *e, int n_ctx) {
 
 void engine_set_prefix_cache(engine *e, prefix_cache *pc) { e->cache = pc; }
 
-/* Starts s from the prefix cache's longest match for its prompt (leaving
- * at least the last token to run); returns how many tokens it took. */
-static int start_from_cache(engine *e, engine_seq *s, const int32_t *prompt, int n) {
-    if (!e->cache) return 0;
+/* Starts s, about to prefill its prompt, from the prefix cache's longest
+ * match for it (leaving at least the last token to run). Done at its first
+ * chunk, not when it is added, so that a prompt waiting behind another
+ * that begins the same way starts from that one's copy (snapshot_prompt). */
+static void start_from_cache(engine *e, engine_seq *s) {
+    s->lookup = false;
     int len = 0, src_ctx = 0;
-    prefix_entry *en = prefix_cache_match(e->cache, prompt, n, n - 1, &len);
-    if (!en) return 0;
+    prefix_entry *en = prefix_cache_match(e->cache, s->input, s->n_input, s->n_input - 1, &len);
+    if (!en) return;
     fw_kv src = {.data = (void *)prefix_entry_kv(en, &src_ctx)};
     src.n_ctx = src_ctx;
     forward_kv_copy(e->m, !e->p.kv_f32, &s->kv, &src, len);
     prefix_cache_release(e->cache, en);
-    memcpy(s->hist, prompt, (size_t)len * sizeof *prompt);
+    memcpy(s->hist, s->input, (size_t)len * sizeof *s->input);
+    memmove(s->input, s->input + len, (size_t)(s->n_input - len) * sizeof *s->input);
+    s->n_input -= len;
     s->pos = s->n_cached = len;
-    return len;
 }
 
 engine_seq *engine_seq_add(engine *e, const int32_t *prompt, int n, const sampler_params *sp, rl_err *err) {
@@ -216,9 +220,9 @@ engine_seq *engine_seq_add_ctx(engine *e, const int32_t *prompt, int n, const sa
         }
         for (int i = 0; i < n; i++) sampler_accept(s->smp, prompt[i]);
     }
-    int done = start_from_cache(e, s, prompt, n);
-    memcpy(s->input, prompt + done, (size_t)(n - done) * sizeof *prompt);
-    s->n_input = n - done;
+    memcpy(s->input, prompt, (size_t)n * sizeof *prompt);
+    s->n_input = n;
+    s->lookup = e->cache && n > 1;
     s->state = s->n_input > 1 ? SEQ_PREFILL : SEQ_DECODE;
     s->arrival = e->arrivals++;
     e->slots[slot] = s;
@@ -337,6 +341,7 @@ int engine_step(engine *e, rl_err *err) {
     bool first = true;
     engine_seq *s;
     while (n < budget && (s = next_prefill(e, last, first)) != NULL) {
+        if (s->lookup) start_from_cache(e, s);
         int take = RL_MIN(s->n_input, budget - n);
         n = add_to_batch(e, s, n, take, &n_out);
         last = s->arrival;

@@ -74,9 +74,10 @@ void engine_set_prefix_cache(engine *e, prefix_cache *pc);
 /* Adds a sequence. `sp` NULL makes a manual sequence. Fails (RL_ERR_INPUT)
  * if the prompt is empty or does not fit the context, or (RL_ERR_INTERNAL)
  * if max_seqs are active or memory is short. With a prefix cache, the
- * sequence starts from the cached state that shares the most leading
- * tokens with the prompt (all but its last token at most): those tokens
- * are not computed again (engine_seq_cached). */
+ * sequence starts, when its prompt's turn comes in a step, from the cached
+ * state that shares the most leading tokens with the prompt (all but its
+ * last token at most): those tokens are not computed again
+ * (engine_seq_cached, known from that step on). */
 engine_seq *engine_seq_add(engine *e, const int32_t *prompt, int n, const sampler_params *sp, rl_err *err);
 /* The same with a context of its own, n_ctx <= the engine's (0: the
  * engine's): its KV cache holds that many positions, and it is full (SEQ_FULL)
@@ -107,7 +108,7 @@ bool engine_seq_take(engine_seq *s, int32_t *token);
 const float *engine_seq_logits(const engine_seq *s);
 engine_seq_state engine_seq_get_state(const engine_seq *s);
 int engine_seq_pos(const engine_seq *s);      /* tokens in its cache */
-int engine_seq_cached(const engine_seq *s);   /* of its prompt, taken from the prefix cache */
+int engine_seq_cached(const engine_seq *s);   /* of its prompt, taken from the prefix cache (so far) */
 void engine_seq_set_user(engine_seq *s, void *user);
 void *engine_seq_user(const engine_seq *s);
 

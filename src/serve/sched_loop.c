@@ -56,8 +56,8 @@ static void finish_session(partition *p, int i, sched_finish why, const char *ms
     sched_session_unref(ss);
 }
 
-/* n more tokens of ss's prompt need no prefill (the prefix cache had them,
- * or the first token came): out of the partition's prompt load. */
+/* n more tokens of ss's prompt need no prefill (its first token came):
+ * out of the partition's prompt load. */
 static void prompt_through(partition *p, sched_session *ss, int n) {
     if (n <= 0) return;
     pthread_mutex_lock(&p->s->lock);
@@ -87,10 +87,6 @@ static void start_sessions(partition *p, sched_session *list) {
             finish_session(p, i, SCHED_FINISH_ERROR, err.msg);
             continue;
         }
-        pthread_mutex_lock(&ss->lock);
-        ss->n_cached = engine_seq_cached(ss->seq);
-        pthread_mutex_unlock(&ss->lock);
-        prompt_through(p, ss, ss->n_cached);
         pthread_mutex_lock(&p->stats_lock);
         p->prompt_tokens += (uint64_t)ss->n_prompt;
         int active = engine_active(p->e);
@@ -111,6 +107,9 @@ static sched_finish take_token(partition *p, sched_session *ss, int32_t t, doubl
     if (ss->n_gen == 1) {
         ss->t_first = now;
         prompt_through(p, ss, ss->n_prompt);
+        pthread_mutex_lock(&ss->lock);
+        ss->n_cached = engine_seq_cached(ss->seq); /* (known once its prompt went in) */
+        pthread_mutex_unlock(&ss->lock);
     }
     ss->t_last = now;
     ss->win[(ss->n_gen - 1) % SCHED_RATE_WINDOW] = now;
