@@ -463,6 +463,67 @@ static void test_bad_params(void) {
     CHECK(strstr(err.msg, "penalty window") != NULL);
 }
 
+/* ---- log-probabilities ---- */
+
+static int by_logit_desc(const void *a, const void *b, const float *l) {
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return l[x] > l[y] ? -1 : l[x] < l[y] ? 1 : x - y;
+}
+static const float *sort_logits;
+static int cmp_ids(const void *a, const void *b) { return by_logit_desc(a, b, sort_logits); }
+
+static void test_logprobs(void) {
+    enum { N = 3000 };
+    float *l = malloc(N * sizeof *l);
+    int32_t *order = malloc(N * sizeof *order);
+    for (int i = 0; i < N; i++) l[i] = 3.0f * test_gauss(), order[i] = i;
+    l[17] = l[18] = 40.0f; /* a tie at the top: the lower id first */
+    sort_logits = l;
+    qsort(order, N, sizeof *order, cmp_ids);
+    /* the reference: log-softmax in double */
+    double m = l[17], z = 0;
+    for (int i = 0; i < N; i++) z += exp((double)l[i] - m);
+    double log_z = m + log(z), mass = 0;
+    for (int32_t t = 0; t < N; t++) {
+        sampler_logprob lp;
+        sampler_logprobs(l, N, t, 0, &lp);
+        CHECK(lp.token == t && lp.n_top == 0);
+        CHECKF(lp.logprob <= 0 && fabs(lp.logprob - (l[t] - log_z)) < 1e-4, "logprob(%d) = %g, expected %g", (int)t,
+               lp.logprob, l[t] - log_z);
+        mass += exp((double)lp.logprob);
+    }
+    CHECKF(fabs(mass - 1.0) < 1e-4, "the probabilities sum to %.6f", mass);
+    /* the top 20 (more asked for is clamped), best first, ties by id; the
+     * greedy sampler's token is the first, with the same log-probability */
+    sampler_params p = plain_params();
+    p.temperature = 0;
+    sampler *s = make(&p, N);
+    int32_t greedy = sampler_sample(s, l);
+    sampler_free(s);
+    sampler_logprob lp;
+    sampler_logprobs(l, N, greedy, 99, &lp);
+    CHECK_EQ_INT(lp.n_top, SAMPLER_MAX_TOP_LOGPROBS);
+    CHECK_EQ_INT(lp.top_ids[0], 17);
+    CHECK_EQ_INT(greedy, lp.top_ids[0]);
+    CHECK(lp.logprob == lp.top_logprobs[0]);
+    for (int i = 0; i < lp.n_top; i++) {
+        CHECKF(lp.top_ids[i] == order[i], "top %d: %d, expected %d", i, (int)lp.top_ids[i], (int)order[i]);
+        CHECK(i == 0 || lp.top_logprobs[i] <= lp.top_logprobs[i - 1]);
+    }
+    sampler_logprobs(l, N, 5, 3, &lp);
+    CHECK(lp.n_top == 3 && lp.top_ids[1] == 18 && lp.token == 5);
+    /* NaN counts as -inf; all -inf is uniform */
+    float odd[4] = {NAN, 0.0f, -INFINITY, 0.0f};
+    sampler_logprobs(odd, 4, 0, 4, &lp);
+    CHECK(isinf(lp.logprob) && lp.logprob < 0 && lp.top_ids[0] == 1 && lp.top_ids[1] == 3);
+    CHECK(fabs(lp.top_logprobs[0] - (float)log(0.5)) < 1e-6);
+    float none[2] = {-INFINITY, NAN};
+    sampler_logprobs(none, 2, 1, 1, &lp);
+    CHECK(fabs(lp.logprob - (float)log(0.5)) < 1e-6 && lp.n_top == 1);
+    free(l);
+    free(order);
+}
+
 /* ---- stop strings ---- */
 
 /* Pushes text in pieces of the given sizes (0-terminated list; the rest in
@@ -629,6 +690,7 @@ int main(int argc, char **argv) {
     RUN(test_large_vocab);
     RUN(test_penalties);
     RUN(test_bad_params);
+    RUN(test_logprobs);
     RUN(test_stop_cases);
     RUN(test_stop_split_invariance);
     return test_report("test_sampler");

@@ -505,6 +505,42 @@ int32_t sampler_distribution(sampler *s, const float *logits, int32_t *ids, floa
     return k;
 }
 
+/* ---- log-probabilities of the model's distribution ---- */
+
+void sampler_logprobs(const float *logits, int32_t n_vocab, int32_t token, int n_top, sampler_logprob *out) {
+    if (n_top < 0) n_top = 0;
+    if (n_top > SAMPLER_MAX_TOP_LOGPROBS) n_top = SAMPLER_MAX_TOP_LOGPROBS;
+    float m = max_of(logits, n_vocab);
+    /* the top n_top by the file's order (a sorted insertion: n_top <= 20,
+     * and a logit below the current last costs one comparison) */
+    cand top[SAMPLER_MAX_TOP_LOGPROBS];
+    int k = 0;
+    double z = 0.0;
+    for (int32_t i = 0; i < n_vocab; i++) {
+        float v = clean(logits[i]);
+        if (v > -INFINITY) z += exp((double)v - m);
+        if (n_top == 0) continue;
+        cand c = {v, i};
+        if (k == n_top && !better(c, top[k - 1])) continue;
+        int j = k < n_top ? k++ : k - 1;
+        while (j > 0 && better(c, top[j - 1])) {
+            top[j] = top[j - 1];
+            j--;
+        }
+        top[j] = c;
+    }
+    /* all -inf (or NaN): every token equally (im)probable, log 1/n */
+    bool flat = !(m > -INFINITY);
+    double log_z = flat ? log((double)n_vocab) : m + log(z);
+    out->token = token >= 0 && token < n_vocab ? token : 0;
+    out->logprob = flat ? (float)-log_z : (float)(clean(logits[out->token]) - log_z);
+    out->n_top = k;
+    for (int i = 0; i < k; i++) {
+        out->top_ids[i] = top[i].id;
+        out->top_logprobs[i] = flat ? (float)-log_z : (float)(top[i].logit - log_z);
+    }
+}
+
 /* ---- stop strings ---- */
 
 struct stop_matcher {

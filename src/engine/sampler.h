@@ -95,6 +95,25 @@ int32_t sampler_sample(sampler *s, const float *logits);
  * no randomness; for tests and for reporting log-probabilities. */
 int32_t sampler_distribution(sampler *s, const float *logits, int32_t *ids, float *probs);
 
+/* ---- log-probabilities (OpenAI's logprobs / top_logprobs) ----
+ * Of the model's own distribution: log-softmax of the raw logits, before
+ * penalties, top-k/p, min-p and temperature (as OpenAI and llama-server
+ * report them), so they do not depend on the sampling settings. */
+#define SAMPLER_MAX_TOP_LOGPROBS 20
+
+typedef struct sampler_logprob {
+    int32_t token;   /* the token chosen */
+    float logprob;   /* its log-probability (<= 0; -inf for a NaN/-inf logit) */
+    int n_top;       /* the most likely tokens, best first (ties: lower id) */
+    int32_t top_ids[SAMPLER_MAX_TOP_LOGPROBS];
+    float top_logprobs[SAMPLER_MAX_TOP_LOGPROBS];
+} sampler_logprob;
+
+/* Fills *out for `token` (an id out of range counts as 0) and the n_top
+ * (clamped to 0..SAMPLER_MAX_TOP_LOGPROBS) most likely tokens, from
+ * n_vocab logits (not modified). One pass: one exp per logit. */
+void sampler_logprobs(const float *logits, int32_t n_vocab, int32_t token, int n_top, sampler_logprob *out);
+
 /* Records a token in the history the penalties see (prompt and output).
  * Ids outside [0, n_vocab) are ignored. */
 void sampler_accept(sampler *s, int32_t token);
