@@ -151,14 +151,15 @@ static int reach_of(const sched *s, int n_prompt, int max_tokens) {
 }
 
 /* The memory a session reaching ctx tokens may allocate: its engine
- * sequence, its prompt and text buffer. */
-static uint64_t mem_of(const sched *s, int ctx, int n_prompt) {
-    return engine_seq_bytes(s->parts[0].e, ctx) + 4 * (uint64_t)n_prompt + TEXT_INITIAL;
+ * sequence, its prompt and text buffer, its log-probability records. */
+static uint64_t mem_of(const sched *s, int ctx, int n_prompt, bool logprobs) {
+    uint64_t lp = logprobs ? (uint64_t)(ctx - n_prompt + 1) * sizeof(sampler_logprob) : 0;
+    return engine_seq_bytes(s->parts[0].e, ctx) + 4 * (uint64_t)n_prompt + TEXT_INITIAL + lp;
 }
 
 sched_limit sched_blocking_limit(sched *s, int n_prompt, int max_tokens) {
     int ctx = reach_of(s, n_prompt, max_tokens);
-    uint64_t mem = mem_of(s, ctx, n_prompt);
+    uint64_t mem = mem_of(s, ctx, n_prompt, false);
     sched_limit worst = SCHED_LIMIT_NONE;
     pthread_mutex_lock(&s->lock);
     for (int i = 0; i < s->K; i++) {
@@ -242,7 +243,7 @@ int sched_submit(sched *s, const sched_request *r, sched_session **out, rl_err *
     ss->n_prompt = r->n_prompt;
     ss->max_tokens = r->max_tokens;
     ss->ctx_reserved = reach_of(s, r->n_prompt, r->max_tokens);
-    ss->mem_need = mem_of(s, ss->ctx_reserved, r->n_prompt);
+    ss->mem_need = mem_of(s, ss->ctx_reserved, r->n_prompt, r->logprobs);
     if (s->mem_budget && ss->mem_need > s->mem_budget) {
         int ctx = ss->ctx_reserved;
         double need = (double)ss->mem_need;
@@ -254,6 +255,14 @@ int sched_submit(sched *s, const sched_request *r, sched_session **out, rl_err *
     }
     ss->sp = r->sp;
     ss->ignore_eos = r->ignore_eos;
+    if (r->logprobs) {
+        ss->lp_cap = ss->ctx_reserved - r->n_prompt + 1;
+        ss->top_logprobs = RL_MAX(0, RL_MIN(r->top_logprobs, SAMPLER_MAX_TOP_LOGPROBS));
+        if (!(ss->lp = malloc((size_t)ss->lp_cap * sizeof *ss->lp))) {
+            sched_session_free(ss);
+            return rl_fail(err, RL_ERR_INTERNAL, "out of memory for a session's log-probabilities");
+        }
+    }
     ss->notify = r->notify;
     ss->notify_ctx = r->notify_ctx;
     if (r->n_stops > 0) {

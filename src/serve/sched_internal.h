@@ -50,6 +50,7 @@ struct sched_session {
     uint64_t mem_need; /* what it may allocate (its engine sequence at ctx_reserved, its text) */
     sampler_params sp;
     bool ignore_eos;
+    int top_logprobs;   /* with lp_cap > 0 */
     stop_matcher *stop; /* NULL: no stop strings */
     double t_submit, t_admit;
     void (*notify)(void *ctx, sched_news what); /* session.lock: cleared at release */
@@ -76,6 +77,8 @@ struct sched_session {
     pthread_cond_t cond;
     char *text;
     size_t len, cap, rd;
+    sampler_logprob *lp; /* logprobs asked for: one per token, allocated at submit */
+    int lp_len, lp_cap, lp_rd;
     bool done;
     sched_finish finish;
     int n_gen_pub;
@@ -222,6 +225,7 @@ void sched_session_free(sched_session *ss);
 void sched_session_unref(sched_session *ss);
 void sched_session_unqueued(sched_session *ss);
 void sched_session_push(sched_session *ss, const char *bytes, size_t n);
+void sched_session_push_logprob(sched_session *ss, const sampler_logprob *lp);
 void sched_session_end(sched_session *ss, sched_finish why, const char *msg);
 /* Tells the reader (under session.lock, which it takes). */
 void sched_session_notify(sched_session *ss, sched_news what);

@@ -114,6 +114,14 @@ static sched_finish take_token(partition *p, sched_session *ss, int32_t t, doubl
     ss->t_last = now;
     ss->win[(ss->n_gen - 1) % SCHED_RATE_WINDOW] = now;
 
+    if (ss->lp_cap > 0 && !(!ss->ignore_eos && tok_is_eog(tok, t))) {
+        const float *logits = engine_seq_logits(ss->seq);
+        if (logits) {
+            sampler_logprob lp;
+            sampler_logprobs(logits, (int32_t)p->s->m->shape.n_vocab, t, ss->top_logprobs, &lp);
+            sched_session_push_logprob(ss, &lp);
+        }
+    }
     if (!ss->ignore_eos && tok_is_eog(tok, t)) {
         sched_session_push(ss, "", 0); /* counts the token for the reader */
         return SCHED_FINISH_STOP;

@@ -14,6 +14,7 @@ void sched_session_free(sched_session *ss) {
     stop_free(ss->stop);
     free(ss->prompt);
     free(ss->text);
+    free(ss->lp);
     pthread_mutex_destroy(&ss->lock);
     pthread_cond_destroy(&ss->cond);
     free(ss);
@@ -56,6 +57,24 @@ void sched_session_push(sched_session *ss, const char *bytes, size_t n) {
     pthread_cond_signal(&ss->cond);
     if (ss->notify) ss->notify(ss->notify_ctx, SCHED_NEWS_TEXT);
     pthread_mutex_unlock(&ss->lock);
+}
+
+/* Appends a token's log-probabilities (the partition thread, before the
+ * token's text); room for every token the session may generate was made
+ * at submit. */
+void sched_session_push_logprob(sched_session *ss, const sampler_logprob *lp) {
+    pthread_mutex_lock(&ss->lock);
+    if (ss->lp_len < ss->lp_cap) ss->lp[ss->lp_len++] = *lp;
+    pthread_mutex_unlock(&ss->lock);
+}
+
+int sched_read_logprobs(sched_session *ss, sampler_logprob *out, int cap) {
+    pthread_mutex_lock(&ss->lock);
+    int n = RL_MIN(cap, ss->lp_len - ss->lp_rd);
+    if (n > 0) memcpy(out, ss->lp + ss->lp_rd, (size_t)n * sizeof *out);
+    ss->lp_rd += n > 0 ? n : 0;
+    pthread_mutex_unlock(&ss->lock);
+    return n > 0 ? n : 0;
 }
 
 void sched_session_notify(sched_session *ss, sched_news what) {

@@ -132,6 +132,8 @@ typedef struct sched_request {
     const char *const *stops;  /* stop strings (none of their bytes are output) */
     int n_stops;
     bool ignore_eos;           /* keep going past end-of-generation tokens */
+    bool logprobs;             /* each generated token's log-probability (sched_read_logprobs) */
+    int top_logprobs;          /* with logprobs: the most likely tokens too, 0..SAMPLER_MAX_TOP_LOGPROBS */
     /* Called with news of the session (NULL: none), from the scheduler's
      * threads, under its locks (sched.lock, then session.lock): it may only
      * wake the reader, never call the scheduler. Never called again once
@@ -193,6 +195,13 @@ typedef struct sched_progress {
  * some. *pr says where the session stands (done is set
  * only once all its text has been read). */
 size_t sched_read(sched_session *ss, char *buf, size_t cap, double max_wait, sched_progress *pr);
+
+/* With sched_request.logprobs: copies up to cap log-probability records
+ * not yet read (one per generated token, end-of-generation tokens aside,
+ * in order) into out and returns how many. A token's record is there
+ * before its text is (call it after sched_read to have every record of
+ * the text read so far). */
+int sched_read_logprobs(sched_session *ss, sampler_logprob *out, int cap);
 
 /* The client went away: the session leaves the queue now, or the engine
  * before the next step. */
