@@ -34,10 +34,10 @@ static void write_back(const api_request *r) {
     const char *text = r->kind == API_CHAT ? (r->n_messages ? r->messages[r->n_messages - 1].content : "") : r->prompt;
     size_t len = strlen(text);
     api_usage u = {r->max_tokens, (int)len};
-    char *s = api_completion_json(r->kind, "id-1", 1, r->model, text, len, "stop", u);
+    char *s = api_completion_json(r->kind, "id-1", 1, r->model, text, len, "stop", u, NULL);
     must_be_json(s, s ? strlen(s) : 0);
     free(s);
-    s = api_models_json(r->model, 1);
+    s = api_models_json((const char *const *)&r->model, 1, 1);
     must_be_json(s, s ? strlen(s) : 0);
     free(s);
 

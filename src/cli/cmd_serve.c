@@ -26,6 +26,7 @@
 
 typedef struct serve_opts {
     const char *model_path, *host, *api_key, *api_key_file, *chat_template, *name, *allowed_hosts, *cors_origins;
+    const char *served_names;
     int port, agent_port;
     double drain_timeout;
     server_params hp;
@@ -52,6 +53,18 @@ static void usage(FILE *out) {
             "                          (comma-separated; * with a key only); others get 403\n"
             "      --port N            port (default 8080; 0: any free port, printed)\n"
             "      --name NAME         model name clients use (default: the file name without .gguf)\n"
+            "      --served-model-name L\n"
+            "                          names clients may use, comma-separated, instead of --name: the\n"
+            "                          first is reported in answers, /v1/models lists all; others: 404\n"
+            "      --max-tokens-default N\n"
+            "                          max_tokens of a request that gives none (default 512; 0: until\n"
+            "                          the context is full); admission reserves prompt + max_tokens\n"
+            "      --max-tokens-max N  a request asking for more max_tokens gets 400 (default 0: no cap\n"
+            "                          but the context)\n"
+            "      --context-overflow P\n"
+            "                          a chat longer than the context: refuse (default; 400\n"
+            "                          context_length_exceeded) or drop-oldest (its oldest turns go, its\n"
+            "                          system messages and last user message stay)\n"
             "      --floor TPS         tokens/s every session is promised (default 10)\n"
             "      --capacity N        sessions at the floor, e.g. from `rackllm bench` (default:\n"
             "                          measured at start-up)\n"
@@ -119,7 +132,7 @@ static int parse(int argc, char **argv, serve_opts *o, rl_err *err) {
     o->host = "127.0.0.1";
     o->port = 8080;
     o->hp = (server_params){.timeout = 30, .max_connections = 512, .max_per_ip = 64, .header_timeout = 10,
-                            .body_timeout = 30, .http_threads = 2, .prep_threads = 1};
+                            .body_timeout = 30, .http_threads = 2, .prep_threads = 1, .max_tokens_default = 512};
     o->drain_timeout = 30;
     o->agent_port = -1;
     o->hp.full_status = 429;
@@ -133,6 +146,10 @@ static int parse(int argc, char **argv, serve_opts *o, rl_err *err) {
         FLAG_STR("host", 0, &o->host),
         FLAG_INT("port", 0, &o->port, 0, 65535),
         FLAG_STR("name", 0, &o->name),
+        FLAG_STR("served-model-name", 0, &o->served_names),
+        FLAG_INT("max-tokens-default", 0, &o->hp.max_tokens_default, 0, 1 << 24),
+        FLAG_INT("max-tokens-max", 0, &o->hp.max_tokens_max, 0, 1 << 24),
+        FLAG_STR("context-overflow", 0, &o->hp.context_overflow),
         FLAG_NUM("floor", 0, &o->sp.floor_tps, 0.001, 1e9),
         FLAG_INT("capacity", 0, &o->sp.capacity, 1, 100000),
         FLAG_INT("max-sessions", 0, &o->sp.max_sessions, 1, 100000),
@@ -178,6 +195,7 @@ static int parse(int argc, char **argv, serve_opts *o, rl_err *err) {
     if (rc) return rc;
     if (first < argc) return rl_fail(err, RL_ERR_INPUT, "unexpected argument '%s'", argv[first]);
     if (!o->model_path) return rl_fail(err, RL_ERR_INPUT, "-m FILE is required");
+    if (o->name && o->served_names) return rl_fail(err, RL_ERR_INPUT, "give --name or --served-model-name, not both");
     if (o->hp.full_status != 429 && o->hp.full_status != 503)
         return rl_fail(err, RL_ERR_INPUT, "--full-status must be 429 or 503, not %d", o->hp.full_status);
     return 0;
@@ -275,6 +293,7 @@ static int serve(serve_opts *op, const char *key) {
     hp.port = o.port;
     hp.api_key = key;
     hp.model_id = name;
+    hp.served_names = o.served_names;
     hp.model_path = o.model_path;
     hp.tmpl = (chat_template)tmpl;
     hp.jinja = jinja;
@@ -300,7 +319,7 @@ static int serve(serve_opts *op, const char *key) {
     fprintf(stderr,
             "rackllm serve: model %s, %s chat template; capacity %d session%s at >= %g tok/s (%s), %d partition%s, "
             "queue %d (%g s), context %d, prefill chunk %d\n",
-            name, jinja ? "the model's own" : chat_name((chat_template)tmpl), st.capacity_base, st.capacity_base == 1 ? "" : "s", st.floor_tps,
+            o.served_names ? o.served_names : name, jinja ? "the model's own" : chat_name((chat_template)tmpl), st.capacity_base, st.capacity_base == 1 ? "" : "s", st.floor_tps,
             o.sp.capacity > 0 ? "given" : "calibrated", st.partitions, st.partitions == 1 ? "" : "s", st.queue_max,
             o.sp.queue_timeout, st.n_ctx, st.prefill_chunk);
     const char *shown = strchr(o.host, ':') ? "[%s]" : "%s";

@@ -168,12 +168,9 @@ static int parse_stop(const cJSON *root, api_request *r, api_error *err) {
 }
 
 /* Fields of the API that rackllm does not implement: refused by name. */
-static int refuse_unsupported(const cJSON *root, api_kind kind, api_error *err) {
+static int refuse_unsupported(const cJSON *root, api_error *err) {
     double n = 1;
     if (get_int(root, "n", 1, 1, &n, err)) return bad(err, "n", "'n' must be 1 (one choice per request)");
-    const cJSON *lp = field(root, "logprobs");
-    if (lp && !cJSON_IsFalse(lp) && !(kind == API_COMPLETION && cJSON_IsNumber(lp) && lp->valuedouble == 0))
-        return bad(err, "logprobs", "'logprobs' is not supported");
     static const char *const NAMES[] = {"tools", "functions", "tool_choice", "function_call"};
     for (size_t i = 0; i < sizeof NAMES / sizeof NAMES[0]; i++) {
         const cJSON *f = field(root, NAMES[i]);
@@ -186,9 +183,6 @@ static int refuse_unsupported(const cJSON *root, api_kind kind, api_error *err) 
     if (suffix && !(cJSON_IsString(suffix) && !*suffix->valuestring)) return bad(err, "suffix", "'suffix' is not supported");
     const cJSON *bias = field(root, "logit_bias");
     if (bias && !(cJSON_IsObject(bias) && !bias->child)) return bad(err, "logit_bias", "'logit_bias' is not supported");
-    const cJSON *top = field(root, "top_logprobs");
-    if (top && !(cJSON_IsNumber(top) && top->valuedouble == 0))
-        return bad(err, "top_logprobs", "'top_logprobs' is not supported");
     const cJSON *best = field(root, "best_of");
     if (best && !(cJSON_IsNumber(best) && best->valuedouble == 1))
         return bad(err, "best_of", "'best_of' must be 1 (one choice per request)");
@@ -208,15 +202,41 @@ static int refuse_unsupported(const cJSON *root, api_kind kind, api_error *err) 
     return 0;
 }
 
+/* Chat: logprobs true/false and top_logprobs 0..20 (which needs logprobs);
+ * completions: logprobs N, 0..5 (N alternatives per token). */
+static int parse_logprobs(const cJSON *root, api_request *r, api_error *err) {
+    double top = 0;
+    if (r->kind == API_CHAT) {
+        if (get_bool(root, "logprobs", &r->logprobs, err) ||
+            get_int(root, "top_logprobs", 0, SAMPLER_MAX_TOP_LOGPROBS, &top, err))
+            return -1;
+        if (top > 0 && !r->logprobs) return bad(err, "top_logprobs", "'top_logprobs' needs 'logprobs': true");
+    } else {
+        const cJSON *t = field(root, "top_logprobs");
+        if (t && !(cJSON_IsNumber(t) && t->valuedouble == 0))
+            return bad(err, "top_logprobs", "'top_logprobs' is a chat field; completions take 'logprobs': N (0 to 5)");
+        if (get_int(root, "logprobs", 0, 5, &top, err)) return -1;
+        r->logprobs = field(root, "logprobs") != NULL;
+    }
+    r->top_logprobs = (int)top;
+    return 0;
+}
+
 static int parse_sampling(const cJSON *root, api_request *r, api_error *err) {
     sampler_params *sp = &r->sp;
     double v;
     if (get_number(root, "temperature", 0, 2, &sp->temperature, err) || get_number(root, "top_p", 0, 1, &sp->top_p, err) ||
         get_number(root, "min_p", 0, 1, &sp->min_p, err) ||
         get_number(root, "presence_penalty", -2, 2, &sp->presence_penalty, err) ||
-        get_number(root, "frequency_penalty", -2, 2, &sp->frequency_penalty, err))
+        get_number(root, "frequency_penalty", -2, 2, &sp->frequency_penalty, err) ||
+        get_number(root, "repetition_penalty", 0, 2, &sp->repeat_penalty, err))
         return -1;
-    r->penalties = sp->presence_penalty != 0 || sp->frequency_penalty != 0;
+    if (!(sp->repeat_penalty > 0))
+        return bad(err, "repetition_penalty", "'repetition_penalty' must be above 0 (1: off) and at most 2");
+    r->penalties = sp->presence_penalty != 0 || sp->frequency_penalty != 0 || sp->repeat_penalty != 1;
+    v = -1;
+    if (get_int(root, "repeat_last_n", -1, SAMPLER_MAX_LAST_N, &v, err)) return -1;
+    r->repeat_last_n = (int)v;
     v = sp->top_k;
     if (get_int(root, "top_k", 0, 1e9, &v, err)) return -1;
     sp->top_k = (int32_t)v;
@@ -229,7 +249,9 @@ static int parse_sampling(const cJSON *root, api_request *r, api_error *err) {
     /* max_completion_tokens is the newer name of max_tokens: it wins */
     v = 0;
     if (get_int(root, "max_tokens", 1, 1e9, &v, err)) return -1;
+    if (v > 0) r->max_tokens_field = "max_tokens";
     if (get_int(root, "max_completion_tokens", 1, 1e9, &v, err)) return -1;
+    if (field(root, "max_completion_tokens")) r->max_tokens_field = "max_completion_tokens";
     r->max_tokens = (int)v;
     return 0;
 }
@@ -284,8 +306,8 @@ int api_parse_request(api_kind kind, const char *body, size_t len, api_request *
     }
     if (!(out->model = dup_str(model->valuestring, err))) goto done;
     if (kind == API_CHAT ? parse_messages(root, out, err) : parse_prompt(root, out, err)) goto done;
-    if (refuse_unsupported(root, kind, err) || parse_sampling(root, out, err) || parse_stop(root, out, err) ||
-        parse_stream(root, out, err))
+    if (refuse_unsupported(root, err) || parse_sampling(root, out, err) || parse_logprobs(root, out, err) ||
+        parse_stop(root, out, err) || parse_stream(root, out, err))
         goto done;
     rc = 0;
 done:
@@ -346,8 +368,24 @@ static void add_usage(cJSON *root, api_usage u) {
                             u.cached_tokens);
 }
 
+static void put_logprobs(char *out, size_t cap, size_t *n, api_kind kind, const api_logprobs *lp);
+
+/* The choice's "logprobs" (null without records), as the chunks write it. */
+static cJSON *logprobs_item(api_kind kind, const api_logprobs *lp) {
+    if (!lp || !lp->n) return cJSON_CreateNull();
+    size_t need = 0;
+    put_logprobs(NULL, 0, &need, kind, lp);
+    char *s = malloc(need + 1);
+    if (!s) return NULL;
+    size_t n = 0;
+    put_logprobs(s, need + 1, &n, kind, lp);
+    cJSON *item = cJSON_CreateRaw(s);
+    free(s);
+    return item;
+}
+
 char *api_completion_json(api_kind kind, const char *id, long created, const char *model, const char *text,
-                          size_t len, const char *finish_reason, api_usage usage) {
+                          size_t len, const char *finish_reason, api_usage usage, const api_logprobs *lp) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "id", id);
     cJSON_AddStringToObject(root, "object", kind == API_CHAT ? "chat.completion" : "text_completion");
@@ -366,7 +404,7 @@ char *api_completion_json(api_kind kind, const char *id, long created, const cha
     } else {
         cJSON_AddItemToObject(c, "text", json_string(text, len));
     }
-    cJSON_AddNullToObject(c, "logprobs");
+    cJSON_AddItemToObject(c, "logprobs", logprobs_item(kind, lp));
     cJSON_AddStringToObject(c, "finish_reason", finish_reason);
     add_usage(root, usage);
     return print(root);
@@ -381,11 +419,11 @@ static cJSON *model_object(const char *model, long created) {
     return m;
 }
 
-char *api_models_json(const char *model, long created) {
+char *api_models_json(const char *const *names, int n, long created) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "object", "list");
     cJSON *data = cJSON_AddArrayToObject(root, "data");
-    cJSON_AddItemToArray(data, model_object(model, created));
+    for (int i = 0; i < n; i++) cJSON_AddItemToArray(data, model_object(names[i], created));
     return print(root);
 }
 
@@ -457,6 +495,105 @@ static void put_escaped(char *out, size_t cap, size_t *n, const char *s, size_t 
     *n += api_json_escape(*n < cap ? out + *n : NULL, *n < cap ? cap - *n : 0, s, len);
 }
 
+/* ---- log-probabilities, written by hand (whole answers and chunks) ---- */
+
+/* JSON has no -infinity: a token the model rules out gets -9999, as
+ * OpenAI reports it. */
+static void put_logprob(char *out, size_t cap, size_t *n, float v) {
+    put(out, cap, n, "%.7g", isfinite(v) ? (double)v : -9999.0);
+}
+
+/* A token's text: "token" (a JSON string; bad UTF-8 as U+FFFD) and, for
+ * chat, "bytes" (the raw bytes, OpenAI's way to rebuild split characters). */
+static void put_token(char *out, size_t cap, size_t *n, const tokenizer *tok, int32_t id, bool bytes) {
+    char buf[TOK_MAX_TOKEN_LEN];
+    int k = tok_token_bytes(tok, id, false, buf, (int)sizeof buf);
+    k = RL_MIN(k, (int)sizeof buf);
+    put(out, cap, n, "\"");
+    put_escaped(out, cap, n, buf, (size_t)k);
+    put(out, cap, n, "\"");
+    if (!bytes) return;
+    put(out, cap, n, ",\"bytes\":[");
+    for (int i = 0; i < k; i++) put(out, cap, n, "%s%u", i ? "," : "", (unsigned)(unsigned char)buf[i]);
+    put(out, cap, n, "]");
+}
+
+/* Chat: {"content":[{token, logprob, bytes, top_logprobs:[...]}], "refusal":null}. */
+static void put_chat_logprobs(char *out, size_t cap, size_t *n, const api_logprobs *lp) {
+    put(out, cap, n, "{\"content\":[");
+    for (int i = 0; i < lp->n; i++) {
+        const sampler_logprob *e = &lp->lp[i];
+        put(out, cap, n, "%s{\"token\":", i ? "," : "");
+        put_token(out, cap, n, lp->tok, e->token, true);
+        put(out, cap, n, ",\"logprob\":");
+        put_logprob(out, cap, n, e->logprob);
+        put(out, cap, n, ",\"top_logprobs\":[");
+        for (int j = 0; j < e->n_top; j++) {
+            put(out, cap, n, "%s{\"token\":", j ? "," : "");
+            put_token(out, cap, n, lp->tok, e->top_ids[j], true);
+            put(out, cap, n, ",\"logprob\":");
+            put_logprob(out, cap, n, e->top_logprobs[j]);
+            put(out, cap, n, "}");
+        }
+        put(out, cap, n, "]}");
+    }
+    put(out, cap, n, "],\"refusal\":null}");
+}
+
+/* Completions: {tokens, token_logprobs, top_logprobs: [{token: logprob}],
+ * text_offset}; two alternatives that read the same keep the likelier. */
+static void put_text_logprobs(char *out, size_t cap, size_t *n, const api_logprobs *lp) {
+    put(out, cap, n, "{\"tokens\":[");
+    for (int i = 0; i < lp->n; i++) {
+        put(out, cap, n, "%s", i ? "," : "");
+        put_token(out, cap, n, lp->tok, lp->lp[i].token, false);
+    }
+    put(out, cap, n, "],\"token_logprobs\":[");
+    for (int i = 0; i < lp->n; i++) {
+        put(out, cap, n, "%s", i ? "," : "");
+        put_logprob(out, cap, n, lp->lp[i].logprob);
+    }
+    put(out, cap, n, "],\"top_logprobs\":[");
+    char a[TOK_MAX_TOKEN_LEN], b[TOK_MAX_TOKEN_LEN];
+    for (int i = 0; i < lp->n; i++) {
+        const sampler_logprob *e = &lp->lp[i];
+        put(out, cap, n, "%s{", i ? "," : "");
+        for (int j = 0, w = 0; j < e->n_top; j++) {
+            int ka = tok_token_bytes(lp->tok, e->top_ids[j], false, a, (int)sizeof a);
+            bool seen = false;
+            for (int q = 0; q < j && !seen; q++)
+                seen = tok_token_bytes(lp->tok, e->top_ids[q], false, b, (int)sizeof b) == ka &&
+                       !memcmp(a, b, (size_t)RL_MIN(ka, (int)sizeof a));
+            if (seen) continue;
+            put(out, cap, n, "%s", w++ ? "," : "");
+            put_token(out, cap, n, lp->tok, e->top_ids[j], false);
+            put(out, cap, n, ":");
+            put_logprob(out, cap, n, e->top_logprobs[j]);
+        }
+        put(out, cap, n, "}");
+    }
+    put(out, cap, n, "],\"text_offset\":[");
+    size_t off = lp->text_offset;
+    for (int i = 0; i < lp->n; i++) {
+        put(out, cap, n, "%s%zu", i ? "," : "", off);
+        off += (size_t)RL_MIN(tok_token_bytes(lp->tok, lp->lp[i].token, false, a, 0), TOK_MAX_TOKEN_LEN);
+    }
+    put(out, cap, n, "]}");
+}
+
+static void put_logprobs(char *out, size_t cap, size_t *n, api_kind kind, const api_logprobs *lp) {
+    if (!lp || !lp->n) put(out, cap, n, "null");
+    else if (kind == API_CHAT) put_chat_logprobs(out, cap, n, lp);
+    else put_text_logprobs(out, cap, n, lp);
+}
+
+size_t api_logprobs_bytes(const api_logprobs *lp) {
+    size_t total = 0;
+    for (int i = 0; lp && i < lp->n; i++)
+        total += (size_t)RL_MIN(tok_token_bytes(lp->tok, lp->lp[i].token, false, NULL, 0), TOK_MAX_TOKEN_LEN);
+    return total;
+}
+
 static void chunk_head(const api_stream *st, char *out, size_t cap, size_t *n) {
     put(out, cap, n, "data: {\"id\":\"%s\",\"object\":\"%s\",\"created\":%ld,\"model\":\"", st->id,
         st->kind == API_CHAT ? "chat.completion.chunk" : "text_completion", st->created);
@@ -466,6 +603,12 @@ static void chunk_head(const api_stream *st, char *out, size_t cap, size_t *n) {
 
 size_t api_chunk(const api_stream *st, char *out, size_t cap, const char *text, size_t len, bool role,
                  const char *finish_reason) {
+    size_t n = api_chunk_lp(st, out, cap, text, len, role, finish_reason, NULL);
+    return n < cap ? n : 0;
+}
+
+size_t api_chunk_lp(const api_stream *st, char *out, size_t cap, const char *text, size_t len, bool role,
+                    const char *finish_reason, const api_logprobs *lp) {
     size_t n = 0;
     chunk_head(st, out, cap, &n);
     if (st->kind == API_CHAT) {
@@ -482,11 +625,13 @@ size_t api_chunk(const api_stream *st, char *out, size_t cap, const char *text, 
         put_escaped(out, cap, &n, text, len);
         put(out, cap, &n, "\",\"index\":0,");
     }
-    put(out, cap, &n, "\"logprobs\":null,\"finish_reason\":");
+    put(out, cap, &n, "\"logprobs\":");
+    put_logprobs(out, cap, &n, st->kind, lp);
+    put(out, cap, &n, ",\"finish_reason\":");
     if (finish_reason) put(out, cap, &n, "\"%s\"}]", finish_reason);
     else put(out, cap, &n, "null}]");
     put(out, cap, &n, "%s}\n\n", st->include_usage ? ",\"usage\":null" : "");
-    return n < cap ? n : 0;
+    return n;
 }
 
 size_t api_usage_chunk(const api_stream *st, char *out, size_t cap, api_usage u) {

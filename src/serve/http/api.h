@@ -6,8 +6,9 @@
  * field is checked (type and range), or fills an api_error naming the field
  * (OpenAI's error object: message, type, param, code) with the HTTP status
  * to answer. Fields the OpenAI API defines and rackllm cannot honour (n > 1,
- * logprobs, tools) are refused by name rather than ignored; fields it does
- * not know are ignored, as OpenAI's own clients send a few.
+ * tools, logit_bias) are refused by name rather than ignored; fields it
+ * does not know are ignored, as OpenAI's own clients send a few (the list
+ * of every field and what happens to it: docs/server.md, "Request fields").
  *
  * Responses: whole objects (chat.completion, text_completion, the model
  * list, errors) are built with cJSON; the streaming chunks, written once per
@@ -23,6 +24,7 @@
 #include <stdint.h>
 
 #include "engine/sampler.h"
+#include "text/tokenizer.h"
 
 #define API_MAX_MESSAGES 4096
 #define API_MAX_STOPS 16
@@ -41,9 +43,13 @@ typedef struct api_request {
     int n_messages;
     char *prompt;          /* completion */
     int max_tokens;        /* 0: not given */
+    const char *max_tokens_field; /* the field that gave it ("max_tokens" or "max_completion_tokens") */
     sampler_params sp;     /* llama.cpp's defaults for what is not given */
     bool has_seed;
-    bool penalties;        /* presence or frequency penalty given */
+    bool penalties;        /* a presence, frequency or repetition penalty given */
+    int repeat_last_n;     /* the penalties' window in tokens; -1: the whole context */
+    bool logprobs;         /* chat: logprobs true; completions: logprobs N given */
+    int top_logprobs;      /* alternatives per token (chat 0..20, completions 0..5) */
     char *stops[API_MAX_STOPS];
     int n_stops;
     bool stream, include_usage, ignore_eos;
@@ -68,6 +74,20 @@ int api_fail(api_error *err, int status, const char *type, const char *param, co
 
 /* ---- whole responses (malloc'ed strings, NULL when out of memory) ---- */
 
+/* What log-probabilities an answer carries (NULL or n == 0: none). The
+ * token strings come from tok; text_offset (completions) is where the
+ * first one's text begins, counted from the prompt's start as OpenAI does
+ * (api_logprobs_bytes: how far they take it). */
+typedef struct api_logprobs {
+    const tokenizer *tok;
+    const sampler_logprob *lp;
+    int n;
+    size_t text_offset;
+} api_logprobs;
+
+/* The bytes of text the records' tokens stand for, together. */
+size_t api_logprobs_bytes(const api_logprobs *lp);
+
 typedef struct api_usage {
     int prompt_tokens, completion_tokens;
     int cached_tokens; /* of prompt_tokens, from the prefix cache (prompt_tokens_details) */
@@ -75,8 +95,9 @@ typedef struct api_usage {
 
 char *api_error_json(const api_error *err);
 char *api_completion_json(api_kind kind, const char *id, long created, const char *model, const char *text,
-                          size_t len, const char *finish_reason, api_usage usage);
-char *api_models_json(const char *model, long created);
+                          size_t len, const char *finish_reason, api_usage usage, const api_logprobs *lp);
+/* The model list: every name in `names` (n of them). */
+char *api_models_json(const char *const *names, int n, long created);
 char *api_model_json(const char *model, long created);
 
 /* ---- streaming (Server-Sent Events), into the caller's buffer ---- */
@@ -96,6 +117,10 @@ typedef struct api_stream {
  * delta (the first chunk). Returns its length (0 if cap is short). */
 size_t api_chunk(const api_stream *st, char *out, size_t cap, const char *text, size_t len, bool role,
                  const char *finish_reason);
+/* The same with the log-probabilities of its tokens (lp may be NULL).
+ * Returns the length it needs: the event is whole only if that is < cap. */
+size_t api_chunk_lp(const api_stream *st, char *out, size_t cap, const char *text, size_t len, bool role,
+                    const char *finish_reason, const api_logprobs *lp);
 /* The usage chunk (stream_options.include_usage): no choices, usage. */
 size_t api_usage_chunk(const api_stream *st, char *out, size_t cap, api_usage usage);
 /* An error event ("data: {"error": ...}\n\n"). */

@@ -108,14 +108,88 @@ static int prompt_tokens(server *sv, const api_request *q, int32_t *ids, int cap
     return 0;
 }
 
+/* A chat that does not fit, with --context-overflow drop-oldest: the
+ * prompt of the chat without its k oldest turns (messages other than
+ * system ones, before the last user message; an assistant message left
+ * first after them goes too, so that the chat still begins with a user
+ * turn). The system messages and the last user message always stay. */
+static int prompt_without(server *sv, const api_request *q, int k, api_message *kept, int32_t *ids, int cap, int *n,
+                          api_error *e) {
+    int last_user = -1, m = 0;
+    for (int i = 0; i < q->n_messages; i++)
+        if (!strcmp(q->messages[i].role, "user")) last_user = i;
+    bool leading = k > 0; /* turns were dropped and no other kept yet */
+    for (int i = 0; i < q->n_messages; i++) {
+        const api_message *msg = &q->messages[i];
+        bool system = !strcmp(msg->role, "system"), droppable = i < last_user && !system;
+        if (droppable && k > 0) {
+            k--;
+            continue;
+        }
+        if (droppable && leading && !strcmp(msg->role, "assistant")) continue;
+        kept[m++] = *msg;
+        if (!system) leading = false;
+    }
+    api_request v = *q;
+    v.messages = kept;
+    v.n_messages = m;
+    return prompt_tokens(sv, &v, ids, cap, n, e);
+}
+
+/* Whether a prompt of n tokens leaves room for max_tokens (all of the
+ * context's rest when 0: then one token is enough). */
+static bool fits(int n, int max_tokens, int cap) { return n + (max_tokens > 0 ? max_tokens : 1) <= cap; }
+
+/* The prompt's tokens, with a chat that is too long for the context (or
+ * for it less max_tokens) cut by its oldest turns when the server is told
+ * so: the fewest turns that make it fit, found by bisection (a dozen
+ * renderings for the longest chat). Where none does, what is left runs if
+ * the prompt alone fits (it ends when the context is full), else 400. */
+static int prompt_fit(server *sv, const api_request *q, int32_t *ids, int cap, int *n, api_error *e) {
+    int rc = prompt_tokens(sv, q, ids, cap, n, e);
+    bool overflow = rc ? e->code && !strcmp(e->code, "context_length_exceeded") : !fits(*n, q->max_tokens, cap);
+    if (q->kind != API_CHAT || !sv->drop_oldest || !overflow) return rc;
+    int droppable = 0, last_user = -1;
+    for (int i = 0; i < q->n_messages; i++)
+        if (!strcmp(q->messages[i].role, "user")) last_user = i;
+    for (int i = 0; i < last_user; i++) droppable += strcmp(q->messages[i].role, "system") != 0;
+    api_message *kept = malloc((size_t)q->n_messages * sizeof *kept);
+    if (!kept) return api_fail(e, 500, "server_error", NULL, NULL, "out of memory");
+    int lo = 1, hi = droppable; /* the fewest turns to drop lies in [lo, hi] */
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        rc = prompt_without(sv, q, mid, kept, ids, cap, n, e);
+        if (rc == 0 && fits(*n, q->max_tokens, cap)) hi = mid;
+        else if (rc == 0 || (e->code && !strcmp(e->code, "context_length_exceeded"))) lo = mid + 1;
+        else break; /* another error (a template's own) */
+    }
+    if (lo >= hi) rc = prompt_without(sv, q, hi, kept, ids, cap, n, e);
+    free(kept);
+    return rc;
+}
+
 static int check_model(server *sv, const api_request *q, api_error *e) {
-    if (strcmp(q->model, sv->p.model_id) == 0) return 0;
+    if (guard_list_has(&sv->names, q->model, false)) return 0;
     char shown[80];
     size_t k = 0;
     for (const char *c = q->model; *c && k < 64; c++) shown[k++] = (*c >= 32 && *c < 127) ? *c : '?';
     shown[k] = 0;
-    return api_fail(e, 400, "invalid_request_error", "model", "model_not_found",
-                    "the model '%s' is not served here; this server serves '%s'", shown, sv->p.model_id);
+    return api_fail(e, 404, "invalid_request_error", "model", "model_not_found",
+                    "The model '%s' does not exist; this server serves '%s'", shown, sv->p.model_id);
+}
+
+/* max_tokens: the server's default where the request gives none, and
+ * its cap (400 naming the field the request used). */
+static int limit_max_tokens(server *sv, api_request *q, api_error *e) {
+    if (q->max_tokens == 0) {
+        q->max_tokens = sv->p.max_tokens_default;
+        return 0;
+    }
+    if (sv->p.max_tokens_max > 0 && q->max_tokens > sv->p.max_tokens_max)
+        return api_fail(e, 400, "invalid_request_error", q->max_tokens_field, NULL,
+                        "'%s' is %d; this server allows at most %d", q->max_tokens_field, q->max_tokens,
+                        sv->p.max_tokens_max);
+    return 0;
 }
 
 /* Asks the scheduler for a slot for the parsed request (its news will
@@ -132,10 +206,11 @@ static int submit(request *r, const api_request *q, const int32_t *ids, int n, i
          s && *s && n_stops < (int)RL_ARRAY_LEN(stops); s++)
         stops[n_stops++] = *s;
     sched_request sr = {.prompt = ids, .n_prompt = n, .sp = q->sp, .max_tokens = q->max_tokens, .stops = stops,
-                        .n_stops = n_stops, .ignore_eos = q->ignore_eos, .notify = watch_news, .notify_ctx = r};
+                        .n_stops = n_stops, .ignore_eos = q->ignore_eos, .logprobs = q->logprobs,
+                        .top_logprobs = q->top_logprobs, .notify = watch_news, .notify_ctx = r};
     uint64_t serial = atomic_fetch_add(&sv->next_id, 1);
     if (!q->has_seed) sr.sp.seed = http_mix64(sv->nonce ^ serial);
-    if (q->penalties) sr.sp.penalty_last_n = n_ctx;
+    if (q->penalties) sr.sp.penalty_last_n = q->repeat_last_n < 0 ? n_ctx : RL_MIN(q->repeat_last_n, n_ctx);
     snprintf(r->id, sizeof r->id, "%s-%llx%04llx", q->kind == API_CHAT ? "chatcmpl" : "cmpl",
              (unsigned long long)serial, (unsigned long long)(sv->nonce & 0xffff));
     pthread_mutex_lock(&sv->lock);
@@ -149,6 +224,17 @@ static int submit(request *r, const api_request *q, const int32_t *ids, int n, i
                     err.msg);
 }
 
+/* Room for every log-probability record the answer may carry. */
+static int logprobs_room(request *r, const api_request *q, int n_ctx) {
+    r->logprobs = q->logprobs;
+    r->text_offset = q->kind == API_COMPLETION ? strlen(q->prompt) : 0;
+    if (!q->logprobs) return 0;
+    r->lp_cap = (q->max_tokens > 0 ? RL_MIN(q->max_tokens, n_ctx) : n_ctx) + 1;
+    if (!(r->lp = malloc((size_t)r->lp_cap * sizeof *r->lp)))
+        return api_fail(&r->err, 500, "server_error", NULL, NULL, "out of memory");
+    return 0;
+}
+
 /* Everything before admission, for a request whose client is still there. */
 static void prepare(request *r) {
     server *sv = r->sv;
@@ -160,7 +246,8 @@ static void prepare(request *r) {
     int32_t *ids = malloc((size_t)st.n_ctx * sizeof *ids);
     int n = 0;
     if (!ids) api_fail(&r->err, 500, "server_error", NULL, NULL, "out of memory");
-    else if (!check_model(sv, &q, &r->err) && !prompt_tokens(sv, &q, ids, st.n_ctx, &n, &r->err))
+    else if (!check_model(sv, &q, &r->err) && !limit_max_tokens(sv, &q, &r->err) &&
+             !logprobs_room(r, &q, st.n_ctx) && !prompt_fit(sv, &q, ids, st.n_ctx, &n, &r->err))
         submit(r, &q, ids, n, st.n_ctx);
     r->n_prompt = n;
     r->max_tokens = q.max_tokens;
@@ -197,12 +284,36 @@ static bool is_gone(request *r) {
 
 static const char *finish_name(sched_finish f) { return f == SCHED_FINISH_STOP ? "stop" : "length"; }
 
+/* The log-probabilities read so far (none unless asked for). */
+static api_logprobs read_logprobs(request *r) {
+    if (r->logprobs) r->n_lp += sched_read_logprobs(r->ss, r->lp + r->n_lp, r->lp_cap - r->n_lp);
+    return (api_logprobs){r->sv->m->tok, r->lp, r->n_lp, r->text_offset};
+}
+
+/* A chunk of the stream into r->ev, with the log-probabilities of the
+ * tokens read since the last one (the buffer grows to hold them): its
+ * length, 0 when out of memory. */
+static size_t chunk(request *r, const char *text, size_t len, bool role, const char *finish) {
+    api_logprobs lp = read_logprobs(r);
+    size_t n = api_chunk_lp(&r->st, r->ev, r->ev_cap, text, len, role, finish, &lp);
+    if (n >= r->ev_cap) {
+        char *ev = realloc(r->ev, n + 4096); /* and room for the usage chunk and [DONE] */
+        if (!ev) return 0;
+        r->ev = ev;
+        r->ev_cap = n + 4096;
+        n = api_chunk_lp(&r->st, r->ev, r->ev_cap, text, len, role, finish, &lp);
+    }
+    r->text_offset += api_logprobs_bytes(&lp);
+    r->n_lp = 0;
+    return n;
+}
+
 /* The last events of a stream: the finish (and usage) and [DONE], or an
  * error event if the session did not end normally. */
 static void final_events(request *r, const sched_progress *pr) {
     size_t n = 0;
     if (pr->finish == SCHED_FINISH_STOP || pr->finish == SCHED_FINISH_LENGTH) {
-        n += api_chunk(&r->st, r->ev, r->ev_cap, "", 0, false, finish_name(pr->finish));
+        n += chunk(r, "", 0, false, finish_name(pr->finish));
         if (r->st.include_usage)
             n += api_usage_chunk(&r->st, r->ev + n, r->ev_cap - n, (api_usage){pr->n_prompt, pr->n_generated, pr->n_cached});
         n += (size_t)snprintf(r->ev + n, r->ev_cap - n, "data: [DONE]\n\n");
@@ -228,7 +339,7 @@ static bool next_event(request *r) {
     sched_progress pr;
     size_t n = sched_read(r->ss, r->text, TEXT_MAX, 0, &pr);
     if (n > 0) {
-        r->ev_len = api_chunk(&r->st, r->ev, r->ev_cap, r->text, n, false, NULL);
+        r->ev_len = chunk(r, r->text, n, false, NULL);
     } else if (pr.done) {
         final_events(r, &pr);
         r->phase = SSE_END;
@@ -282,8 +393,10 @@ static enum MHD_Result start_stream(request *r) {
 static enum MHD_Result whole_answer(request *r, const sched_progress *pr) {
     server *sv = r->sv;
     if (pr->finish == SCHED_FINISH_STOP || pr->finish == SCHED_FINISH_LENGTH) {
+        api_logprobs lp = read_logprobs(r);
         char *json = api_completion_json(r->st.kind, r->id, r->st.created, sv->p.model_id, r->text, r->text_len,
-                                         finish_name(pr->finish), (api_usage){pr->n_prompt, pr->n_generated, pr->n_cached});
+                                         finish_name(pr->finish), (api_usage){pr->n_prompt, pr->n_generated, pr->n_cached},
+                                         &lp);
         return json ? http_answer(r, 200, "application/json", json, NULL, NULL) : MHD_NO;
     }
     if (pr->finish == SCHED_FINISH_ABORTED)

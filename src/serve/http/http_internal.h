@@ -80,6 +80,8 @@ struct server {
     prep *prep;
     pages *pages; /* NULL: no web pages (--no-web) */
     guard_list allowed_hosts, cors_origins;
+    guard_list names; /* the model's names (server_params.served_names, or model_id alone) */
+    bool drop_oldest; /* context_overflow "drop-oldest" */
 
     pthread_mutex_t lock; /* see above */
     pthread_cond_t cond;  /* inflight reached zero */
@@ -120,6 +122,8 @@ typedef struct request {
     bool stream, include_usage;
     api_kind kind;
     int n_prompt, max_tokens; /* what it asked for, for a 429's reason */
+    bool logprobs;            /* the answer carries log-probabilities (read into lp) */
+    size_t text_offset;       /* completions: where the next token's text begins (from the prompt's start) */
 
     /* a generation */
     api_stream st;
@@ -129,6 +133,8 @@ typedef struct request {
     size_t ev_len, ev_pos, ev_cap;
     char *text; /* text read from the session for one chunk, or the whole answer */
     size_t text_len, text_cap;
+    sampler_logprob *lp; /* the log-probabilities read and not yet written */
+    int n_lp, lp_cap;
     double last_write;
 } request;
 

@@ -246,11 +246,11 @@ static enum MHD_Result models(request *r, const char *url, bool get) {
     server *sv = r->sv;
     if (!get) return http_fail(r, 405, "invalid_request_error", NULL, NULL, "use GET");
     if (!strncmp(url, "/v1/models/", 11)) {
-        if (strcmp(url + 11, sv->p.model_id) != 0)
+        if (!guard_list_has(&sv->names, url + 11, false))
             return http_fail(r, 404, "invalid_request_error", "model", "model_not_found", "no such model here");
-        return answer_json(r, 200, api_model_json(sv->p.model_id, sv->started));
+        return answer_json(r, 200, api_model_json(url + 11, sv->started));
     }
-    return answer_json(r, 200, api_models_json(sv->p.model_id, sv->started));
+    return answer_json(r, 200, api_models_json((const char *const *)sv->names.items, (int)sv->names.n, sv->started));
 }
 
 static enum MHD_Result dispatch(request *r, const char *url, const char *method) {
@@ -271,6 +271,10 @@ static enum MHD_Result dispatch(request *r, const char *url, const char *method)
     case EP_OTHER:
         if (r->ep == EP_PAGES && sv->pages) /* not with --no-web */
             return get ? page(r, url) : http_fail(r, 405, "invalid_request_error", NULL, NULL, "use GET");
+        if (!strcmp(url, "/v1/embeddings") || !strcmp(url, "/embeddings"))
+            return http_fail(r, 404, "invalid_request_error", NULL, "not_found",
+                             "this server does not serve embeddings: it generates text only (/v1/chat/completions, "
+                             "/v1/completions)");
         return http_fail(r, 404, "invalid_request_error", NULL, "not_found",
                          "no such endpoint (try /v1/chat/completions, /v1/completions, /v1/models, /v1/stats, "
                          "/health, /metrics)");
@@ -386,6 +390,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     free(r->body);
     free(r->ev);
     free(r->text);
+    free(r->lp);
     free(r);
     pthread_mutex_lock(&sv->lock);
     if (--sv->inflight == 0) pthread_cond_broadcast(&sv->cond);
@@ -504,6 +509,26 @@ static int check_policy(server *sv, rl_err *err) {
     return 0;
 }
 
+/* The model's names, the generation limits and the overflow policy,
+ * checked. */
+static int model_names(server *sv, rl_err *err) {
+    server_params *p = &sv->p;
+    if (guard_list_parse(p->served_names ? p->served_names : p->model_id, "--served-model-name", &sv->names, err))
+        return -1;
+    p->model_id = sv->names.items[0];
+    if (p->max_tokens_default < 0 || p->max_tokens_max < 0)
+        return rl_fail(err, RL_ERR_INPUT, "--max-tokens-default and --max-tokens-max must be 0 or more");
+    if (p->max_tokens_max > 0 && p->max_tokens_default > p->max_tokens_max)
+        return rl_fail(err, RL_ERR_INPUT, "--max-tokens-default %d is above --max-tokens-max %d",
+                       p->max_tokens_default, p->max_tokens_max);
+    if (p->max_tokens_max > 0 && p->max_tokens_default == 0) p->max_tokens_default = p->max_tokens_max;
+    const char *o = p->context_overflow;
+    if (o && strcmp(o, "refuse") != 0 && strcmp(o, "drop-oldest") != 0)
+        return rl_fail(err, RL_ERR_INPUT, "--context-overflow must be refuse or drop-oldest, not '%s'", o);
+    sv->drop_oldest = o && !strcmp(o, "drop-oldest");
+    return 0;
+}
+
 server *server_start(const model *m, sched *s, const server_params *p, rl_err *err) {
     server *sv = rl_calloc(1, sizeof *sv, err);
     if (!sv) return NULL;
@@ -528,7 +553,7 @@ server *server_start(const model *m, sched *s, const server_params *p, rl_err *e
         server_free(sv);
         return NULL;
     }
-    if (check_policy(sv, err) || !(sv->prep = prep_start(sv->p.prep_threads, gen_prep, err)) || watch_start(sv, err) ||
+    if (model_names(sv, err) || check_policy(sv, err) || !(sv->prep = prep_start(sv->p.prep_threads, gen_prep, err)) || watch_start(sv, err) ||
         start_daemon(sv, err)) {
         server_free(sv);
         return NULL;
@@ -575,6 +600,7 @@ void server_free(server *sv) {
     pages_free(sv->pages);
     guard_list_free(&sv->allowed_hosts);
     guard_list_free(&sv->cors_origins);
+    guard_list_free(&sv->names);
     pthread_mutex_destroy(&sv->lock);
     pthread_cond_destroy(&sv->cond);
     free(sv);

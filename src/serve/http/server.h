@@ -4,6 +4,7 @@
  *
  *   POST /v1/chat/completions, POST /v1/completions   (SSE or whole JSON)
  *   GET  /v1/models, /v1/models/ID, /health, /metrics, /v1/stats
+ *   POST /v1/embeddings: 404, this server does not compute embeddings
  *   GET  /, /dashboard, /plan (web pages, pages.h; off with no_web)
  *
  * Threads. libmicrohttpd runs a small pool of threads (--http-threads),
@@ -61,6 +62,14 @@ typedef struct server_params {
     int port;                  /* 0: any free port (see server_port) */
     const char *api_key;       /* NULL: no authentication */
     const char *model_id;      /* the name clients use in "model" */
+    const char *served_names;  /* "a,b": the names clients may use instead, the first reported in
+                                  answers, all listed by /v1/models (NULL: model_id alone) */
+    int max_tokens_default;    /* max_tokens of a request that gives none (0: until the context is
+                                  full; rackllm serve's default is 512) */
+    int max_tokens_max;        /* more max_tokens is refused with 400 (0: no cap but the context) */
+    const char *context_overflow; /* a chat longer than the context: "refuse" (NULL: the default,
+                                  400 context_length_exceeded) or "drop-oldest" (its oldest turns
+                                  go, its system messages and last user message stay) */
     chat_template tmpl;        /* how chat messages become a prompt (a built-in) */
     const chat_jinja *jinja;   /* the model's own template instead, when not NULL (its stop
                                   strings: tmpl's if the family is recognised, none otherwise) */
