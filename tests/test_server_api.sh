@@ -114,8 +114,9 @@ err400 "bad JSON" $C '{"model": "stories260K", "messages": [' null
 err400 "not an object" $C '[1,2]' null
 err400 "empty body" $C '' null
 err400 "no model" $C "{$U}" model
-err400 "unknown model" $C "{\"model\":\"gpt-9\",$U}" model
-check "unknown model code" "model_not_found" "$(jq -r .error.code "$TMP/e.json")"
+code=$(curl -s -o "$TMP/e.json" -w '%{http_code}' "$A$C" -H "$J" -d "{\"model\":\"gpt-9\",$U}")
+check "unknown model: 404 model_not_found" "404 invalid_request_error model model_not_found" \
+  "$code $(jq -r '"\(.error.type) \(.error.param) \(.error.code)"' "$TMP/e.json")"
 err400 "no messages" $C "{$M}" messages
 err400 "messages not array" $C "{$M,\"messages\":\"hi\"}" messages
 err400 "no message" $C "{$M,\"messages\":[]}" messages
@@ -138,7 +139,7 @@ err400 "stream_options" $C "{$M,$U,\"stream\":true,\"stream_options\":{\"include
 err400 "stop type" $C "{$M,$U,\"stop\":5}" stop
 err400 "too many stops" $C "{$M,$U,\"stop\":[$(printf '"s%d",' $(seq 20) | sed 's/,$//')]}" stop
 err400 "n" $C "{$M,$U,\"n\":2}" n
-err400 "logprobs" $C "{$M,$U,\"logprobs\":true}" logprobs
+err400 "logit_bias" $C "{$M,$U,\"logit_bias\":{\"5\":10}}" logit_bias
 err400 "tools" $C "{$M,$U,\"tools\":[{\"type\":\"function\"}]}" tools
 err400 "no prompt" /v1/completions "{$M}" prompt
 err400 "prompt type" /v1/completions "{$M,\"prompt\":[1,2]}" prompt
@@ -146,6 +147,113 @@ long=$(printf 'the cat sat on the mat and ate a big fish %.0s' $(seq 40))
 err400 "prompt too long" /v1/completions "{$M,\"prompt\":\"$long\"}" prompt
 check "too long code" "context_length_exceeded" "$(jq -r .error.code "$TMP/e.json")"
 err400 "chat too long" $C "{$M,\"messages\":[{\"role\":\"user\",\"content\":\"$long\"}]}" messages
+
+# ---- API parity (issue 15): names, max_tokens limits, penalties, logprobs, overflow ----
+start_server par -m "$STORIES" --floor 1 --capacity 2 --queue 0 --ctx 256 --served-model-name 'tiny, tiny-alias' \
+  --max-tokens-default 7 --max-tokens-max 50 --context-overflow drop-oldest
+P=$URL
+check "served names listed" "tiny tiny-alias" "$(curl -s "$P/v1/models" | jq -r '[.data[].id] | join(" ")')"
+check "an alias's model object" "200 tiny-alias" "$(curl -s -o "$TMP/m.json" -w '%{http_code}' "$P/v1/models/tiny-alias"; echo " $(jq -r .id "$TMP/m.json")")"
+curl -s "$P/v1/completions" -H "$J" -d '{"model":"tiny-alias","prompt":"Once upon a time","temperature":0}' >"$TMP/p.json"
+check "an alias is served, the first name reported" "tiny" "$(jq -r .model "$TMP/p.json")"
+check "no max_tokens: the server's default" "7 length" "$(jq -r '"\(.usage.completion_tokens) \(.choices[0].finish_reason)"' "$TMP/p.json")"
+code=$(curl -s -o "$TMP/e.json" -w '%{http_code}' "$P/v1/chat/completions" -H "$J" -d "{\"model\":\"stories260K\",$U}")
+check "the file's name is not served under other names: 404" "404 invalid_request_error model model_not_found" \
+  "$code $(jq -r '"\(.error.type) \(.error.param) \(.error.code)"' "$TMP/e.json")"
+check "404 message" "The model 'stories260K' does not exist; this server serves 'tiny'" "$(jq -r .error.message "$TMP/e.json")"
+for f in max_tokens max_completion_tokens; do
+  code=$(curl -s -o "$TMP/e.json" -w '%{http_code}' "$P/v1/chat/completions" -H "$J" -d "{\"model\":\"tiny\",$U,\"$f\":51}")
+  check "$f above the cap: 400 naming it and the cap" "400 $f yes" \
+    "$code $(jq -r .error.param "$TMP/e.json") $(jq -r .error.message "$TMP/e.json" | grep -q 'at most 50' && echo yes)"
+done
+check "max_tokens at the cap" "50" "$(curl -s "$P/v1/completions" -H "$J" -d '{"model":"tiny","prompt":"Lily","max_tokens":50,"ignore_eos":true}' | jq -r .usage.completion_tokens)"
+code=$(curl -s -o "$TMP/e.json" -w '%{http_code}' "$P/v1/embeddings" -H "$J" -d '{"model":"tiny","input":"a cat"}')
+check "embeddings: 404 saying so" "404 not_found yes" \
+  "$code $(jq -r .error.code "$TMP/e.json") $(jq -r .error.message "$TMP/e.json" | grep -q 'does not serve embeddings' && echo yes)"
+
+# repetition_penalty (llama.cpp's), over repeat_last_n tokens
+rp='{"model":"tiny","prompt":"Lily","max_tokens":40,"temperature":0}'
+plain=$(curl -s "$P/v1/completions" -H "$J" -d "$rp" | jq -r '.choices[0].text')
+pen=$(curl -s "$P/v1/completions" -H "$J" -d "${rp%\}},\"repetition_penalty\":1.8}" | jq -r '.choices[0].text')
+check "repetition_penalty changes greedy text" "yes" "$([ -n "$pen" ] && [ "$pen" != "$plain" ] && echo yes)"
+check "repetition_penalty 1 is off" "$plain" "$(curl -s "$P/v1/completions" -H "$J" -d "${rp%\}},\"repetition_penalty\":1}" | jq -r '.choices[0].text')"
+check "repeat_last_n 0 turns it off" "$plain" \
+  "$(curl -s "$P/v1/completions" -H "$J" -d "${rp%\}},\"repetition_penalty\":1.8,\"repeat_last_n\":0}" | jq -r '.choices[0].text')"
+A0=$A; A=$P; M0=$M; M='"model":"tiny"'
+err400 "repetition_penalty 0" $C "{$M,$U,\"repetition_penalty\":0}" repetition_penalty
+err400 "repetition_penalty above 2" $C "{$M,$U,\"repetition_penalty\":2.5}" repetition_penalty
+err400 "repeat_last_n" $C "{$M,$U,\"repeat_last_n\":-2}" repeat_last_n
+err400 "top_logprobs above 20" $C "{$M,$U,\"logprobs\":true,\"top_logprobs\":21}" top_logprobs
+err400 "top_logprobs without logprobs" $C "{$M,$U,\"top_logprobs\":2}" top_logprobs
+err400 "chat logprobs not a bool" $C "{$M,$U,\"logprobs\":3}" logprobs
+err400 "completions logprobs above 5" /v1/completions "{$M,\"prompt\":\"a\",\"logprobs\":6}" logprobs
+err400 "top_logprobs on completions" /v1/completions "{$M,\"prompt\":\"a\",\"top_logprobs\":2}" top_logprobs
+A=$A0; M=$M0
+
+# logprobs: chat, whole and streamed; the model's distribution, greedy takes the top one
+lc='{"model":"tiny","messages":[{"role":"user","content":"Tell me about a cat."}],"max_tokens":12,"temperature":0,"logprobs":true,"top_logprobs":3}'
+curl -s "$P/v1/chat/completions" -H "$J" -d "$lc" >"$TMP/lp.json"
+check "chat logprobs: one per token" "12" "$(jq -r '.choices[0].logprobs.content | length' "$TMP/lp.json")"
+check "chat logprobs: tokens spell the content" "$(jq -r '.choices[0].message.content' "$TMP/lp.json")" \
+  "$(jq -j '.choices[0].logprobs.content[].token' "$TMP/lp.json")"
+check "chat logprobs: bytes are the token's" "true" \
+  "$(jq -r '[.choices[0].logprobs.content[] | (.bytes | implode) == .token] | all' "$TMP/lp.json")"
+check "chat logprobs: all <= 0, three alternatives, sorted" "true" \
+  "$(jq -r '[.choices[0].logprobs.content[] | .logprob <= 0 and (.top_logprobs | length) == 3 and
+      ([.top_logprobs[].logprob] | . == (sort | reverse)) and all(.top_logprobs[]; .logprob <= 0)] | all' "$TMP/lp.json")"
+check "chat logprobs: greedy = the top one, same logprob" "true" \
+  "$(jq -r '[.choices[0].logprobs.content[] | .token == .top_logprobs[0].token and .logprob == .top_logprobs[0].logprob] | all' "$TMP/lp.json")"
+curl -sN "$P/v1/chat/completions" -H "$J" -d "${lc%\}},\"stream\":true}" >"$TMP/lp.sse"
+check "chat logprobs streamed = whole" "$(jq -c '.choices[0].logprobs.content' "$TMP/lp.json")" \
+  "$(sse_events "$TMP/lp.sse" | jq -c '.choices[0].logprobs.content // empty | .[]' | jq -sc .)"
+check "chat logprobs off: null" "null" "$(curl -s "$P/v1/chat/completions" -H "$J" -d "${lc/\"logprobs\":true,\"top_logprobs\":3/\"logprobs\":false}" | jq -c '.choices[0].logprobs')"
+# sampled (temperature 1): the chosen token's logprob is the model's, found among the alternatives when there
+lcs=${lc/\"temperature\":0/\"temperature\":1.5,\"seed\":7}
+curl -s "$P/v1/chat/completions" -H "$J" -d "${lcs/\"top_logprobs\":3/\"top_logprobs\":20}" >"$TMP/lps.json"
+check "sampled: the chosen token's logprob = its entry in top_logprobs" "true" \
+  "$(jq -r '[.choices[0].logprobs.content[] | . as $e | .top_logprobs[] | select(.token == $e.token) | .logprob == $e.logprob] | all and length > 6' "$TMP/lps.json")"
+check "sampled: logprobs of the model, not of the temperature" "true" \
+  "$(jq -r --slurpfile g "$TMP/lp.json" '.choices[0].logprobs.content[0].top_logprobs[:3] == $g[0].choices[0].logprobs.content[0].top_logprobs' "$TMP/lps.json")"
+
+# logprobs: completions, whole and streamed
+lt='{"model":"tiny","prompt":"Once upon a time","max_tokens":10,"temperature":0,"logprobs":2}'
+curl -s "$P/v1/completions" -H "$J" -d "$lt" >"$TMP/lt.json"
+check "completion logprobs: tokens spell the text" "$(jq -r '.choices[0].text' "$TMP/lt.json")" "$(jq -j '.choices[0].logprobs.tokens[]' "$TMP/lt.json")"
+check "completion logprobs: shapes" "10 10 10 10" \
+  "$(jq -r '.choices[0].logprobs | "\(.tokens | length) \(.token_logprobs | length) \(.top_logprobs | length) \(.text_offset | length)"' "$TMP/lt.json")"
+check "completion logprobs: text_offset from the prompt's start" "true" \
+  "$(jq -r '.choices[0].logprobs as $l | [range(1; 10) | $l.text_offset[.] == $l.text_offset[. - 1] + ($l.tokens[. - 1] | utf8bytelength)] | all and $l.text_offset[0] == 16' "$TMP/lt.json")"
+check "completion logprobs: greedy = the top one" "true" \
+  "$(jq -r '.choices[0].logprobs as $l | [range(10) | ($l.top_logprobs[.] | to_entries | max_by(.value)) as $t | $t.key == $l.tokens[.] and $t.value == $l.token_logprobs[.] and $t.value <= 0] | all' "$TMP/lt.json")"
+curl -sN "$P/v1/completions" -H "$J" -d "${lt%\}},\"stream\":true}" >"$TMP/lt.sse"
+check "completion logprobs streamed = whole" "$(jq -c '.choices[0].logprobs | [.tokens, .token_logprobs, .text_offset]' "$TMP/lt.json")" \
+  "$(sse_events "$TMP/lt.sse" | jq -c '.choices[0].logprobs // empty' | jq -sc '[map(.tokens[]), map(.token_logprobs[]), map(.text_offset[])]')"
+
+# a chat longer than the context: refused (the default) or cut by its oldest turns (--context-overflow drop-oldest)
+start_server ref -m "$STORIES" --floor 1 --capacity 1 --queue 0 --ctx 256 --context-overflow refuse
+R=$URL
+python3 - "$TMP" <<'PY'
+import json, sys
+turns = [[{"role": "user", "content": "Turn %d: tell me about the little dog and the big red ball." % i},
+          {"role": "assistant", "content": "The dog ran after the ball and the children laughed %d." % i}] for i in range(8)]
+for k in range(9):
+    m = [{"role": "system", "content": "You tell stories."}] + sum(turns[k:], []) + [{"role": "user", "content": "And then?"}]
+    json.dump({"messages": m, "max_tokens": 16, "temperature": 0}, open("%s/over%d.json" % (sys.argv[1], k), "w"))
+PY
+over() { jq -c --arg m "$2" '. + {model: $m}' "$TMP/over$1.json"; }
+code=$(curl -s -o "$TMP/e.json" -w '%{http_code}' "$R/v1/chat/completions" -H "$J" -d "$(over 0 stories260K)")
+check "overflow refused: 400 context_length_exceeded naming the context" "400 context_length_exceeded messages yes" \
+  "$code $(jq -r '"\(.error.code) \(.error.param)"' "$TMP/e.json") $(jq -r .error.message "$TMP/e.json" | grep -q 'context holds 256' && echo yes)"
+k=1 # the fewest turns to drop: the first k whose prompt + max_tokens fits (asked of the refusing server)
+while [ $k -lt 9 ]; do
+  n=$(curl -s "$R/v1/chat/completions" -H "$J" -d "$(over $k stories260K)" | jq -r '.usage.prompt_tokens // 999')
+  [ $((n + 16)) -le 256 ] && break
+  k=$((k + 1))
+done
+check "overflow: some turns must go, not all" "yes" "$([ $k -gt 1 ] && [ $k -lt 8 ] && echo yes)"
+curl -s "$P/v1/chat/completions" -H "$J" -d "$(over 0 tiny)" >"$TMP/drop.json"
+check "drop-oldest: answered from the chat without its oldest turns" "$n $(curl -s "$R/v1/chat/completions" -H "$J" -d "$(over $k stories260K)" | jq -c '.choices[0].message.content')" \
+  "$(jq -r .usage.prompt_tokens "$TMP/drop.json") $(jq -c '.choices[0].message.content' "$TMP/drop.json")"
 
 # ---- 404, 405, 413 ----
 check "404" "404 invalid_request_error" "$(curl -s -o "$TMP/e.json" -w '%{http_code}' "$A/v2/nothing"; jq -r ' " \(.error.type)"' "$TMP/e.json")"

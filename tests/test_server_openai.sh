@@ -15,7 +15,7 @@ if [ "$(cat "$node_dir/.installed" 2>/dev/null)" != "$stamp" ]; then
   echo "$stamp" >"$node_dir/.installed"
 fi
 
-start_server openai -m "$STORIES" --floor 1 --capacity 1 --queue 0 --step-delay 10
+start_server openai -m "$STORIES" --floor 1 --capacity 1 --queue 0 --step-delay 10 --max-tokens-max 1500
 RACKLLM_URL=$URL timeout 120 node "$node_dir/openai_client.mjs"
 check "openai client" "0" "$?"
 stop_server "$PID"

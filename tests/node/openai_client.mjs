@@ -1,8 +1,10 @@
 // openai_client.mjs — rackllm serve through the official `openai` npm
 // client, unmodified: the model list, chat (whole and streamed, with the
-// usage chunk), text completions (whole and streamed), and errors surfaced
-// as the client's own types (BadRequestError for a bad field,
-// RateLimitError when the only slot is taken). Run by
+// usage chunk), text completions (whole and streamed), logprobs (chat whole
+// and streamed, completions), and errors surfaced as the client's own
+// types (BadRequestError for a bad field or max_tokens over the cap,
+// NotFoundError for an unknown model and for embeddings, RateLimitError
+// when the only slot is taken). Run by
 // tests/test_server_openai.sh with RACKLLM_URL set to a server with
 // capacity 1 and no queue. Exits 0 when every check passes.
 import assert from 'node:assert/strict';
@@ -84,8 +86,50 @@ await check('400 as BadRequestError', async () => {
     (e) => e instanceof OpenAI.BadRequestError && e.status === 400 && e.param === 'temperature' &&
       e.type === 'invalid_request_error',
   );
+  await assert.rejects(client.chat.completions.create({ model, messages, repetition_penalty: 0 }),
+    (e) => e instanceof OpenAI.BadRequestError && e.param === 'repetition_penalty');
+  await assert.rejects(client.chat.completions.create({ model, messages, max_tokens: 1501 }),
+    (e) => e instanceof OpenAI.BadRequestError && e.param === 'max_tokens' && /at most 1500/.test(e.message));
+});
+
+await check('404 as NotFoundError: unknown model, embeddings', async () => {
   await assert.rejects(client.chat.completions.create({ model: 'no-such-model', messages }),
-    (e) => e instanceof OpenAI.BadRequestError && e.code === 'model_not_found');
+    (e) => e instanceof OpenAI.NotFoundError && e.status === 404 && e.code === 'model_not_found' &&
+      e.param === 'model');
+  await assert.rejects(client.embeddings.create({ model, input: 'a cat' }),
+    (e) => e instanceof OpenAI.NotFoundError && /does not serve embeddings/.test(e.message));
+});
+
+await check('chat logprobs, whole and streamed', async () => {
+  const req = { model, messages, max_tokens: 8, temperature: 0, logprobs: true, top_logprobs: 3 };
+  const r = await client.chat.completions.create(req);
+  const lp = r.choices[0].logprobs.content;
+  assert.equal(lp.length, 8);
+  assert.equal(lp.map((e) => e.token).join(''), r.choices[0].message.content);
+  for (const e of lp) {
+    assert.ok(e.logprob <= 0);
+    assert.equal(e.top_logprobs.length, 3);
+    assert.equal(e.top_logprobs[0].token, e.token); // greedy takes the most likely
+    assert.equal(e.top_logprobs[0].logprob, e.logprob);
+    for (let i = 1; i < 3; i++) assert.ok(e.top_logprobs[i].logprob <= e.top_logprobs[i - 1].logprob);
+  }
+  const s = await client.chat.completions.create({ ...req, stream: true });
+  const streamed = [];
+  for await (const chunk of s) streamed.push(...(chunk.choices[0]?.logprobs?.content ?? []));
+  assert.deepEqual(streamed, lp);
+});
+
+await check('completions logprobs', async () => {
+  const r = await client.completions.create({ model, prompt: 'Once upon a time', max_tokens: 6, temperature: 0, logprobs: 2 });
+  const lp = r.choices[0].logprobs;
+  assert.equal(lp.tokens.join(''), r.choices[0].text);
+  assert.equal(lp.token_logprobs.length, 6);
+  assert.equal(lp.text_offset[0], 'Once upon a time'.length);
+  lp.top_logprobs.forEach((top, i) => {
+    const best = Object.entries(top).sort((a, b) => b[1] - a[1])[0];
+    assert.deepEqual(best, [lp.tokens[i], lp.token_logprobs[i]]);
+    assert.ok(lp.token_logprobs[i] <= 0);
+  });
 });
 
 await check('429 as RateLimitError', async () => {
