@@ -136,6 +136,18 @@ check "c3: a short request fits beside c1" "200 10" \
 kill "$C1"
 check_true "c1's reservation returned" wait_until 20 health_is "$C" .context_reserved_tokens 0
 
+# --max-tokens-default: a request without max_tokens reserves its prompt + the default, not
+# the whole context (step-delay 20: its 100 tokens take 2 s or more, time to look)
+start_server dflt -m "$STORIES" --floor 1 --capacity 2 --queue 0 --ctx 256 --max-tokens-default 100 --step-delay 20
+D=$URL
+np=$(curl -s -H 'Content-Type: application/json' -d "${NOMAX/,\"stream\":true/,\"max_tokens\":1}" "$D/v1/chat/completions" | jq -r .usage.prompt_tokens)
+stream_bg "$D" "${NOMAX/\"stream\":true/\"stream\":true,\"stream_options\":{\"include_usage\":true\}}" "$TMP/d1.sse"
+check_true "d1 admitted" wait_until 20 health_is "$D" .active_sessions 1
+check "d1 reserves its prompt + the default" "$((np + 100))" "$(health "$D" .context_reserved_tokens)"
+check_true "d1 answered" wait_until 30 test -s "$TMP/d1.sse.code"
+check "d1 ends at the default" "100 length" \
+  "$(sse_events "$TMP/d1.sse" | jq -r '.usage.completion_tokens // empty') $(sse_events "$TMP/d1.sse" | jq -r '.choices[0].finish_reason // empty')"
+
 # ---- slow and stalled clients ----
 start_server slow -m "$STORIES" --floor 1 --capacity 1 --queue 0 --timeout 1 --step-delay 10
 W=$URL
