@@ -255,6 +255,15 @@ curl -s "$P/v1/chat/completions" -H "$J" -d "$(over 0 tiny)" >"$TMP/drop.json"
 check "drop-oldest: answered from the chat without its oldest turns" "$n $(curl -s "$R/v1/chat/completions" -H "$J" -d "$(over $k stories260K)" | jq -c '.choices[0].message.content')" \
   "$(jq -r .usage.prompt_tokens "$TMP/drop.json") $(jq -c '.choices[0].message.content' "$TMP/drop.json")"
 
+# docs/server.md's table of request fields names every field api.c reads
+root=$(cd "$(dirname "$0")/.." && pwd)
+table=$(sed -n '/^### Request fields/,/^### /p' "$root/docs/server.md")
+read_fields=$( (grep -oE '(field|get_number|get_int|get_bool|cJSON_GetObjectItemCaseSensitive)\([a-z]+, "[a-z_]+"' "$root/src/serve/http/api.c"
+  grep -oE 'const (NAMES|OTHER)\[\] = \{[^}]*\}' "$root/src/serve/http/api.c" | grep -oE '"[a-z_]+"') | grep -oE '"[a-z_]+"' | tr -d '"' | sort -u)
+missing=$(for f in $read_fields; do grep -qF "\`$f\`" <<<"$table" || echo "$f"; done)
+check "api.c reads fields" "yes" "$([ "$(wc -w <<<"$read_fields")" -gt 30 ] && echo yes)"
+check "every field api.c reads is in docs/server.md's table" "" "$missing"
+
 # ---- 404, 405, 413 ----
 check "404" "404 invalid_request_error" "$(curl -s -o "$TMP/e.json" -w '%{http_code}' "$A/v2/nothing"; jq -r ' " \(.error.type)"' "$TMP/e.json")"
 check "405" "405" "$(curl -s -o /dev/null -D "$TMP/h405" -w '%{http_code}' "$A/v1/chat/completions")"
