@@ -337,6 +337,14 @@ check "bad --ctx-cost (0)" "2" "$?"
 check "bad --ctx-cost (unit)" "2" "$?"
 "$BIN" serve -m "$STORIES" --port 0 --host 10.999.0.1 2>/dev/null
 check "bad host" "2" "$?"
+"$BIN" serve -m "$STORIES" --port 0 --capacity 1 --context-overflow truncate 2>"$TMP/flag.err"
+check "bad --context-overflow" "2 yes" "$? $(grep -q 'refuse or drop-oldest' "$TMP/flag.err" && echo yes)"
+"$BIN" serve -m "$STORIES" --port 0 --capacity 1 --max-tokens-default 60 --max-tokens-max 50 2>"$TMP/flag.err"
+check "--max-tokens-default above --max-tokens-max" "2 yes" "$? $(grep -q 'above --max-tokens-max' "$TMP/flag.err" && echo yes)"
+"$BIN" serve -m "$STORIES" --name a --served-model-name b 2>/dev/null
+check "--name with --served-model-name" "2" "$?"
+"$BIN" serve -m "$STORIES" --port 0 --capacity 1 --served-model-name 'a,,b' 2>/dev/null
+check "an empty served name" "2" "$?"
 
 stop_server "$APID"
 check "exit 0 on SIGTERM" "0" "$?"
