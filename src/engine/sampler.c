@@ -518,7 +518,7 @@ void sampler_logprobs(const float *logits, int32_t n_vocab, int32_t token, int n
     double z = 0.0;
     for (int32_t i = 0; i < n_vocab; i++) {
         float v = clean(logits[i]);
-        if (v > -INFINITY) z += exp((double)v - m);
+        if (v > -INFINITY) z += expf(v - m);
         if (n_top == 0) continue;
         cand c = {v, i};
         if (k == n_top && !better(c, top[k - 1])) continue;
