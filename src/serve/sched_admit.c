@@ -85,8 +85,8 @@ static void assign_locked(sched *s, partition *p, sched_session *ss) {
     p->inbox_tail = ss;
     p->n_assigned++;
     p->ctx_load += ss->ctx_reserved;
-    ss->prompt_pending = ss->n_prompt;
-    p->prompt_load += ss->n_prompt;
+    ss->prompt_pending = ss->prompt_new;
+    p->prompt_load += ss->prompt_new;
     s->mem_used += ss->mem_need;
     s->admitted++;
     s->mean_reserved = s->admitted > 1 ? 0.9 * s->mean_reserved + 0.1 * ss->ctx_reserved : ss->ctx_reserved;
@@ -106,7 +106,7 @@ static void unqueue_locked(sched *s, sched_session *ss) {
     if (s->q_tail == ss) s->q_tail = prev;
     ss->next = NULL;
     s->q_len--;
-    s->q_prompt -= ss->n_prompt;
+    s->q_prompt -= ss->prompt_new;
 }
 
 /* Takes a queued session out with a rejection. */
@@ -276,6 +276,7 @@ int sched_submit(sched *s, const sched_request *r, sched_session **out, rl_err *
     ss->refs = 2;
     /* what its prompt will compute, the prefix cache's share aside */
     int n_new = r->n_prompt - (s->pc ? prefix_cache_peek(s->pc, r->prompt, r->n_prompt, r->n_prompt - 1) : 0);
+    ss->prompt_new = n_new;
 
     sched_admit how;
     pthread_mutex_lock(&s->lock);
@@ -296,7 +297,7 @@ int sched_submit(sched *s, const sched_request *r, sched_session **out, rl_err *
         else s->q_head = ss;
         s->q_tail = ss;
         s->q_len++;
-        s->q_prompt += ss->n_prompt;
+        s->q_prompt += ss->prompt_new;
         how = SCHED_QUEUED;
     } else {
         how = SCHED_REJECT_FULL;

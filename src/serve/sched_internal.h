@@ -66,7 +66,8 @@ struct sched_session {
     engine_seq *seq;
     tok_stream ts;
     int n_gen;
-    int prompt_pending; /* (sched.lock) of its prompt, in its partition's prompt_load */
+    int prompt_new;     /* of its prompt, what the prefix cache did not hold at submit */
+    int prompt_pending; /* (sched.lock) of prompt_new, in its partition's prompt_load */
     bool stop_hit;
     double t_first, t_last, win[SCHED_RATE_WINDOW];
 
@@ -141,7 +142,7 @@ struct sched {
     pthread_cond_t cond;
     sched_session *q_head, *q_tail;
     int q_len;
-    int64_t q_prompt; /* the queued requests' prompt tokens */
+    int64_t q_prompt; /* the queued requests' prompt tokens the prefix cache lacks */
     bool draining, stopping;
 
     /* start-up commands */
