@@ -39,6 +39,8 @@ check "no path out of web/" "404" "$(curl -s -o /dev/null -w '%{http_code}' --pa
 check "stats need the key" "401" "$(curl -s -o /dev/null -w '%{http_code}' "$URL/v1/stats")"
 check "charts need the key" "401" "$(curl -s -o /dev/null -w '%{http_code}' "$URL/v1/plan/matrix.svg")"
 check "stats with the key" "2" "$(curl -s -H "Authorization: Bearer $KEY" "$URL/v1/stats" | jq -r .capacity.now)"
+check "stats: memory and prefill as /health has them" "true true true" \
+  "$(curl -s -H "Authorization: Bearer $KEY" "$URL/v1/stats" | jq -r '[.memory.budget_bytes > 0, .memory.weights_bytes > 0, (.prefill | has("backlog_tokens"))] | map(tostring) | join(" ")')"
 check "a chart, while drawn" "503 1" "$(curl -s -o /dev/null -D - -w '%{http_code}' -H "Authorization: Bearer $KEY" \
   "$URL/v1/plan/this.svg" | tr -d '\r' | awk -F': ' 'tolower($1) == "retry-after" { ra = $2 } /^[0-9]+$/ { c = $0 } END { print c, ra }')"
 check "another origin" "403" "$(curl -s -o /dev/null -w '%{http_code}' -H "Origin: http://evil.example" -H "Authorization: Bearer $KEY" "$URL/v1/stats")"

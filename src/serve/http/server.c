@@ -162,24 +162,7 @@ static enum MHD_Result health(request *r) {
     cJSON_AddNumberToObject(o, "context", st.n_ctx);
     cJSON_AddNumberToObject(o, "context_reserved_tokens", st.ctx_reserved);
     cJSON_AddNumberToObject(o, "context_cost_seconds_per_token", st.ctx_cost);
-    cJSON *mem = cJSON_AddObjectToObject(o, "memory");
-    cJSON_AddNumberToObject(mem, "available_bytes", (double)st.mem_available);
-    cJSON_AddNumberToObject(mem, "budget_bytes", (double)st.mem_budget);
-    cJSON_AddNumberToObject(mem, "reserved_bytes", (double)st.mem_reserved);
-    cJSON_AddNumberToObject(mem, "session_bytes", (double)st.mem_session);
-    cJSON_AddNumberToObject(mem, "weights_bytes", (double)st.weights_bytes);
-    if (st.prefix_on) {
-        cJSON *pc = cJSON_AddObjectToObject(o, "prefix_cache");
-        cJSON_AddNumberToObject(pc, "budget_bytes", (double)st.prefix.budget);
-        cJSON_AddNumberToObject(pc, "bytes", (double)st.prefix.bytes);
-        cJSON_AddNumberToObject(pc, "entries", st.prefix.entries);
-        cJSON_AddNumberToObject(pc, "lookups", (double)st.prefix.lookups);
-        cJSON_AddNumberToObject(pc, "hits", (double)st.prefix.hits);
-        cJSON_AddNumberToObject(pc, "reused_tokens", (double)st.prefix.tokens_reused);
-        cJSON_AddNumberToObject(pc, "evictions", (double)st.prefix.evictions);
-    } else {
-        cJSON_AddNullToObject(o, "prefix_cache");
-    }
+    http_add_memory(o, &st);
     char *json = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return answer_json(r, st.draining ? 503 : 200, json);

@@ -85,6 +85,27 @@ void http_add_prefill(cJSON *o, const sched_stats *st) {
     else cJSON_AddNullToObject(f, "ttft_limit_seconds");
 }
 
+void http_add_memory(cJSON *o, const sched_stats *st) {
+    cJSON *mem = cJSON_AddObjectToObject(o, "memory");
+    cJSON_AddNumberToObject(mem, "available_bytes", (double)st->mem_available);
+    cJSON_AddNumberToObject(mem, "budget_bytes", (double)st->mem_budget);
+    cJSON_AddNumberToObject(mem, "reserved_bytes", (double)st->mem_reserved);
+    cJSON_AddNumberToObject(mem, "session_bytes", (double)st->mem_session);
+    cJSON_AddNumberToObject(mem, "weights_bytes", (double)st->weights_bytes);
+    if (!st->prefix_on) {
+        cJSON_AddNullToObject(o, "prefix_cache");
+        return;
+    }
+    cJSON *pc = cJSON_AddObjectToObject(o, "prefix_cache");
+    cJSON_AddNumberToObject(pc, "budget_bytes", (double)st->prefix.budget);
+    cJSON_AddNumberToObject(pc, "bytes", (double)st->prefix.bytes);
+    cJSON_AddNumberToObject(pc, "entries", st->prefix.entries);
+    cJSON_AddNumberToObject(pc, "lookups", (double)st->prefix.lookups);
+    cJSON_AddNumberToObject(pc, "hits", (double)st->prefix.hits);
+    cJSON_AddNumberToObject(pc, "reused_tokens", (double)st->prefix.tokens_reused);
+    cJSON_AddNumberToObject(pc, "evictions", (double)st->prefix.evictions);
+}
+
 char *stats_json(sched *s, const char *model_id) {
     sched_stats st;
     sched_get_stats(s, &st);
@@ -122,6 +143,7 @@ char *stats_json(sched *s, const char *model_id) {
     cJSON_AddNumberToObject(c, "cost_seconds_per_token", st.ctx_cost);
     cJSON_AddNumberToObject(o, "prefill_chunk", st.prefill_chunk);
     http_add_prefill(o, &st);
+    http_add_memory(o, &st);
     add_partitions(o, s, st.partitions);
     char *json = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);

@@ -22,6 +22,11 @@
  * the mean prompt, now), ttft_limit_seconds (null: none). */
 void http_add_prefill(cJSON *o, const sched_stats *st);
 
+/* The memory figures /health and /v1/stats share: o.memory {available,
+ * budget, reserved, session, weights _bytes} and o.prefix_cache {budget_bytes,
+ * bytes, entries, lookups, hits, reused_tokens, evictions} (null: none). */
+void http_add_memory(cJSON *o, const sched_stats *st);
+
 /* The JSON text (malloc'ed; NULL if out of memory). */
 char *stats_json(sched *s, const char *model_id);
 
