@@ -785,14 +785,12 @@ static void test_break_special(void) {
 
 /* ---------------------------------------------------------------- speed */
 
-/* 100 KB must take well under a second in an optimised build; sanitizer
- * and debug builds run several times slower, so they get a looser bound
- * (a quadratic algorithm would still take minutes). */
-#if defined(__OPTIMIZE__) && !defined(__SANITIZE_ADDRESS__)
-static const double SPEED_LIMIT_S = 1.0;
-#else
-static const double SPEED_LIMIT_S = 5.0;
-#endif
+/* Not a speed goal (the times are printed, for reading): a guard against
+ * a quadratic algorithm, which takes minutes on 100 KB of one repeated
+ * character, where the linear ones take milliseconds. The bound is far
+ * above what a loaded machine or a sanitizer build needs (a 1 s bound
+ * failed once under a load average of 12), so it never fails by timing. */
+static const double SPEED_LIMIT_S = 30.0;
 
 static void time_encode(const tokenizer *t, const char *label, const char *s, size_t len) {
     double t0 = rl_now();
