@@ -247,6 +247,7 @@ int sched_configure(sched *s, rl_err *err) {
         int base = cap / K + (i < cap % K);
         sched_ctl_init(&s->parts[i].ctl, RL_MAX(base, 0), p->floor_tps, p->recover_seconds);
         s->parts[i].prefill_rate = 0.5 / s->per_token; /* a guess until prompts have waited */
+        s->parts[i].pt_cost = s->per_token;
         if (base == 0) s->parts[i].ctl.cap = s->parts[i].ctl.base = 0; /* fewer sessions than partitions */
         most = RL_MAX(most, base);
     }

@@ -114,6 +114,7 @@ typedef struct partition {
     sched_session **run;
     int n_run, max_run;
     double t_decode;      /* a decode-only step, estimated (s) */
+    double pt_cost;       /* a prompt token in a step beside the decoders, estimated (s) */
     double t_prefilled;   /* when a prompt token last went in */
     double pf_tokens, pf_time; /* prompt tokens and seconds of steps with prompts waiting,
                                   since prefill_rate was last updated */

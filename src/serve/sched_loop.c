@@ -9,6 +9,7 @@
  * partition measures its sessions' tok/s as it goes and feeds its
  * capacity controller.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -204,7 +205,7 @@ int sched_pace_budget(const sched_pace *pc, double now, const double *t_first, c
 static int prefill_budget(partition *p, double now, int *decoders, bool *waiting) {
     sched *s = p->s;
     sched_pace pc = {.floor_tps = s->p.floor_tps, .margin = PACE_MARGIN, .t_decode = p->t_decode,
-                     .per_token = s->per_token, .chunk = s->chunk, .starve = PREFILL_STARVE};
+                     .per_token = p->pt_cost, .chunk = s->chunk, .starve = PREFILL_STARVE};
     int n = 0;
     *waiting = false;
     for (int i = 0; i < p->n_run; i++) {
@@ -236,7 +237,8 @@ static void measure_prefill(partition *p, int prompt, double dt) {
     p->pf_tokens = p->pf_time = 0;
 }
 
-/* Runs one step under the budget and updates the decode-step estimate. */
+/* Runs one step under the budget and updates the estimates of a decode
+ * step and of a prompt token beside it. */
 static int paced_step(partition *p, rl_err *err) {
     double t0 = rl_now();
     int decoders = 0;
@@ -249,8 +251,15 @@ static int paced_step(partition *p, rl_err *err) {
     if (prompt > 0 || budget < 0) p->t_prefilled = now;
     if (waiting && n >= 0) measure_prefill(p, prompt, now - t0);
     if (n > 0 && decoders > 0) {
-        double dt = now - t0 - RL_MAX(prompt, 0) * p->s->per_token;
-        /* quick to rise (a slower step must not be missed), slow to fall */
+        /* both estimates quick to rise (a slower step must not be missed),
+         * slow to fall; a prompt token costs at least the probe's, more at
+         * long positions (attention) or when the prefix cache copies */
+        double dt = now - t0;
+        if (prompt > 0) {
+            double pt = (dt - p->t_decode) / prompt;
+            p->pt_cost = pt > p->pt_cost ? pt : fmax(p->s->per_token, 0.8 * p->pt_cost + 0.2 * pt);
+            dt -= prompt * p->pt_cost;
+        }
         p->t_decode = dt > p->t_decode ? dt : 0.8 * p->t_decode + 0.2 * dt;
     }
     return n;
