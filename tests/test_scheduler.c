@@ -826,8 +826,12 @@ static void test_ttft_limit(void) {
 
     CHECK_EQ_INT(sched_submit(s, &r, &ss, &err), SCHED_RUN);
     CHECK(sched_expected_wait(s, N_PROMPT) >= 0.8 + N_PROMPT / 4.0);
-    CHECK_EQ_INT(sched_submit(s, &r, &next, &err), SCHED_REJECT_TTFT);
+    double said = 0;
+    sched_request late = r;
+    late.expected_ttft = &said;
+    CHECK_EQ_INT(sched_submit(s, &late, &next, &err), SCHED_REJECT_TTFT);
     CHECK(next == NULL);
+    CHECK(said >= 0.8 + N_PROMPT / 4.0 && said > p.ttft_limit); /* the reason, for the 429 */
     sched_stats st;
     sched_get_stats(s, &st);
     CHECK_EQ_INT(st.rejected_ttft, 1);

@@ -288,8 +288,10 @@ int sched_submit(sched *s, const sched_request *r, sched_session **out, rl_err *
     } else if (!s->q_head && (p = pick_locked(s, ss)) != NULL) {
         how = over_ttft_locked(s, p, 0, n_new) ? SCHED_REJECT_TTFT : SCHED_RUN;
         if (how == SCHED_RUN) assign_locked(s, p, ss);
+        else if (r->expected_ttft) *r->expected_ttft = expected_locked(s, p, 0, n_new);
     } else if (s->q_len < s->p.queue_max && over_ttft_locked(s, NULL, s->q_len + 1, n_new)) {
         how = SCHED_REJECT_TTFT;
+        if (r->expected_ttft) *r->expected_ttft = expected_locked(s, NULL, s->q_len + 1, n_new);
     } else if (s->q_len < s->p.queue_max) {
         ss->phase = PH_QUEUED;
         ss->admit = SCHED_QUEUED;

@@ -140,6 +140,8 @@ typedef struct sched_request {
      * sched_release has returned. */
     void (*notify)(void *ctx, sched_news what);
     void *notify_ctx;
+    double *expected_ttft;     /* on SCHED_REJECT_TTFT, the expected seconds that were too
+                                * many go here (NULL: nowhere) */
 } sched_request;
 
 typedef enum sched_admit {

@@ -207,7 +207,8 @@ static int submit(request *r, const api_request *q, const int32_t *ids, int n, i
         stops[n_stops++] = *s;
     sched_request sr = {.prompt = ids, .n_prompt = n, .sp = q->sp, .max_tokens = q->max_tokens, .stops = stops,
                         .n_stops = n_stops, .ignore_eos = q->ignore_eos, .logprobs = q->logprobs,
-                        .top_logprobs = q->top_logprobs, .notify = watch_news, .notify_ctx = r};
+                        .top_logprobs = q->top_logprobs, .notify = watch_news, .notify_ctx = r,
+                        .expected_ttft = &r->ttft_expected};
     uint64_t serial = atomic_fetch_add(&sv->next_id, 1);
     if (!q->has_seed) sr.sp.seed = http_mix64(sv->nonce ^ serial);
     if (q->penalties) sr.sp.penalty_last_n = q->repeat_last_n < 0 ? n_ctx : RL_MIN(q->repeat_last_n, n_ctx);
@@ -429,7 +430,7 @@ static enum MHD_Result whole_step(request *r) {
 /* --ttft-limit: the first token would come too late; retry when the
  * expected wait has come down to the limit. */
 static enum MHD_Result too_slow(request *r, const sched_stats *st) {
-    double wait = sched_expected_wait(r->sv->s, r->n_prompt);
+    double wait = r->ttft_expected;
     api_error e;
     api_fail(&e, 429, "rate_limit_error", NULL, "ttft_limit_exceeded",
              "the first token would come in about %.1f s (%d sessions running, %d prompt tokens ahead going in at "

@@ -122,6 +122,7 @@ typedef struct request {
     bool stream, include_usage;
     api_kind kind;
     int n_prompt, max_tokens; /* what it asked for, for a 429's reason */
+    double ttft_expected;     /* a --ttft-limit refusal's reason (sched_request.expected_ttft) */
     bool logprobs;            /* the answer carries log-probabilities (read into lp) */
     size_t text_offset;       /* completions: where the next token's text begins (from the prompt's start) */
 
