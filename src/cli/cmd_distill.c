@@ -119,12 +119,12 @@ int cmd_distill(int argc, char **argv) {
         distill_result_free(&r);
         return cli_fail(&err);
     }
-    if (r.shard_only)
-        fprintf(stderr, "rackllm distill: teacher shard %d/%d in %s (%lld sequences computed)\n", c.p.shard,
-                c.p.n_shards, r.cache_path, (long long)r.cache_computed);
-    else if (r.interrupted)
+    if (r.interrupted)
         fprintf(stderr, "rackllm distill: interrupted at step %d; run the same command with --resume to go on\n",
                 r.steps_done);
+    else if (c.p.n_shards > 1)
+        fprintf(stderr, "rackllm distill: teacher shard %d/%d in %s (%lld sequences computed)\n", c.p.shard,
+                c.p.n_shards, r.cache_path, (long long)r.cache_computed);
     else
         fprintf(stderr, "rackllm distill: %d steps, %.0f tok/s; held-out %.4f nats/token (teacher %.4f)\n",
                 r.steps_done, r.tok_per_s, r.student_held, r.teacher_held);

@@ -320,10 +320,11 @@ void engine_set_prefill_budget(engine *e, int tokens) {
 static void snapshot_prompt(engine *e, engine_seq *s) {
     if (!e->cache || s->pos - s->n_cached < SNAPSHOT_MIN) return;
     bool f16 = !e->p.kv_f32;
-    fw_kv copy = {.n_ctx = s->pos, .data = malloc(forward_kv_bytes(e->m, s->pos, f16))};
+    uint64_t bytes = forward_kv_bytes(e->m, s->pos, f16);
+    fw_kv copy = {.n_ctx = s->pos, .data = malloc(bytes)};
     if (!copy.data) return; /* a cache is an optimisation: none this time */
     forward_kv_copy(e->m, f16, &copy, &s->kv, s->pos);
-    prefix_cache_put(e->cache, s->hist, s->pos, copy.data, s->pos, forward_kv_bytes(e->m, s->pos, f16));
+    prefix_cache_put(e->cache, s->hist, s->pos, copy.data, s->pos, bytes);
 }
 
 int engine_step(engine *e, rl_err *err) {

@@ -7,10 +7,11 @@
  * beside every admitted session; otherwise it waits in the
  * bounded FIFO queue until a slot frees or queue_timeout passes, or is
  * rejected (the server's 429). With a ttft_limit, a request whose first
- * token is expected later than that (a slot's wait, then its prompt behind
+ * token others would delay past it (a slot's wait, then its prompt behind
  * the prompts not yet through: sched_expected_ttft) is rejected at once
- * instead of waiting. Draining rejects the queue and admits no more. The queue, the partitions' counts and a session's phase are
- * sched.lock's: the functions named *_locked expect it held.
+ * instead of waiting. Draining rejects the queue and admits no more. The
+ * queue, the partitions' counts and a session's phase are sched.lock's:
+ * the functions named *_locked expect it held.
  */
 #include <math.h>
 #include <stdlib.h>

@@ -57,14 +57,12 @@ static void finish_session(partition *p, int i, sched_finish why, const char *ms
     sched_session_unref(ss);
 }
 
-/* n more tokens of ss's prompt need no prefill (its first token came):
- * out of the partition's prompt load. */
-static void prompt_through(partition *p, sched_session *ss, int n) {
-    if (n <= 0) return;
+/* ss's prompt has gone in (its first token came): out of the
+ * partition's prompt load. */
+static void prompt_through(partition *p, sched_session *ss) {
     pthread_mutex_lock(&p->s->lock);
-    n = RL_MIN(n, ss->prompt_pending);
-    ss->prompt_pending -= n;
-    p->prompt_load -= n;
+    p->prompt_load -= ss->prompt_pending;
+    ss->prompt_pending = 0;
     pthread_mutex_unlock(&p->s->lock);
 }
 
@@ -107,7 +105,7 @@ static sched_finish take_token(partition *p, sched_session *ss, int32_t t, doubl
     pthread_mutex_unlock(&p->stats_lock);
     if (ss->n_gen == 1) {
         ss->t_first = now;
-        prompt_through(p, ss, ss->n_prompt);
+        prompt_through(p, ss);
         pthread_mutex_lock(&ss->lock);
         ss->n_cached = engine_seq_cached(ss->seq); /* (known once its prompt went in) */
         pthread_mutex_unlock(&ss->lock);

@@ -289,7 +289,6 @@ static int prepare_cache(run *R, rl_err *err) {
         return 0;
     }
     if (p->n_shards > 1) { /* this server's share only: the shards are merged, then trained from */
-        r->shard_only = true;
         say(R, "teacher shard %d of %d done: merge the shards' records behind one header "
                "(cp shard0 all; tail -c +%d shardK >> all), then distill with --cache all",
             p->shard, p->n_shards, TCACHE_HEADER_BYTES + 1);
@@ -463,7 +462,7 @@ int distill_run(const distill_params *p, distill_result *r, rl_err *err) {
     if (rc == 0) rc = make_student(&R, err);
     if (rc == 0) rc = resume(&R, &seconds, err);
     if (rc == 0) rc = prepare_cache(&R, err);
-    bool go = rc == 0 && !r->interrupted && !r->shard_only;
+    bool go = rc == 0 && !r->interrupted && p->n_shards <= 1;
     if (go) rc = train(&R, seconds, err);
     if (rc == 0 && r->interrupted && r->steps_done > r->start_step)
         say(&R, "stopped at step %d: checkpoint %s (resume with --resume)", r->steps_done, r->ckpt_path);

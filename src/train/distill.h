@@ -75,7 +75,6 @@ typedef struct distill_result {
     double tok_per_s;                    /* tokens trained / train_seconds (this process) */
     double flops_per_token;
     bool interrupted;                    /* stopped: a checkpoint was written, no student */
-    bool shard_only;                     /* a teacher shard was computed, no student (n_shards > 1) */
     char ckpt_path[1024], cache_path[1024];
 } distill_result;
 

@@ -110,14 +110,13 @@ static int prompt_tokens(server *sv, const api_request *q, int32_t *ids, int cap
 
 /* A chat that does not fit, with --context-overflow drop-oldest: the
  * prompt of the chat without its k oldest turns (messages other than
- * system ones, before the last user message; an assistant message left
- * first after them goes too, so that the chat still begins with a user
- * turn). The system messages and the last user message always stay. */
-static int prompt_without(server *sv, const api_request *q, int k, api_message *kept, int32_t *ids, int cap, int *n,
-                          api_error *e) {
-    int last_user = -1, m = 0;
-    for (int i = 0; i < q->n_messages; i++)
-        if (!strcmp(q->messages[i].role, "user")) last_user = i;
+ * system ones, before the last user message, messages[last_user]; an
+ * assistant message left first after them goes too, so that the chat
+ * still begins with a user turn). The system messages and the last user
+ * message always stay. */
+static int prompt_without(server *sv, const api_request *q, int last_user, int k, api_message *kept, int32_t *ids,
+                          int cap, int *n, api_error *e) {
+    int m = 0;
     bool leading = k > 0; /* turns were dropped and no other kept yet */
     for (int i = 0; i < q->n_messages; i++) {
         const api_message *msg = &q->messages[i];
@@ -158,12 +157,12 @@ static int prompt_fit(server *sv, const api_request *q, int32_t *ids, int cap, i
     int lo = 1, hi = droppable; /* the fewest turns to drop lies in [lo, hi] */
     while (lo < hi) {
         int mid = lo + (hi - lo) / 2;
-        rc = prompt_without(sv, q, mid, kept, ids, cap, n, e);
+        rc = prompt_without(sv, q, last_user, mid, kept, ids, cap, n, e);
         if (rc == 0 && fits(*n, q->max_tokens, cap)) hi = mid;
         else if (rc == 0 || (e->code && !strcmp(e->code, "context_length_exceeded"))) lo = mid + 1;
         else break; /* another error (a template's own) */
     }
-    if (lo >= hi) rc = prompt_without(sv, q, hi, kept, ids, cap, n, e);
+    if (lo >= hi) rc = prompt_without(sv, q, last_user, hi, kept, ids, cap, n, e);
     free(kept);
     return rc;
 }
